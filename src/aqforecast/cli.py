@@ -1,0 +1,78 @@
+"""The ``aqforecast`` command: one subcommand per workflow stage.
+
+Run ``aqforecast --help`` or ``aqforecast <command> --help``. Errors in the configuration or in
+input files end the command with exit status 2 and a message naming the file and field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+
+log = logging.getLogger("aqforecast")
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="run configuration (YAML), e.g. config/config.yaml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aqforecast",
+        description="Air-quality forecasting and source apportionment: the daily cycle's stages.")
+    parser.add_argument("--version", action="version", version=f"aqforecast {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("validate", help="check a configuration file and print a summary",
+                       description="Validate CONFIG (keys, units, ranges, nests, CFL) and print "
+                                   "a summary of the domains, leads and species.")
+    _add_config(p)
+
+    p = sub.add_parser("grid", help="write CF grid files for every domain",
+                       description="Write DIR/grid_<domain>.nc (CF-1.10: lon/lat, crs, map "
+                                   "factors, cell areas) for every domain in CONFIG.")
+    _add_config(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
+    p = sub.add_parser("schema", help="write the JSON Schema of the configuration",
+                       description="Write the JSON Schema generated from the config models.")
+    p.add_argument("--out", default="workflow/schemas/config.schema.json", metavar="FILE")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from .log import setup_logging
+
+    setup_logging(args.verbose)
+    from .config import ConfigError
+    from .io import InputFileError
+
+    try:
+        return _dispatch(args)
+    except (ConfigError, InputFileError) as exc:
+        sys.stderr.write(f"aqforecast {args.command}: error:\n{exc}\n")
+        return 2
+
+
+def _dispatch(args) -> int:
+    from . import stages
+
+    if args.command == "validate":
+        _, summary = stages.validate(args.config)
+        sys.stdout.write(summary + "\n")
+    elif args.command == "grid":
+        for p in stages.write_grids(args.config, args.out):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "schema":
+        sys.stdout.write(f"{stages.write_schema(args.out)}\n")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

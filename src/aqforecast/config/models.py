@@ -1,0 +1,338 @@
+"""Strict run-configuration models (pydantic v2).
+
+Every model forbids unknown keys and is frozen. Field names carry their units (``_m``, ``_s``,
+``_hours``, ``_pa``). Cross-field checks (nests inside parents, lead <= 15 days, time step vs CFL,
+output cadence vs time step) run in :class:`RunConfig`'s validators so a bad file fails before any
+work starts. The JSON Schema of :class:`RunConfig` is exported to
+``workflow/schemas/config.schema.json`` (``aqforecast schema``; a test keeps it in sync).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .. import species as species_registry
+
+MAX_LEAD_HOURS = 360  # 15 days
+MAX_SUBSTEPS = 40  # advection sub-steps per sync step allowed by the CFL check
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+class _Model(BaseModel):
+    model_config = _STRICT
+
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32)]
+
+
+class ProjectionConfig(_Model):
+    """Lambert conformal projection shared by all domains (WRF MAP_PROJ = 1)."""
+
+    kind: Literal["lambert"] = "lambert"
+    truelat1: float = Field(ge=-89.0, le=89.0, description="first standard parallel, deg")
+    truelat2: float = Field(ge=-89.0, le=89.0, description="second standard parallel, deg")
+    stand_lon: float = Field(ge=-180.0, le=360.0, description="central meridian, deg")
+    ref_lat: float = Field(ge=-89.0, le=89.0, description="latitude of projection origin, deg")
+
+    @model_validator(mode="after")
+    def _same_hemisphere(self):
+        if self.truelat1 * self.truelat2 < 0:
+            raise ValueError("truelat1 and truelat2 must lie in the same hemisphere")
+        return self
+
+
+class VerticalConfig(_Model):
+    """Vertical levels: either ``nz`` stretched levels or explicit ``eta_interfaces``."""
+
+    nz: int | None = Field(default=None, ge=1, le=80, description="number of layers")
+    p_top_pa: float = Field(default=10000.0, ge=1000.0, le=50000.0, description="model top, Pa")
+    first_layer_m: float = Field(default=30.0, ge=5.0, le=200.0,
+                                 description="thickness of the lowest layer, m")
+    eta_interfaces: list[float] | None = Field(
+        default=None, description="explicit eta interfaces from 1 (surface) to 0 (top)")
+
+    @model_validator(mode="after")
+    def _one_of(self):
+        if (self.nz is None) == (self.eta_interfaces is None):
+            raise ValueError("give exactly one of 'nz' or 'eta_interfaces'")
+        if self.eta_interfaces is not None:
+            e = self.eta_interfaces
+            if len(e) < 2 or abs(e[0] - 1.0) > 1e-9 or abs(e[-1]) > 1e-9:
+                raise ValueError("eta_interfaces must run from 1.0 (surface) to 0.0 (top)")
+            if any(b >= a for a, b in zip(e, e[1:])):
+                raise ValueError("eta_interfaces must decrease strictly")
+        return self
+
+    @property
+    def n_layers(self) -> int:
+        return self.nz if self.nz is not None else len(self.eta_interfaces) - 1
+
+
+class DomainConfig(_Model):
+    """One model domain. The outermost domain is placed by its centre; a nest by its parent."""
+
+    name: Name
+    dx_m: float = Field(ge=500.0, le=27000.0, description="grid spacing, m")
+    nx: int = Field(ge=4, le=4000, description="cells west-east")
+    ny: int = Field(ge=4, le=4000, description="cells south-north")
+    centre_lon: float | None = Field(default=None, ge=-180.0, le=360.0)
+    centre_lat: float | None = Field(default=None, ge=-89.0, le=89.0)
+    parent: Name | None = None
+    ratio: int = Field(default=3, ge=1, le=7, description="parent/nest grid ratio")
+    i_parent_start: int | None = Field(default=None, ge=0,
+                                       description="0-based parent x index of the nest's first cell")
+    j_parent_start: int | None = Field(default=None, ge=0,
+                                       description="0-based parent y index of the nest's first cell")
+
+    @model_validator(mode="after")
+    def _placement(self):
+        if self.parent is None:
+            if self.centre_lon is None or self.centre_lat is None:
+                raise ValueError("the outermost domain needs centre_lon and centre_lat")
+            if self.i_parent_start is not None or self.j_parent_start is not None:
+                raise ValueError("i/j_parent_start only apply to a nest (set 'parent')")
+        else:
+            if self.i_parent_start is None or self.j_parent_start is None:
+                raise ValueError(f"nest {self.name!r} needs i_parent_start and j_parent_start")
+            if self.centre_lon is not None or self.centre_lat is not None:
+                raise ValueError(f"nest {self.name!r} is placed by its parent: "
+                                 "remove centre_lon/centre_lat")
+        return self
+
+
+class LeadWindow(_Model):
+    """Products every ``every_hours`` up to lead ``until_hours``."""
+
+    until_hours: int = Field(ge=1, le=MAX_LEAD_HOURS)
+    every_hours: int = Field(ge=1, le=24)
+    aggregation: Literal["mean", "instant", "max"] = "mean"
+
+
+def _default_windows() -> list[LeadWindow]:
+    return [LeadWindow(until_hours=72, every_hours=3), LeadWindow(until_hours=168, every_hours=12),
+            LeadWindow(until_hours=360, every_hours=24)]
+
+
+class TimeConfig(_Model):
+    """Cycle start, lead and stepping."""
+
+    start: datetime = Field(description="cycle start (UTC), ISO 8601")
+    lead_hours: int = Field(ge=1, le=MAX_LEAD_HOURS, description="forecast length, h (<= 360)")
+    sync_step_s: int = Field(default=300, ge=10, le=900,
+                             description="operator-splitting (synchronisation) step, s")
+    cfl: float = Field(default=0.75, gt=0.0, le=1.0, description="max Courant number per sweep")
+    max_wind_ms: float = Field(default=40.0, gt=0.0, le=150.0,
+                               description="wind speed used for the set-up CFL check, m/s")
+    output_every_hours: int = Field(default=1, ge=1, le=24, description="internal output, h")
+    windows: list[LeadWindow] = Field(default_factory=_default_windows)
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, v: datetime) -> datetime:
+        if v.tzinfo is not None:
+            v = v.astimezone(timezone.utc).replace(tzinfo=None)
+        return v
+
+    @model_validator(mode="after")
+    def _steps(self):
+        if 3600 % self.sync_step_s:
+            raise ValueError(f"sync_step_s={self.sync_step_s} must divide 3600 s")
+        last = 0
+        for w in self.windows:
+            if w.until_hours <= last:
+                raise ValueError("windows: until_hours must increase")
+            if (w.until_hours - last) % w.every_hours:
+                raise ValueError(f"windows: {w.every_hours} h does not divide the window "
+                                 f"{last}..{w.until_hours} h")
+            last = w.until_hours
+        return self
+
+
+class ChemistryConfig(_Model):
+    mechanism: str = Field(default="grs", description="'grs' (built in) or a path to a KPP .eqn file")
+    solver: Literal["rosenbrock", "grs_qssa"] = "rosenbrock"
+    rtol: float = Field(default=1e-3, gt=0.0, le=0.1)
+    atol_ppb: float = Field(default=1e-4, gt=0.0, le=1.0)
+    enabled: bool = True
+
+
+class RegionConfig(_Model):
+    name: Name
+    geojson: Path = Field(description="polygon file (GeoJSON), relative to base_dir")
+
+
+class TagConfig(_Model):
+    """Source-apportionment tags: region x sector, plus IC/BC/other tags."""
+
+    enabled: bool = True
+    regions: list[RegionConfig] = Field(default_factory=list)
+    sectors: list[Name] = Field(default_factory=list)
+    species: list[str] = Field(default_factory=list, description="tagged species")
+    initial_and_boundary_tags: bool = True
+    dtype: Literal["float64", "float32"] = "float64"
+
+
+class MetInput(_Model):
+    format: Literal["wrfout"] = "wrfout"
+    paths: dict[Name, str] = Field(description="per domain: file glob, relative to base_dir")
+
+
+class EmissionInput(_Model):
+    gridded: Path | None = None
+    points: Path | None = None
+    profiles: Path | None = None
+    base_year: int = Field(default=2017, ge=1990, le=2100)
+
+
+class ObservationInput(_Model):
+    stations: Path | None = None
+    station_coords: Path | None = None
+    satellite_glob: str | None = None
+
+
+class BoundaryInput(_Model):
+    kind: Literal["profile", "file"] = "profile"
+    path: Path | None = None
+
+    @model_validator(mode="after")
+    def _need_path(self):
+        if self.kind == "file" and self.path is None:
+            raise ValueError("boundary kind 'file' needs 'path'")
+        return self
+
+
+class InputsConfig(_Model):
+    met: MetInput
+    emissions: EmissionInput = Field(default_factory=EmissionInput)
+    observations: ObservationInput = Field(default_factory=ObservationInput)
+    boundary: BoundaryInput = Field(default_factory=BoundaryInput)
+    restart_dir: Path | None = Field(default=None, description="previous cycle (warm start)")
+
+
+class InversionConfig(_Model):
+    """Kalman-filter emission inversion (SCIENCE.md 7.3)."""
+
+    enabled: bool = False
+    species: list[str] = Field(default_factory=lambda: ["NO2"])
+    prior_sigma_ln: float = Field(default=0.4, gt=0.0, le=3.0,
+                                  description="prior error of ln(scaling factor)")
+    q_per_day_ln: float = Field(default=0.07, ge=0.0, le=1.0,
+                                description="model error growth of ln(scaling) per day")
+    persistence: float = Field(default=1.0, ge=0.0, le=1.0)
+    obs_error_fraction: float = Field(default=0.2, gt=0.0, le=2.0)
+
+
+class OutputConfig(_Model):
+    dir: Path = Path("results")
+    compression_level: int = Field(default=4, ge=0, le=9)
+    surface_only_products: bool = True
+    write_restart: bool = True
+
+
+class ParallelConfig(_Model):
+    process_grid: tuple[int, int] | None = Field(
+        default=None, description="(py, px) MPI process grid; null = choose automatically")
+    threads: int = Field(default=0, ge=0, le=1024, description="numba threads; 0 = all cores")
+
+
+class RunConfig(_Model):
+    """The whole run: one daily cycle of the forecast system."""
+
+    name: Name = "aqforecast"
+    base_dir: Path = Field(default=Path("."),
+                           description="base for relative paths, relative to the config file")
+    projection: ProjectionConfig
+    vertical: VerticalConfig
+    domains: list[DomainConfig] = Field(min_length=1)
+    time: TimeConfig
+    species: list[str] = Field(min_length=1, description="transported species")
+    chemistry: ChemistryConfig = Field(default_factory=ChemistryConfig)
+    tags: TagConfig = Field(default_factory=TagConfig)
+    inputs: InputsConfig
+    inversion: InversionConfig = Field(default_factory=InversionConfig)
+    outputs: OutputConfig = Field(default_factory=OutputConfig)
+    parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+
+    @field_validator("species")
+    @classmethod
+    def _known_species(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not species_registry.is_known(s):
+                raise ValueError(f"unknown species {s!r}; known: "
+                                 f"{', '.join(species_registry.names())}")
+        if len(set(v)) != len(v):
+            raise ValueError("species listed twice")
+        return v
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        names = [d.name for d in self.domains]
+        if len(set(names)) != len(names):
+            raise ValueError(f"domain names must be unique, got {names}")
+        by_name = {d.name: d for d in self.domains}
+        roots = [d for d in self.domains if d.parent is None]
+        if len(roots) != 1:
+            raise ValueError("exactly one domain must have no parent (the outermost)")
+        for d in self.domains:
+            if d.parent is None:
+                continue
+            if d.parent not in by_name:
+                raise ValueError(f"domain {d.name!r}: parent {d.parent!r} is not defined")
+            p = by_name[d.parent]
+            if names.index(d.parent) > names.index(d.name):
+                raise ValueError(f"domain {d.name!r} must come after its parent {d.parent!r}")
+            if abs(d.dx_m * d.ratio - p.dx_m) > 1e-6 * p.dx_m:
+                raise ValueError(f"domain {d.name!r}: dx_m*ratio = {d.dx_m * d.ratio:g} m must "
+                                 f"equal parent dx_m = {p.dx_m:g} m")
+            if d.nx % d.ratio or d.ny % d.ratio:
+                raise ValueError(f"domain {d.name!r}: nx={d.nx}, ny={d.ny} must be multiples of "
+                                 f"ratio {d.ratio}")
+            i1 = d.i_parent_start + d.nx // d.ratio
+            j1 = d.j_parent_start + d.ny // d.ratio
+            if d.i_parent_start < 1 or d.j_parent_start < 1 or i1 > p.nx - 1 or j1 > p.ny - 1:
+                raise ValueError(
+                    f"domain {d.name!r} must lie inside its parent {p.name!r} with at least one "
+                    f"parent cell to spare on every side: it covers parent cells x "
+                    f"{d.i_parent_start}..{i1 - 1}, y {d.j_parent_start}..{j1 - 1}; the parent "
+                    f"has x 0..{p.nx - 1}, y 0..{p.ny - 1}")
+        # CFL: advection sub-steps needed per sync step at max_wind_ms on the finest grid
+        dx_min = min(d.dx_m for d in self.domains)
+        nsub = math.ceil(self.time.max_wind_ms * self.time.sync_step_s / (self.time.cfl * dx_min))
+        if nsub > MAX_SUBSTEPS:
+            raise ValueError(
+                f"time.sync_step_s={self.time.sync_step_s} s is too long for dx={dx_min:g} m: a "
+                f"{self.time.max_wind_ms:g} m/s wind needs {nsub} advection sub-steps at CFL "
+                f"{self.time.cfl} (max {MAX_SUBSTEPS}); use sync_step_s <= "
+                f"{int(MAX_SUBSTEPS * self.time.cfl * dx_min / self.time.max_wind_ms)}")
+        if self.time.windows[-1].until_hours < self.time.lead_hours:
+            raise ValueError(f"time.windows end at {self.time.windows[-1].until_hours} h, before "
+                             f"lead_hours={self.time.lead_hours}")
+        for dname in names:
+            if dname not in self.inputs.met.paths:
+                raise ValueError(f"inputs.met.paths has no entry for domain {dname!r}")
+        for extra in self.inputs.met.paths:
+            if extra not in by_name:
+                raise ValueError(f"inputs.met.paths names unknown domain {extra!r}")
+        for s in self.tags.species:
+            if s not in self.species:
+                raise ValueError(f"tags.species: {s!r} is not in the transported species")
+        for s in self.inversion.species:
+            if not species_registry.is_known(s):
+                raise ValueError(f"inversion.species: unknown species {s!r}")
+        return self
+
+    @property
+    def domain_names(self) -> list[str]:
+        return [d.name for d in self.domains]
+
+    def domain(self, name: str) -> DomainConfig:
+        for d in self.domains:
+            if d.name == name:
+                return d
+        raise KeyError(f"no domain {name!r}; domains: {self.domain_names}")

@@ -1,0 +1,67 @@
+"""One function per workflow stage. The CLI and the Snakemake rules call these.
+
+Each stage validates its inputs before doing any work and writes its outputs atomically.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .config import RunConfig, config_schema_json, load_config
+from .grid import grids_from_config, nests_from_config
+from .io import atomic_path, grid_dataset, write_dataset
+
+log = logging.getLogger(__name__)
+
+
+def validate(config_path: str | Path) -> tuple[RunConfig, str]:
+    """Validate a config file; return it and a human-readable summary."""
+    cfg = load_config(config_path)
+    grids = grids_from_config(cfg)
+    nests = nests_from_config(cfg, grids)
+    lines = [f"config {config_path}: OK ({cfg.name})",
+             f"  cycle start {cfg.time.start:%Y-%m-%d %H:%M} UTC, lead {cfg.time.lead_hours} h "
+             f"({cfg.time.lead_hours / 24:g} days), sync step {cfg.time.sync_step_s} s"]
+    for name, g in grids.items():
+        extra = ""
+        if name in nests:
+            n = nests[name]
+            extra = (f", nest of {n.parent.name} (ratio {n.ratio}) from parent cell "
+                     f"({n.i_start}, {n.j_start})")
+        lines.append(f"  domain {g.summary()}{extra}")
+    v = next(iter(grids.values())).vertical
+    z = v.standard_heights()
+    lines.append(f"  {v.nz} layers to {v.p_top / 100:g} hPa; lowest layer ~{z[1]:.0f} m, "
+                 f"top ~{z[-1] / 1000:.1f} km (standard atmosphere)")
+    lines.append(f"  species ({len(cfg.species)}): {', '.join(cfg.species)}")
+    lines.append(f"  chemistry: {cfg.chemistry.mechanism} with {cfg.chemistry.solver}"
+                 + ("" if cfg.chemistry.enabled else " (disabled)"))
+    if cfg.tags.enabled:
+        ntag = len(cfg.tags.regions) * max(1, len(cfg.tags.sectors))
+        lines.append(f"  tags: {len(cfg.tags.regions)} regions x {len(cfg.tags.sectors)} "
+                     f"sectors = {ntag} (+ IC/BC/other) on {', '.join(cfg.tags.species)}")
+    windows = ", ".join(f"every {w.every_hours} h to {w.until_hours} h" for w in cfg.time.windows)
+    lines.append(f"  products: {windows}")
+    return cfg, "\n".join(lines)
+
+
+def write_grids(config_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Write a CF grid file ``grid_<domain>.nc`` for every domain; return the paths."""
+    cfg = load_config(config_path)
+    out_dir = Path(out_dir)
+    paths = []
+    for name, grid in grids_from_config(cfg).items():
+        ds = grid_dataset(grid)
+        p = write_dataset(ds, out_dir / f"grid_{name}.nc", cfg.outputs.compression_level)
+        log.info("wrote %s (%s)", p, grid.summary())
+        paths.append(p)
+    return paths
+
+
+def write_schema(out: str | Path) -> Path:
+    """Write the JSON Schema of the run configuration."""
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        tmp.write_text(config_schema_json())
+    return out
