@@ -1,0 +1,142 @@
+"""Communicators: one interface, a serial implementation and an MPI one.
+
+The serial communicator runs exactly the same code path as MPI with one rank (every collective is
+the identity), so the model never branches on "am I parallel?" (the Veros/Pace pattern). This
+package is the only place in aqforecast that imports :mod:`mpi4py`, and only lazily.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SerialComm", "MPIComm", "get_comm", "launched_under_mpi"]
+
+
+class SerialComm:
+    """A communicator of one rank; collectives return their input."""
+
+    rank = 0
+    size = 1
+    is_mpi = False
+
+    def barrier(self) -> None:
+        pass
+
+    def bcast(self, obj: Any, root: int = 0) -> Any:
+        return obj
+
+    def allreduce_sum(self, x):
+        return x
+
+    def allreduce_max(self, x):
+        return x
+
+    def allreduce_min(self, x):
+        return x
+
+    def gather(self, obj: Any, root: int = 0) -> list | None:
+        return [obj]
+
+    def allgather(self, obj: Any) -> list:
+        return [obj]
+
+    def scatter(self, objs: list | None, root: int = 0) -> Any:
+        return objs[0]
+
+    def isend(self, buf: np.ndarray, dest: int, tag: int):  # pragma: no cover - never called
+        raise RuntimeError("SerialComm has no neighbours to send to")
+
+    irecv = isend
+
+    @staticmethod
+    def waitall(requests) -> None:
+        pass
+
+
+class MPIComm:
+    """Thin wrapper of an ``mpi4py`` communicator with the :class:`SerialComm` interface.
+
+    Array reductions use the buffer interface (``Allreduce``), halo messages non-blocking
+    ``Isend``/``Irecv`` on contiguous numpy buffers.
+    """
+
+    is_mpi = True
+
+    def __init__(self, comm=None):
+        from mpi4py import MPI
+
+        self._MPI = MPI
+        self.comm = comm if comm is not None else MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.size = self.comm.Get_size()
+
+    def barrier(self) -> None:
+        self.comm.Barrier()
+
+    def bcast(self, obj, root: int = 0):
+        return self.comm.bcast(obj, root=root)
+
+    def _allreduce(self, x, op):
+        if np.isscalar(x) or np.ndim(x) == 0:
+            return type(x)(self.comm.allreduce(x, op=op)) if np.isscalar(x) else \
+                np.asarray(self.comm.allreduce(float(x), op=op))
+        a = np.ascontiguousarray(x)
+        out = np.empty_like(a)
+        self.comm.Allreduce(a, out, op=op)
+        return out
+
+    def allreduce_sum(self, x):
+        return self._allreduce(x, self._MPI.SUM)
+
+    def allreduce_max(self, x):
+        return self._allreduce(x, self._MPI.MAX)
+
+    def allreduce_min(self, x):
+        return self._allreduce(x, self._MPI.MIN)
+
+    def gather(self, obj, root: int = 0):
+        return self.comm.gather(obj, root=root)
+
+    def allgather(self, obj):
+        return self.comm.allgather(obj)
+
+    def scatter(self, objs, root: int = 0):
+        return self.comm.scatter(objs, root=root)
+
+    def isend(self, buf: np.ndarray, dest: int, tag: int):
+        return self.comm.Isend(buf, dest=dest, tag=tag)
+
+    def irecv(self, buf: np.ndarray, source: int, tag: int):
+        return self.comm.Irecv(buf, source=source, tag=tag)
+
+    def waitall(self, requests) -> None:
+        self._MPI.Request.Waitall(list(requests))
+
+
+def launched_under_mpi() -> bool:
+    """True when an MPI launcher started this process with more than one rank."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        if var in os.environ:
+            try:
+                return int(os.environ[var]) > 1
+            except ValueError:
+                return True
+    return False
+
+
+def get_comm(kind: str = "auto"):
+    """The communicator to use: ``"serial"``, ``"mpi"`` or ``"auto"`` (MPI when launched so)."""
+    if kind == "serial":
+        return SerialComm()
+    if kind == "mpi" or (kind == "auto" and launched_under_mpi()):
+        try:
+            return MPIComm()
+        except ImportError as exc:
+            raise RuntimeError("launched under MPI but mpi4py is not importable; install the "
+                               "'mpi' extra (mpi4py + mpich)") from exc
+    if kind != "auto":
+        raise ValueError(f"unknown communicator kind {kind!r}; use serial, mpi or auto")
+    return SerialComm()
