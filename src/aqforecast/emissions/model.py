@@ -1,0 +1,329 @@
+"""The emission model: gridded, speciated, time-resolved, scaled and tagged emissions.
+
+:class:`EmissionModel` is built once per grid (regridding weights, region fractions, point-source
+cells) and then called for a model time:
+
+    em = EmissionModel.from_config(cfg, grid)
+    f = em.emissions(t, scaling={("Hangzhou", "industry", "NOx"): 0.7}, met=plume_met)
+    f.surface      # (nspec, ny, nx)       flux into layer 1
+    f.elevated     # (nspec, nz, ncol)     flux into layer k of column c = f.columns[c] = (j, i)
+    f.to_dense()   # (nspec, nz, ny, nx)   everything per layer (surface added to layer 0)
+
+Units: gases mol m-2 s-1, aerosols kg m-2 s-1, per unit TRUE horizontal cell area
+(``grid.cell_area``); a layer's injection rate in the column is flux x cell_area. These are the
+``E_k`` of the vertical-mixing solve (SCIENCE.md 3.2). Rates are constant within each hour of
+local time (temporal profiles, :mod:`.temporal`). :meth:`EmissionModel.tagged_emissions` returns
+the same fields with a leading tag axis, tags = (region, sector) for every region (plus the
+remainder ``outside``) x sector; the bulk fields are DEFINED as the sum over that axis, so
+``tagged.surface.sum(0) == bulk.surface`` bit for bit (SCIENCE.md 6.1).
+
+Per model cell and hour, for region r, sector s, pollutant p, species q:
+    E[r,s,q] = sum_p S_s[q,p] * beta[r,s,p] * T_s(t) * frac_r * M[s,p] / A
+with M the regridded inventory mass (Mg per period), T_s the temporal factor (s-1 per period),
+beta the scaling factor, S_s the speciation matrix and A the cell area. Stacks go to their own
+cell and region, and to layers by Briggs plume rise (:mod:`.vertical`).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import species as registry
+from .inventory import (POLLUTANTS, AreaSources, GriddedInventory, PointSources,
+                        read_gridded_inventory, read_point_sources)
+from .regions import RegionMasks, project_geometry, region_fractions
+from .regrid import ConservativeRegridder, model_cell_polygons, overlap_weights
+from .scaling import ScalingTable
+from .speciation import EMITTED_SPECIES, Speciation
+from .temporal import TemporalProfiles, _as_utc
+from .vertical import PlumeMet, area_layer_fractions, stack_layer_fractions
+
+log = logging.getLogger(__name__)
+
+__all__ = ["EmissionFields", "EmissionModel"]
+
+
+@dataclass
+class EmissionFields:
+    """Emission fluxes at one time (module docstring for units).
+
+    ``surface``: (..., nspec, ny, nx); ``elevated``: (..., nspec, nz, ncol) with ``columns``
+    (ncol, 2) the (j, i) of each column; leading ``...`` is the tag axis for tagged fields.
+    """
+
+    time: object
+    species: tuple[str, ...]
+    surface: np.ndarray
+    elevated: np.ndarray
+    columns: np.ndarray
+    shape: tuple[int, int, int]                 # (nz, ny, nx)
+    tags: tuple[tuple[str, str], ...] | None = None
+
+    def units(self, name: str) -> str:
+        return "mol m-2 s-1" if registry.get(name).phase == "gas" else "kg m-2 s-1"
+
+    def to_dense(self) -> np.ndarray:
+        """All emissions per layer, (..., nspec, nz, ny, nx)."""
+        nz, ny, nx = self.shape
+        lead = self.surface.shape[:-2]
+        out = np.zeros(lead + (nz, ny, nx))
+        out[..., 0, :, :] = self.surface
+        if self.columns.size:
+            j, i = self.columns[:, 0], self.columns[:, 1]
+            np.add.at(out, (..., slice(None), j, i), self.elevated)
+        return out
+
+    def column_total(self) -> np.ndarray:
+        """Vertically integrated flux (..., nspec, ny, nx)."""
+        nz, ny, nx = self.shape
+        out = self.surface.copy()
+        if self.columns.size:
+            j, i = self.columns[:, 0], self.columns[:, 1]
+            np.add.at(out, (..., j, i), self.elevated.sum(axis=-2))
+        return out
+
+    def index(self, name: str) -> int:
+        return self.species.index(name)
+
+
+class EmissionModel:
+    """Gridded emissions for one model grid; see the module docstring.
+
+    Parameters
+    ----------
+    grid: target :class:`aqforecast.grid.LambertGrid` (with ``vertical`` for stack layers).
+    inventory: :class:`GriddedInventory` or None; points: :class:`PointSources` or None;
+    area: :class:`AreaSources` or None.
+    regions: :class:`RegionMasks` for this grid (default: only ``outside``).
+    species: model species to produce (default: all emitted species).
+    temporal: :class:`TemporalProfiles` (default literature profiles, UTC+8).
+    speciation: :class:`Speciation` (default factors).
+    area_layers: {sector: layer fractions} for area sources above layer 1 (default all layer 1).
+    cache_dir: folder for the regridding weights.
+    """
+
+    def __init__(self, grid, inventory: GriddedInventory | None = None,
+                 points: PointSources | None = None, area: AreaSources | None = None,
+                 regions: RegionMasks | None = None, species=None,
+                 temporal: TemporalProfiles | None = None, speciation: Speciation | None = None,
+                 area_layers: dict | None = None, cache_dir: str | Path | None = None):
+        if grid.vertical is None:
+            raise ValueError(f"grid {grid.name!r} needs a vertical grid for emission layers")
+        self.grid = grid
+        self._cache_dir = cache_dir
+        self.nz = grid.vertical.nz
+        self.species = tuple(species if species is not None else EMITTED_SPECIES)
+        self.regions = regions if regions is not None else RegionMasks.none(grid)
+        if self.regions.fractions.shape[1:] != (grid.ny, grid.nx):
+            raise ValueError("region masks were built for another grid")
+        self.temporal = temporal or TemporalProfiles()
+        self.speciation = speciation or Speciation(self.species)
+        points = points if points is not None else PointSources.empty()
+        sectors: list[str] = []
+        for src in (inventory.sectors if inventory is not None else (), points.sectors,
+                    area.sectors if area is not None else ()):
+            sectors += [s for s in src if s not in sectors]
+        self.sectors = tuple(sectors)
+        self.tags = tuple((r, s) for r in self.regions.names for s in self.sectors)
+        ncell = grid.ny * grid.nx
+        self.cell_area = grid.cell_area.ravel()
+        self.report: dict = {}
+        self._terms: list[tuple[str, np.ndarray]] = []   # (period, Mg/period (nper,nsec,npol,ncell))
+        if inventory is not None:
+            self._add_inventory(inventory)
+        if area is not None and len(area):
+            self._add_area(area)
+        self._add_points(points)
+        self._smat = np.stack([self.speciation.matrix(s) for s in self.sectors]) if sectors \
+            else np.zeros((0, len(self.species), len(POLLUTANTS)))
+        layers = area_layers or {}
+        unknown = set(layers) - set(self.sectors)
+        if unknown:
+            raise KeyError(f"area_layers names unknown sector(s) {sorted(unknown)}")
+        self._area_prof = np.stack([area_layer_fractions(layers.get(s), self.nz)
+                                    for s in self.sectors]) if sectors else np.zeros((0, self.nz))
+        self._area_elev = np.flatnonzero(self._area_prof[:, 1:].sum(axis=1) > 0)
+        cols = [np.column_stack(self._pt_cells)] if len(self._pt_idx) else []
+        if self._area_elev.size:
+            jj, ii = np.divmod(np.arange(ncell), grid.nx)
+            cols.append(np.column_stack([jj, ii]))
+        self.columns = (np.unique(np.concatenate(cols), axis=0) if cols
+                        else np.zeros((0, 2), dtype=np.int64)).astype(np.int64)
+        colid = {tuple(c): n for n, c in enumerate(self.columns)}
+        self._pt_col = np.array([colid[(j, i)] for j, i in zip(*self._pt_cells)], dtype=np.int64)
+        self._default_stack_layers = stack_layer_fractions(
+            self._points_sub(), self._pt_cells, PlumeMet(grid.vertical.standard_heights()))
+        self._cache_key = None
+        self._cache_val = None
+
+    # ----------------------------------------------------------------------------- build
+    def _sector_index(self, names) -> np.ndarray:
+        return np.array([self.sectors.index(s) for s in names], dtype=np.int64)
+
+    def _add_inventory(self, inv: GriddedInventory) -> None:
+        rg = ConservativeRegridder(self.grid, inv.lon_edges, inv.lat_edges,
+                                   cache_dir=self._cache_dir)
+        m = rg(inv.mass)                              # (nper, nsec, npol, ny, nx)
+        full = np.zeros((m.shape[0], len(self.sectors), len(POLLUTANTS), m.shape[-2] * m.shape[-1]))
+        full[:, self._sector_index(inv.sectors)] = m.reshape(m.shape[:3] + (-1,))
+        self._terms.append((inv.period, full))
+        tot_in = inv.mass.sum(axis=(0, 1, 3, 4))
+        kept = full.sum(axis=(0, 1, 3))
+        frac_out = np.where(tot_in > 0, 1.0 - kept / np.where(tot_in > 0, tot_in, 1.0), 0.0)
+        self.report["gridded_outside_fraction"] = dict(zip(POLLUTANTS, map(float, frac_out)))
+        self.report["gridded_inside_Mg"] = dict(zip(POLLUTANTS, map(float, kept)))
+        log.info("%s on %s: fraction outside the domain %s", inv.source, self.grid.name,
+                 {p: round(float(f), 4) for p, f in zip(POLLUTANTS, frac_out)})
+
+    def _add_area(self, area: AreaSources) -> None:
+        g = self.grid
+        ncell = g.ny * g.nx
+        full = np.zeros((1, len(self.sectors), len(POLLUTANTS), ncell))
+        cells = model_cell_polygons(g)
+        sidx = self._sector_index(area.sectors)
+        lost = 0
+        for n, geom in enumerate(area.geometry):
+            if geom.geom_type == "Point":
+                j, i = g.locate(geom.x, geom.y)
+                if int(j) < 0:
+                    lost += 1
+                    continue
+                full[0, sidx[n], :, int(j) * g.nx + int(i)] += area.rates[n]
+            else:
+                w = overlap_weights(np.array([project_geometry(geom, g)]), cells).toarray()[:, 0]
+                if w.sum() < 1 - 1e-9:
+                    lost += 1
+                full[0, sidx[n]] += area.rates[n][:, None] * w[None, :]
+        self._terms.append(("year", full))
+        self.report["area_sources_partly_outside"] = lost
+
+    def _add_points(self, pts: PointSources) -> None:
+        j, i = self.grid.locate(pts.lon, pts.lat) if len(pts) else (np.zeros(0, int),) * 2
+        inside = np.asarray(j) >= 0
+        if len(pts) and not inside.all():
+            out = [pts.ids[n] for n in np.flatnonzero(~inside)]
+            log.warning("%d point source(s) outside grid %s dropped: %s", len(out),
+                        self.grid.name, ", ".join(out))
+        self.report["points_outside"] = [pts.ids[n] for n in np.flatnonzero(~inside)]
+        self._points = pts
+        self._pt_idx = np.flatnonzero(inside)
+        self._pt_cells = (np.asarray(j)[inside].astype(np.int64),
+                          np.asarray(i)[inside].astype(np.int64))
+        sub = self._points_sub()
+        self._pt_sector = self._sector_index(sub.sectors)
+        self._pt_region = (self.regions.region_of_points(self.grid, sub.lon, sub.lat)
+                           if len(sub) else np.zeros(0, dtype=np.int64))
+
+    def _points_sub(self) -> PointSources:
+        p, k = self._points, self._pt_idx
+        return PointSources(tuple(p.ids[n] for n in k), p.lon[k], p.lat[k], p.stack_height[k],
+                            p.stack_diameter[k], p.exit_velocity[k], p.exit_temperature[k],
+                            tuple(p.sectors[n] for n in k), p.rates[k], p.source)
+
+    # ----------------------------------------------------------------------------- run time
+    def scaling_array(self, scaling=None) -> np.ndarray:
+        """Resolved factors (nregion, nsector, npollutant) for a scaling table/dict/DataFrame."""
+        return ScalingTable.coerce(scaling).resolve(self.regions.names, self.sectors)
+
+    def _mass_rate(self, t) -> np.ndarray:
+        """Area-source mass rates, Mg s-1, (nsec, npol, ncell) at time t (hour of t)."""
+        ncell = self.grid.ny * self.grid.nx
+        rate = np.zeros((len(self.sectors), len(POLLUTANTS), ncell))
+        for period, m in self._terms:
+            fac = self.temporal.factors(self.sectors, t, period)
+            if period == "month":
+                m = m[self.temporal.local_time(t).month - 1]
+            else:
+                m = m[0]
+            rate += m * fac[:, None, None]
+        return rate
+
+    def tagged_emissions(self, t, scaling=None, met: PlumeMet | None = None) -> EmissionFields:
+        """Emission fluxes per tag (region x sector) at time ``t`` (UTC), leading axis ntag.
+
+        Tag n is ``self.tags[n] = (region, sector)``; regions include ``outside``.
+        """
+        beta = self.scaling_array(scaling)
+        key = (_hour_key(t), beta.tobytes(), id(met))
+        if self._cache_key == key:
+            return self._cache_val
+        g = self.grid
+        nreg, nsec, nspec = self.regions.nregion, len(self.sectors), len(self.species)
+        ncell = g.ny * g.nx
+        frac = self.regions.fractions.reshape(nreg, ncell)
+        rate = self._mass_rate(t)                                   # Mg s-1 (nsec, npol, ncell)
+        # speciate per region & sector: (nreg, nsec, nspec, ncell), per unit area
+        sb = np.einsum("sqp,rsp->rsqp", self._smat, beta)           # (nreg, nsec, nspec, npol)
+        spec = np.einsum("rsqp,spc->rsqc", sb, rate) * (frac[:, None, None, :] / self.cell_area)
+        prof = self._area_prof
+        surface = spec * prof[None, :, 0, None, None]
+        ncol = self.columns.shape[0]
+        elevated = np.zeros((nreg, nsec, nspec, self.nz, ncol))
+        if self._area_elev.size:
+            # columns hold every cell (in C order) when any area sector is lifted
+            s = self._area_elev
+            elevated[:, s, :, 1:, :] = (spec[:, s, :, None, :] * prof[None, s, None, 1:, None])
+        if self._pt_idx.size:
+            self._add_point_emissions(t, beta, met, elevated)
+        surface = surface.reshape(nreg * nsec, nspec, g.ny, g.nx)
+        elevated = elevated.reshape(nreg * nsec, nspec, self.nz, ncol)
+        out = EmissionFields(t, self.species, surface, elevated, self.columns,
+                             (self.nz, g.ny, g.nx), self.tags)
+        self._cache_key, self._cache_val = key, out
+        return out
+
+    def _add_point_emissions(self, t, beta, met, elevated) -> None:
+        sub = self._points_sub()
+        if met is None:
+            layers = self._default_stack_layers
+        else:
+            layers = stack_layer_fractions(sub, self._pt_cells, met)
+        fac = self.temporal.factors(self.sectors, t, "year")         # s-1 per sector
+        ci = self._pt_cells[0] * self.grid.nx + self._pt_cells[1]
+        for n in range(len(sub)):
+            r, s = self._pt_region[n], self._pt_sector[n]
+            mass_rate = sub.rates[n] * fac[s] * beta[r, s]            # Mg s-1 (npol,)
+            flux = self._smat[s] @ mass_rate / self.cell_area[ci[n]]  # (nspec,)
+            elevated[r, s, :, :, self._pt_col[n]] += flux[:, None] * layers[n][None, :]
+
+    def emissions(self, t, scaling=None, met: PlumeMet | None = None) -> EmissionFields:
+        """Bulk emission fluxes at time ``t``: the exact sum over tags."""
+        tagged = self.tagged_emissions(t, scaling, met)
+        return EmissionFields(t, self.species, tagged.surface.sum(axis=0),
+                              tagged.elevated.sum(axis=0), tagged.columns, tagged.shape, None)
+
+    # ----------------------------------------------------------------------------- diagnostics
+    def annual_mass(self) -> np.ndarray:
+        """Mg per year per (sector, pollutant) on the grid (area + gridded + in-domain points)."""
+        out = np.zeros((len(self.sectors), len(POLLUTANTS)))
+        for _, m in self._terms:
+            out += m.sum(axis=(0, 3))
+        sub = self._points_sub()
+        for n in range(len(sub)):
+            out[self._pt_sector[n]] += sub.rates[n]
+        return out
+
+    @classmethod
+    def from_config(cls, cfg, grid, cache_dir: str | Path | None = None,
+                    **kwargs) -> "EmissionModel":
+        """Build from a :class:`aqforecast.config.RunConfig` for one of its grids."""
+        from ..config import resolve_path
+
+        e = cfg.inputs.emissions
+        inv = read_gridded_inventory(resolve_path(cfg, e.gridded)) if e.gridded else None
+        pts = read_point_sources(resolve_path(cfg, e.points)) if e.points else None
+        temporal = (TemporalProfiles.from_csv(resolve_path(cfg, e.profiles)) if e.profiles
+                    else TemporalProfiles())
+        regions = region_fractions(grid, [(r.name, resolve_path(cfg, r.geojson))
+                                          for r in cfg.tags.regions])
+        species = tuple(s for s in cfg.species if s in EMITTED_SPECIES)
+        return cls(grid, inv, pts, regions=regions, species=species, temporal=temporal,
+                   cache_dir=cache_dir, **kwargs)
+
+
+def _hour_key(t) -> int:
+    return int(_as_utc(t).timestamp() // 3600)
