@@ -28,7 +28,9 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-__all__ = ["tag_fraction_line", "tag_fraction_sweep"]
+from .advection import walcek_line as _walcek_line
+
+__all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged"]
 
 
 @nb.njit(cache=True)
@@ -96,3 +98,69 @@ def tag_fraction_sweep(bulk_mass, flux, frac, bc_low, bc_high):
             for k in range(ntag):
                 for i in range(n):
                     frac[k, a, b, i] = out[k, i]
+
+
+@nb.njit(parallel=True, cache=True)
+def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                        bc_high):
+    """One Walcek sweep along the last axis of line views, with flux-fraction tags.
+
+    q: (nspec, n0, n1, n + 2h) mixing ratios (a strided view whose last axis is the sweep axis,
+    ghosts filled); mass: (n0, n1, n) air mass, kg, replaced by the post-sweep mass;
+    flux_air: (n0, n1, n + 1) air-mass flux per step, kg, times ``scale``; closed: bit mask as in
+    :mod:`aqforecast.kernels.advection`; tag_rows: (ntagged,) int64 rows of ``q`` that carry
+    tags; frac: (ntagged, ntag, n0, n1, n) tag fractions, updated in place; bc_low/bc_high:
+    (ntagged, ntag, n0, n1) fractions of inflow through the low/high boundary face.
+    The bulk update is exactly :func:`aqforecast.kernels.advection.walcek_line`; tags use the
+    sweep's final tracer fluxes (:func:`tag_fraction_line`).
+    """
+    nspec = q.shape[0]
+    n0, n1, n = mass.shape
+    h = halo
+    ntagged = tag_rows.shape[0]
+    ntag = frac.shape[1]
+    periodic = (closed & 4) != 0
+    for a in nb.prange(n0):
+        phi = np.empty(n + 1)
+        m0 = np.empty(n)
+        m1 = np.empty(n)
+        ext = np.empty(n + 2 * h, dtype=np.int8)
+        flux = np.empty(n + 1)
+        line = np.empty(n + 2 * h)
+        resident = np.empty(n)
+        fline = np.empty((ntag, n))
+        fout = np.empty((ntag, n))
+        fl = np.empty(ntag)
+        fh = np.empty(ntag)
+        for b in range(n1):
+            for f in range(n + 1):
+                phi[f] = flux_air[a, b, f] * scale
+            if closed & 1:
+                phi[0] = 0.0
+            if closed & 2:
+                phi[n] = 0.0
+            for i in range(n):
+                m0[i] = mass[a, b, i]
+                m1[i] = m0[i] - phi[i + 1] + phi[i]
+            for s in range(nspec):
+                for i in range(n + 2 * h):
+                    line[i] = q[s, a, b, i]
+                for i in range(n):
+                    resident[i] = line[i + h] * m0[i]
+                _walcek_line(line, h, phi, m0, m1, ext, flux, periodic)
+                for i in range(n):
+                    q[s, a, b, i + h] = line[i + h]
+                for t in range(ntagged):
+                    if tag_rows[t] != s:
+                        continue
+                    for k in range(ntag):
+                        fl[k] = bc_low[t, k, a, b]
+                        fh[k] = bc_high[t, k, a, b]
+                        for i in range(n):
+                            fline[k, i] = frac[t, k, a, b, i]
+                    tag_fraction_line(resident, flux, fline, fl, fh, fout)
+                    for k in range(ntag):
+                        for i in range(n):
+                            frac[t, k, a, b, i] = fout[k, i]
+            for i in range(n):
+                mass[a, b, i] = m1[i]
