@@ -38,6 +38,20 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
+    p = sub.add_parser("forecast", help="run the nested forecast (MPI-aware)",
+                       description="Run both domains (parent and 1 km nest) to the lead and "
+                                   "write DIR/conc_<domain>.nc, DIR/tags_<domain>.nc, "
+                                   "DIR/budget_<domain>.csv and restart files. Launch with "
+                                   "`mpiexec -n N aqforecast forecast ...` for N ranks.")
+    _add_config(p)
+    p.add_argument("--lead-hours", type=int, default=None, metavar="H",
+                   help="forecast length in hours (default: the config's time.lead_hours)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from DIR/restart/ after an interruption")
+    p.add_argument("--no-tags", action="store_true", help="run without source tagging")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     p = sub.add_parser("schema", help="write the JSON Schema of the configuration",
                        description="Write the JSON Schema generated from the config models.")
     p.add_argument("--out", default="workflow/schemas/config.schema.json", metavar="FILE")
@@ -68,6 +82,12 @@ def _dispatch(args) -> int:
         sys.stdout.write(summary + "\n")
     elif args.command == "grid":
         for p in stages.write_grids(args.config, args.out):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "forecast":
+        from .forecast import run_forecast
+
+        for p in run_forecast(args.config, args.lead_hours, args.out, resume=args.resume,
+                              tags=not args.no_tags, progress=not args.no_progress):
             sys.stdout.write(f"{p}\n")
     elif args.command == "schema":
         sys.stdout.write(f"{stages.write_schema(args.out)}\n")

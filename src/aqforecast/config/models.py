@@ -231,8 +231,22 @@ class InversionConfig(_Model):
 class OutputConfig(_Model):
     dir: Path = Path("results")
     compression_level: int = Field(default=4, ge=0, le=9)
-    surface_only_products: bool = True
+    levels: list[int] | None = Field(
+        default=None, description="model levels (0 = ground) in conc files; null = all")
+    tag_levels: list[int] = Field(default_factory=lambda: [0],
+                                  description="model levels in tags files")
+    tag_every_hours: int = Field(default=1, ge=1, le=24, description="tags output cadence, h")
     write_restart: bool = True
+    restart_every_hours: int = Field(default=6, ge=1, le=24,
+                                     description="restart (and output flush) cadence, h")
+
+    @field_validator("levels", "tag_levels")
+    @classmethod
+    def _levels(cls, v):
+        if v is not None:
+            if not v or any(k < 0 for k in v) or sorted(set(v)) != list(v):
+                raise ValueError("levels must be increasing non-negative level indices")
+        return v
 
 
 class ParallelConfig(_Model):
@@ -322,6 +336,11 @@ class RunConfig(_Model):
         for s in self.tags.species:
             if s not in self.species:
                 raise ValueError(f"tags.species: {s!r} is not in the transported species")
+        nz = self.vertical.n_layers
+        for key in ("levels", "tag_levels"):
+            lv = getattr(self.outputs, key)
+            if lv is not None and lv[-1] >= nz:
+                raise ValueError(f"outputs.{key}: level {lv[-1]} does not exist ({nz} layers)")
         for s in self.inversion.species:
             if not species_registry.is_known(s):
                 raise ValueError(f"inversion.species: unknown species {s!r}")

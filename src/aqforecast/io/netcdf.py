@@ -181,6 +181,7 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, compression_level: in
     # attributes that xarray would otherwise move to encoding
     for name in list(ds.variables):
         ds[name].attrs.pop("_FillValue", None)
+        ds[name].encoding = {}  # what a source file carried must not fight the attrs
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     return path

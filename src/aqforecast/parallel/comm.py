@@ -46,6 +46,9 @@ class SerialComm:
     def scatter(self, objs: list | None, root: int = 0) -> Any:
         return objs[0]
 
+    def alltoall(self, objs: list) -> list:
+        return list(objs)
+
     def isend(self, buf: np.ndarray, dest: int, tag: int):  # pragma: no cover - never called
         raise RuntimeError("SerialComm has no neighbours to send to")
 
@@ -105,6 +108,10 @@ class MPIComm:
 
     def scatter(self, objs, root: int = 0):
         return self.comm.scatter(objs, root=root)
+
+    def alltoall(self, objs: list) -> list:
+        """objs[r] goes to rank r; returns what every rank sent to this one (pickled)."""
+        return self.comm.alltoall(objs)
 
     def isend(self, buf: np.ndarray, dest: int, tag: int):
         return self.comm.Isend(buf, dest=dest, tag=tag)

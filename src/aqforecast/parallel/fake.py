@@ -64,6 +64,10 @@ class ThreadComm:
     def scatter(self, objs, root=0):
         return self._allgather(objs)[root][self.rank]
 
+    def alltoall(self, objs):
+        everyone = self._allgather(list(objs))
+        return [everyone[r][self.rank] for r in range(self.size)]
+
     def allreduce_sum(self, x):
         parts = self._allgather(np.asarray(x))
         return np.sum(parts, axis=0) if np.ndim(x) else type(x)(np.sum(parts))
