@@ -217,10 +217,14 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
         comm.barrier()
 
     sim = Simulation(models, stop, dt, progress=progress, rank=comm.rank)
-    sim.output_writers["conc"] = Callback(snapshot, TimeInterval(3600 * cfg.time.output_every_hours))
+    def every_or_end(hours):
+        interval = TimeInterval(3600 * hours)
+        return lambda sim: interval(sim) or (sim.at_end and sim.stop_time >= stop)
+
+    sim.output_writers["conc"] = Callback(snapshot, every_or_end(cfg.time.output_every_hours))
     if any(m.ntag for m in models):
         sim.output_writers["tags"] = Callback(tag_snapshot,
-                                              TimeInterval(3600 * cfg.outputs.tag_every_hours))
+                                              every_or_end(cfg.outputs.tag_every_hours))
     if cfg.outputs.write_restart:
         sim.output_writers["restart"] = Callback(
             checkpoint, TimeInterval(3600 * cfg.outputs.restart_every_hours))

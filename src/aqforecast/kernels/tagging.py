@@ -37,8 +37,9 @@ __all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged"]
 def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
     """Update tag fractions along one line.
 
-    mass (n,), flux (n+1,), frac (ntag, n), f_low/f_high (ntag,), out (ntag, n) may not alias
-    frac. Cells with no mass and no inflow keep their fractions.
+    mass (n,), flux (n+1,), frac (ntag, n), f_low/f_high (ntag,), out (ntag, n). ``out`` may be
+    ``frac`` itself: each cell is written once, after its donors and before its receivers, and
+    reads only its own old fraction. Cells with no mass and no inflow keep their fractions.
     """
     ntag, n = frac.shape
     done = np.zeros(n, dtype=np.bool_)
@@ -128,8 +129,6 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         flux = np.empty(n + 1)
         line = np.empty(n + 2 * h)
         resident = np.empty(n)
-        fline = np.empty((ntag, n))
-        fout = np.empty((ntag, n))
         fl = np.empty(ntag)
         fh = np.empty(ntag)
         for b in range(n1):
@@ -156,11 +155,41 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                     for k in range(ntag):
                         fl[k] = bc_low[t, k, a, b]
                         fh[k] = bc_high[t, k, a, b]
-                        for i in range(n):
-                            fline[k, i] = frac[t, k, a, b, i]
-                    tag_fraction_line(resident, flux, fline, fl, fh, fout)
-                    for k in range(ntag):
-                        for i in range(n):
-                            frac[t, k, a, b, i] = fout[k, i]
+                    # in place: every cell is settled once, after its donors
+                    fv = frac[t, :, a, b, :]
+                    tag_fraction_line(resident, flux, fv, fl, fh, fv)
             for i in range(n):
                 mass[a, b, i] = m1[i]
+
+
+@nb.njit(parallel=True, cache=True)
+def fractions_from_tags(bulk, tagc, fallback, out):
+    """Tag fractions f = c_k / c (bulk > 0) else the ``fallback`` tag gets 1.
+
+    bulk: (nt, m) bulk mixing ratios of the tagged species; tagc: (nt, ntag, m) tag
+    concentrations; out: (nt, ntag, m). Arrays are flattened over cells (m).
+    """
+    nt, ntag, m = tagc.shape
+    for c in nb.prange(m):
+        for t in range(nt):
+            b = bulk[t, c]
+            if b > 0.0:
+                inv = 1.0 / b
+                for k in range(ntag):
+                    out[t, k, c] = tagc[t, k, c] * inv
+            else:
+                for k in range(ntag):
+                    out[t, k, c] = 0.0
+                if fallback >= 0:
+                    out[t, fallback, c] = 1.0
+
+
+@nb.njit(parallel=True, cache=True)
+def tags_from_fractions(bulk, frac, out):
+    """c_k = f_k * c: bulk (nt, m), frac (nt, ntag, m), out (nt, ntag, m)."""
+    nt, ntag, m = frac.shape
+    for c in nb.prange(m):
+        for t in range(nt):
+            b = bulk[t, c]
+            for k in range(ntag):
+                out[t, k, c] = frac[t, k, c] * b

@@ -27,6 +27,7 @@ import numpy as np
 from .. import species as species_registry
 from ..constants import M_AIR
 from ..kernels import advection as kadv
+from ..kernels import tagging as ktag
 from ..kernels.tagging import walcek_lines_tagged
 from ..met.boundary_layer import obukhov_length
 from .advection import Advection
@@ -122,6 +123,7 @@ class DomainModel:
         nl = len(lay.levels)
         self.hadv = Advection((max(nl, 1), ny, nx), "walcek", ("inflow", "inflow", "closed"), h)
         self._q_lev_shape = lay.level_shape((self.nspec,))
+        self._hfill = Advection((1, ny, nx), "walcek", ("inflow", "inflow", "closed"), h)
         self.zadv = Advection((nz, nyl, nxl), "walcek", ("closed", "closed", "inflow"), h)
         self._forward = True
         self.budget = {k: np.zeros(self.nspec) for k in BUDGET_TERMS}
@@ -325,27 +327,51 @@ class DomainModel:
     def _fractions(self, bulk, tagc, nrow_shape=None):
         """Tag fractions from concentrations; cells without tracer give all to the IC tag."""
         nt = len(self.tagged)
-        tc = tagc.reshape((nt, self.ntag) + tagc.shape[1:])
-        b = bulk[self.tag_rows][:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            frac = np.where(b > 0.0, tc / np.where(b > 0.0, b, 1.0), 0.0)
-        empty = ~(b > 0.0)[:, 0]
-        if self.ic_tag >= 0:
-            frac[:, self.ic_tag][empty] = 1.0
-        return np.ascontiguousarray(frac)
+        cells = tagc.shape[1:]
+        m = int(np.prod(cells))
+        b = np.ascontiguousarray(bulk[self.tag_rows]).reshape(nt, m)
+        tc = np.ascontiguousarray(tagc).reshape(nt, self.ntag, m)
+        frac = np.empty((nt, self.ntag, m))
+        ktag.fractions_from_tags(b, tc, self.ic_tag, frac)
+        return frac.reshape((nt, self.ntag) + cells)
+
+    def _substep_plan(self, fl, fx, fy, fz):
+        """(n_outer, per-level horizontal sub-steps, vertical sub-steps per outer step).
+
+        The step is cut into ``n_outer`` outer steps so that horizontal convergence alone never
+        removes more than half of a cell's air before the vertical sweep restores it; within an
+        outer step each level takes its own number of x/y sub-steps (CMAQ's layer-dependent
+        ASTEP, SCIENCE.md 1.5) and the z sweeps their own. All counts come from the global met
+        arrays, so every rank gets the same plan.
+        """
+        m0 = fl.mass_start
+        div = (fx[:, :, 1:] - fx[:, :, :-1]) + (fy[:, 1:, :] - fy[:, :-1, :])
+        n_outer = max(1, math.ceil(float(np.max(div / m0)) / 0.5 - 1e-12))
+        nz = self.shape[0]
+        out = np.zeros(5)
+        per_level = np.ones(nz, dtype=np.int64)
+        for k in range(nz):
+            zero = np.zeros((2,) + m0.shape[1:])
+            kadv.max_courant(m0[k:k + 1], fx[k:k + 1] / n_outer, fy[k:k + 1] / n_outer, zero,
+                             0.75, out)
+            per_level[k] = max(1, math.ceil(out[3] - 1e-12))
+        zx = np.zeros(m0.shape[:2] + (m0.shape[2] + 1,))
+        zy = np.zeros((m0.shape[0], m0.shape[1] + 1, m0.shape[2]))
+        # the vertical phase starts from the post-horizontal mass (>= half the start mass)
+        kadv.max_courant(m0 - np.maximum(div, 0.0) / n_outer, zx, zy, fz / n_outer, 0.75, out)
+        n_z = max(1, math.ceil(out[3] - 1e-12))
+        return n_outer, per_level, n_z
 
     def _advection(self, s, fl, fx, fy, fz):
-        """Walcek advection, x/y sweeps in the level layout and z sweeps in the column layout,
-        order x, y, z / z, y, x alternating each sub-step; the sub-step count keeps every sweep
-        within the CFL limit and no cell empties (SCIENCE.md 1.5, 2.2)."""
+        """Walcek advection: x/y sweeps in the level layout (per-level sub-steps, x/y order
+        alternating) and z sweeps in the column layout, inside ``n_outer`` outer steps whose
+        order alternates H, Z / Z, H (SCIENCE.md 1.4, 2.2)."""
         lay = self.layout
-        h = self.halo
         nz, ny, nx = self.shape
         nyl, nxl = lay.block_shape
         levels = lay.levels
         nl = len(levels)
-        nsub = self.hadv.substeps(fl.mass_start, fx, fy, fz)  # global arrays: same on all ranks
-        scale = 1.0 / nsub
+        n_outer, per_level, n_z = self._substep_plan(fl, fx, fy, fz)
         mass = np.array(fl.mass_start)  # global air mass, updated exactly as the kernels do
         nt = len(self.tagged)
         frac_col = frac_lev = None
@@ -354,81 +380,125 @@ class DomainModel:
             frac_lev = frac_col if lay.serial else np.zeros((nt, self.ntag, nl, ny, nx))
         bvals, btags = self.boundary_values(s)
         top = self._background(s)[:, -1]
-        fxl, fyl = fx[levels], fy[levels]
         fzl = np.ascontiguousarray(lay.local(fz))
         zx = np.zeros((nz, nyl, nxl + 1))
         zy = np.zeros((nz, nyl + 1, nxl))
-        zz = np.zeros((nl + 1, ny, nx))
         before = self.total_local()
-        for _ in range(nsub):
-            forward = self._forward
-            self._forward = not self._forward
+        forward = self._forward
+        self._forward = not self._forward
+        for _ in range(n_outer):
             for phase in (("h", "z") if forward else ("z", "h")):
                 if phase == "h":
-                    lay.to_levels(self.q, self._q_lev)
-                    if nt and not lay.serial:
-                        lay.to_levels(frac_col, frac_lev, padded=False)
-                    for axis in ((0, 1) if forward else (1, 0)):
-                        flux = (fxl, fyl)[axis]
-                        if nl:
-                            self.hadv.fill_ghosts(self._q_lev, axis, (fxl, fyl, zz), bvals)
-                            m = np.ascontiguousarray(mass[levels])
-                            self._sweep(self._q_lev, m, flux, scale, axis, frac_lev, btags, nl)
-                        f = (fx, fy)[axis]
-                        if axis == 0:
-                            mass = mass - f[:, :, 1:] * scale + f[:, :, :-1] * scale
-                        else:
-                            mass = mass - f[:, 1:, :] * scale + f[:, :-1, :] * scale
-                    lay.to_columns(self._q_lev, self.q)
-                    if nt and not lay.serial:
-                        lay.to_columns(frac_lev, frac_col, padded=False)
+                    mass = self._horizontal(mass, fx, fy, n_outer, per_level, frac_col,
+                                            frac_lev, bvals, btags, forward)
                 else:
-                    m = np.ascontiguousarray(lay.local(mass))
-                    self._zsweep(m, fzl, zx, zy, scale, top, frac_col)
-                    mass = mass - fz[1:] * scale + fz[:-1] * scale
+                    for _ in range(n_z):
+                        scale = 1.0 / (n_outer * n_z)
+                        m = np.ascontiguousarray(lay.local(mass))
+                        self._zsweep(m, fzl, zx, zy, scale, top, frac_col)
+                        mass = mass - fz[1:] * scale + fz[:-1] * scale
         if nt:
-            tc = self.tagc[self.interior]
-            bulk = self.conc()[self.tag_rows]
-            tc[...] = (frac_col * bulk[:, None]).reshape(tc.shape)
+            bulk = np.ascontiguousarray(self.conc()[self.tag_rows]).reshape(nt, -1)
+            out = np.empty((nt, self.ntag, bulk.shape[1]))
+            ktag.tags_from_fractions(bulk, np.ascontiguousarray(frac_col).reshape(out.shape), out)
+            self.tagc[self.interior] = out.reshape(self.tagc[self.interior].shape)
         self.mass[...] = lay.local(mass)
         self.budget["boundary"] += self.total_local() - before
         # the diagnosed vertical flux makes the mass equal the met's at t + dt; adopt the met's
         # to drop round-off, keeping the tracer mass
         end = lay.local(fl.mass_end)
-        self.conc()[...] *= (self.mass / end)[None]
+        ratio = (self.mass / end)[None]
+        self.conc()[...] *= ratio
         if nt:
-            self.tagc[self.interior] *= np.repeat((self.mass / end)[None], 1, axis=0)
+            self.tagc[self.interior] *= ratio
         self.mass[...] = end
-        self.last_substeps = (nsub, nsub)
+        self.last_substeps = (n_outer * int(per_level.max()), n_outer * n_z)
 
-    def _sweep(self, q, mass, flux, scale, axis, frac, btags, nl):
-        """One tagged Walcek sweep along x (axis 0) or y (1) in the level layout."""
+    def _horizontal(self, mass, fx, fy, n_outer, per_level, frac_col, frac_lev, bvals, btags,
+                    forward):
+        """x/y sweeps of every level (level layout) for one outer step; returns the new mass."""
+        lay = self.layout
+        h = self.halo
+        levels = lay.levels
+        nt = len(self.tagged)
+        lay.to_levels(self.q, self._q_lev)
+        if nt and not lay.serial:
+            lay.to_levels(frac_col, frac_lev, padded=False)
+        for li, k in enumerate(levels):
+            n_k = int(per_level[k])
+            scale = 1.0 / (n_outer * n_k)
+            qk = self._q_lev[:, li:li + 2 * h + 1]  # one level with its (unused) z ghosts
+            fk = (fx[k:k + 1], fy[k:k + 1])
+            zz = np.zeros((2,) + fx.shape[1:2] + (fx.shape[2] - 1,))
+            frk = frac_lev[:, :, li:li + 1] if nt else None
+            bk = {f: v[:, li:li + 1] for f, v in bvals.items()}
+            btk = None if btags is None else {f: v[:, :, li:li + 1] for f, v in btags.items()}
+            mk = mass[k:k + 1].copy()
+            for sub in range(n_k):
+                order = (0, 1) if (forward ^ (sub % 2 == 1)) else (1, 0)
+                for axis in order:
+                    self._hfill.fill_ghosts(qk, axis, (fk[0], fk[1], zz), bk)
+                    self._sweep(qk, np.ascontiguousarray(mk), fk[axis], scale, axis, frk, btk, 1)
+                    f = fk[axis]
+                    if axis == 0:
+                        mk = mk - f[:, :, 1:] * scale + f[:, :, :-1] * scale
+                    else:
+                        mk = mk - f[:, 1:, :] * scale + f[:, :-1, :] * scale
+        # every rank updates the global mass identically (all levels, same arithmetic)
+        for k in range(self.shape[0]):
+            n_k = int(per_level[k])
+            scale = 1.0 / (n_outer * n_k)
+            mk = mass[k:k + 1]
+            for sub in range(n_k):
+                order = (0, 1) if (forward ^ (sub % 2 == 1)) else (1, 0)
+                for axis in order:
+                    f = (fx, fy)[axis][k:k + 1]
+                    if axis == 0:
+                        mk = mk - f[:, :, 1:] * scale + f[:, :, :-1] * scale
+                    else:
+                        mk = mk - f[:, 1:, :] * scale + f[:, :-1, :] * scale
+            mass[k:k + 1] = mk
+        lay.to_columns(self._q_lev, self.q)
+        if nt and not lay.serial:
+            lay.to_columns(frac_lev, frac_col, padded=False)
+        return mass
+
+    def _sweep(self, q, mass, flux, scale, axis, frac, btags, nl=1):
+        """One tagged Walcek sweep of a single level along x (axis 0) or y (1).
+
+        q: (nspec, 2h+1, ny+2h, nx+2h) the level with its (unused) z ghosts; mass (1, ny, nx);
+        flux: (1, ny, nx+1) or (1, ny+1, nx); frac: (nt, ntag, 1, ny, nx) or None; btags: per
+        face (nt, ntag, 1, n) inflow fractions. The lines are laid out as (lines, 1, n) so the
+        kernel's prange runs over the lines of the plane.
+        """
         h = self.halo
         ny, nx = self.shape[1:]
         nt = len(self.tagged)
         if axis == 0:
-            qv = q[:, h:h + nl, h:h + ny, :]
-            mv, fv = mass, flux
-            fr = frac if nt else np.zeros((0, 0, nl, ny, nx))
-            n0, n1 = nl, ny
+            qv = q[:, h, h:h + ny, None, :]
+            mv = mass[0][:, None, :]
+            fv = flux[0][:, None, :]
+            fr = frac[:, :, 0, :, None, :] if nt else np.zeros((0, 0, ny, 1, nx))
+            nlines = ny
             lo, hi = "west", "east"
         else:
-            qv = q[:, h:h + nl, :, h:h + nx].transpose(0, 1, 3, 2)
-            mv = np.ascontiguousarray(mass.transpose(0, 2, 1))
-            fv = flux.transpose(0, 2, 1)
-            fr = frac.transpose(0, 1, 2, 4, 3) if nt else np.zeros((0, 0, nl, nx, ny))
-            n0, n1 = nl, nx
+            qv = q[:, h, :, h:h + nx].transpose(0, 2, 1)[:, :, None, :]
+            mv = np.ascontiguousarray(mass[0].T)[:, None, :]
+            fv = flux[0].T[:, None, :]
+            fr = (frac[:, :, 0].transpose(0, 1, 3, 2)[:, :, :, None, :] if nt
+                  else np.zeros((0, 0, nx, 1, ny)))
+            nlines = nx
             lo, hi = "south", "north"
-        bl = np.zeros((nt, self.ntag, n0, n1))
-        bh = np.zeros((nt, self.ntag, n0, n1))
+        bl = np.zeros((nt, self.ntag, nlines, 1))
+        bh = np.zeros((nt, self.ntag, nlines, 1))
         if nt:
             if btags is not None:
-                bl[...], bh[...] = btags[lo], btags[hi]
+                bl[..., 0], bh[..., 0] = btags[lo][:, :, 0], btags[hi][:, :, 0]
             elif self.bc_tag >= 0:
                 bl[:, self.bc_tag] = 1.0
                 bh[:, self.bc_tag] = 1.0
-        walcek_lines_tagged(qv, h, mv, fv, scale, 0, self.tag_rows if nt else
-                            np.zeros(0, np.int64), fr, bl, bh)
+        walcek_lines_tagged(qv, h, np.ascontiguousarray(mv), fv, scale, 0,
+                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh)
 
     def _zsweep(self, mass, fzl, zx, zy, scale, top, frac):
         """One Walcek sweep along z in the column layout (ground closed, inflow at the lid)."""

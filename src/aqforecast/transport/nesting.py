@@ -53,7 +53,11 @@ class NestBoundary:
             raise ValueError(f"nest {child.name!r} and parent {parent.name!r} have different tags")
         h = child.halo
         fj, fi = nest.parent_fractional_index(halo=h)
-        self.weights = bilinear_weights(fj, fi, parent.grid.ny, parent.grid.nx)
+        j0, j1, wj, i0, i1, wi = bilinear_weights(fj, fi, parent.grid.ny, parent.grid.nx)
+        # only the parent window around the nest is needed
+        self.window = (slice(int(j0.min()), int(j1.max()) + 1),
+                       slice(int(i0.min()), int(i1.max()) + 1))
+        self.weights = (j0 - j0.min(), j1 - j0.min(), wj, i0 - i0.min(), i1 - i0.min(), wi)
         self._cache_time = None
         self._cache = None
 
@@ -64,29 +68,41 @@ class NestBoundary:
 
         conc = np.ascontiguousarray(p.conc())
         full = conc if lay.serial else allgather_field(p.comm, lay.decomp, conc)
+        sj, si = self.window
+        full = full[..., sj, si]
         frac = None
         if p.ntag and self.child.ntag:
             tc = np.ascontiguousarray(p.tagc[p.interior])
             tfull = tc if lay.serial else allgather_field(p.comm, lay.decomp, tc)
-            frac = p._fractions(full, tfull, None)
+            frac = p._fractions(full, tfull[..., sj, si])
         return full, frac
 
     def __call__(self, child):
         if self._cache_time != self.parent.time:
-            full, frac = self._parent_fields()
-            levels = child.layout.levels
-            padded = _interp(full[:, levels], self.weights)  # (nspec, nl, ny+2h, nx+2h)
-            fpad = None if frac is None else _interp(frac[:, :, levels], self.weights)
-            self._cache = (padded, fpad)
+            self._cache = self._compute(child)
             self._cache_time = self.parent.time
-        padded, fpad = self._cache
+        return self._cache
+
+    def _compute(self, child):
+        full, frac = self._parent_fields()
+        levels = child.layout.levels
         h = child.halo
         ny, nx = child.shape[1:]
-        vals = {"west": padded[..., h:h + ny, :h], "east": padded[..., h:h + ny, nx + h:],
-                "south": padded[..., :h, h:h + nx], "north": padded[..., ny + h:, h:h + nx]}
-        tags = None
-        if fpad is not None:
-            # fractions of the inflow through each face: the ghost cell next to the face
-            tags = {"west": fpad[..., h:h + ny, h - 1], "east": fpad[..., h:h + ny, nx + h],
-                    "south": fpad[..., h - 1, h:h + nx], "north": fpad[..., ny + h, h:h + nx]}
+        j0, j1, wj, i0, i1, wi = self.weights
+        strips = {"west": (slice(h, h + ny), slice(0, h)),
+                  "east": (slice(h, h + ny), slice(nx + h, nx + 2 * h)),
+                  "south": (slice(0, h), slice(h, h + nx)),
+                  "north": (slice(ny + h, ny + 2 * h), slice(h, h + nx))}
+        # the ghost cell next to each face gives the tag fractions of the inflow
+        inner = {"west": h - 1, "east": 0, "south": h - 1, "north": 0}
+        f_lev = full[:, levels]
+        t_lev = None if frac is None else frac[:, :, levels]
+        vals, tags = {}, ({} if t_lev is not None else None)
+        for face, (sj, si) in strips.items():
+            w = (j0[sj], j1[sj], wj[sj], i0[si], i1[si], wi[si])
+            vals[face] = _interp(f_lev, w)
+            if t_lev is not None:
+                ft = _interp(t_lev, w)
+                tags[face] = ft[..., inner[face]] if face in ("west", "east") else \
+                    ft[..., inner[face], :]
         return vals, tags
