@@ -1,0 +1,161 @@
+"""Chemistry apportionment kernels for source tags (SCIENCE.md 6.3-6.4), numba.
+
+Tag arrays are ``(ntag, nz, ny, nx)`` (float64 or float32; strided views, e.g. interiors of
+halo-padded arrays, are accepted and updated in place); per-cell fields are ``(nz, ny, nx)``
+float64. Each kernel runs ``prange`` over (level, row) lines and loops over tags inside a cell;
+arithmetic is float64 whatever the storage type.
+
+:func:`apportion_production_loss` -- one species whose bulk goes from ``before`` to ``after``
+with gross production ``P`` (units of the species) over the step::
+
+    P_eff = max(P, after - before, 0)
+    c_k  <- (c_k + P_eff w_k) * after / (before + P_eff)
+
+i.e. production is added by the precursor weights ``w_k`` and the loss
+``before + P_eff - after`` is removed from every tag in proportion to its share of the pool
+(PSAT/OSAT, CAMx ``psatsa.f``/``osatsa.f``). With no production this is loss by current shares;
+with no loss it is ``c_k + P w_k``. The weights are ``w_k = a A_k/sum(A) + (1 - a) B_k/sum(B)``
+with ``A_k = a1_k + ca2 a2_k`` and ``B_k = b1_k`` (precursor tag amounts, any common unit), ``a``
+the per-cell weight of A (the ozone regime); where one precursor sum is zero the other is used,
+where both are zero the species' own shares, where those are zero too equal shares. Finally the
+cell is renormalised so the tags sum to ``after`` and ``|sum - after|/after`` goes to
+``correction``.
+
+:func:`repartition_family` -- a two-member family (NOx = NO + NO2; total nitrate TN = HNO3 + NO3;
+total ammonia TA = NH3 + NH4) in cells where ``active``: each tag keeps its family total
+``T_k = fa a_k + fb b_k`` (molar) and both members take the family shares,
+``a_k = after_a T_k/sum(T)``, ``b_k = after_b T_k/sum(T)``; ``correction`` gets
+``|sum(T) - reference|/reference``.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+
+__all__ = ["apportion_production_loss", "repartition_family"]
+
+
+@nb.njit(parallel=True, cache=True)
+def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, production,
+                              before, after, correction):
+    """Production by precursor weights, loss by shares, renormalised (module docstring).
+
+    tags, a1, a2, b1: (ntag, nz, ny, nx); weight_a, production, before, after, correction:
+    (nz, ny, nx). ``use_precursors`` False gives production by the species' own shares
+    (precursor arrays are then not read). ``tags`` may be the same array as a precursor.
+    """
+    ntag, nz, ny, nx = tags.shape
+    for line in nb.prange(nz * ny):
+        k = line // ny
+        j = line - k * ny
+        for i in range(nx):
+            s0 = 0.0
+            for t in range(ntag):
+                s0 += tags[t, k, j, i]
+            sa = 0.0
+            sb = 0.0
+            if use_precursors:
+                for t in range(ntag):
+                    sa += a1[t, k, j, i] + ca2 * a2[t, k, j, i]
+                    sb += b1[t, k, j, i]
+            wa = weight_a[k, j, i]
+            mode = 0                      # 0 own shares, 1 precursors, 2 equal shares
+            if use_precursors and (sa > 0.0 or sb > 0.0):
+                mode = 1
+                if not sa > 0.0:
+                    wa = 0.0
+                elif not sb > 0.0:
+                    wa = 1.0
+            elif not s0 > 0.0:
+                mode = 2
+            aft = after[k, j, i]
+            bef = before[k, j, i]
+            p = production[k, j, i]
+            if aft - bef > p:
+                p = aft - bef
+            if p < 0.0:
+                p = 0.0
+            denom = bef + p
+            f = aft / denom if denom > 0.0 else 0.0
+            # pass 1: sum of the updated tags
+            s1 = 0.0
+            for t in range(ntag):
+                if mode == 1:
+                    w = 0.0
+                    if wa > 0.0:
+                        w += wa * (a1[t, k, j, i] + ca2 * a2[t, k, j, i]) / sa
+                    if wa < 1.0:
+                        w += (1.0 - wa) * b1[t, k, j, i] / sb
+                elif mode == 0:
+                    w = tags[t, k, j, i] / s0
+                else:
+                    w = 1.0 / ntag
+                v = (tags[t, k, j, i] + p * w) * f
+                if v < 0.0:
+                    v = 0.0
+                s1 += v
+            if aft > 0.0 and s1 > 0.0:
+                scale = aft / s1
+                correction[k, j, i] = abs(s1 - aft) / aft
+            else:
+                scale = 0.0
+                correction[k, j, i] = 1.0 if aft > 0.0 else 0.0
+            # pass 2: write (weights read before the tag they belong to is overwritten; the
+            # precursor sums were taken above, so tags may alias a precursor)
+            for t in range(ntag):
+                if mode == 1:
+                    w = 0.0
+                    if wa > 0.0:
+                        w += wa * (a1[t, k, j, i] + ca2 * a2[t, k, j, i]) / sa
+                    if wa < 1.0:
+                        w += (1.0 - wa) * b1[t, k, j, i] / sb
+                elif mode == 0:
+                    w = tags[t, k, j, i] / s0
+                else:
+                    w = 1.0 / ntag
+                v = (tags[t, k, j, i] + p * w) * f
+                if v < 0.0:
+                    v = 0.0
+                if s1 > 0.0:
+                    tags[t, k, j, i] = v * scale
+                else:
+                    tags[t, k, j, i] = aft / ntag
+            if not s1 > 0.0 and aft > 0.0:
+                correction[k, j, i] = 1.0
+
+
+@nb.njit(parallel=True, cache=True)
+def repartition_family(a, b, fa, fb, after_a, after_b, reference, active, correction):
+    """Both members of a family take the per-tag family shares in active cells (docstring).
+
+    a, b: (ntag, nz, ny, nx) tags of the two members (model units; ``fa``/``fb`` convert them to
+    a common molar unit); after_a, after_b, reference: (nz, ny, nx) bulk after the step and the
+    bulk family total the tag totals are compared with; active: (nz, ny, nx) bool.
+    """
+    ntag, nz, ny, nx = a.shape
+    for line in nb.prange(nz * ny):
+        k = line // ny
+        j = line - k * ny
+        for i in range(nx):
+            if not active[k, j, i]:
+                correction[k, j, i] = 0.0
+                continue
+            tot = 0.0
+            for t in range(ntag):
+                tot += fa * a[t, k, j, i] + fb * b[t, k, j, i]
+            ref = reference[k, j, i]
+            correction[k, j, i] = abs(tot - ref) / ref if ref > 0.0 else 0.0
+            xa = after_a[k, j, i]
+            xb = after_b[k, j, i]
+            if tot > 0.0:
+                for t in range(ntag):
+                    share = (fa * a[t, k, j, i] + fb * b[t, k, j, i]) / tot
+                    if share < 0.0:
+                        share = 0.0
+                    a[t, k, j, i] = xa * share
+                    b[t, k, j, i] = xb * share
+            else:
+                for t in range(ntag):
+                    a[t, k, j, i] = xa / ntag
+                    b[t, k, j, i] = xb / ntag
+
