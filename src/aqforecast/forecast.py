@@ -24,6 +24,7 @@ from .io import InputFileError, atomic_path
 from .io.output import FieldSeriesWriter
 from .io.restart import read_restart, write_restart
 from .parallel import get_comm
+from .tagging import ModelTagChemistry, TagSet
 from .transport.model import BUDGET_TERMS, DomainModel
 from .transport.nesting import NestBoundary
 from .transport.simulation import Callback, Simulation, TimeInterval
@@ -31,14 +32,6 @@ from .transport.simulation import Callback, Simulation, TimeInterval
 log = logging.getLogger(__name__)
 
 __all__ = ["build_models", "run_forecast"]
-
-
-def _tag_chemistry():
-    try:
-        from .tagging import model_tag_chemistry
-    except ImportError:  # pragma: no cover - tagging not installed
-        return None
-    return model_tag_chemistry
 
 
 def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainModel]:
@@ -62,12 +55,13 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
                 cfg, cfg.chemistry.mechanism)
             solver = {"rosenbrock": "ros3", "grs_qssa": "pece"}[cfg.chemistry.solver]
             chem = ChemistryOperator(mech, cfg.species, solver=solver, rtol=cfg.chemistry.rtol)
-        tag_spec = None
+        tag_spec = tag_chem = None
         if tags and cfg.tags.enabled and em is not None:
-            labels = list(em.tags) + [("initial", "ic"), ("boundary", "bc")]
-            tag_spec = (labels, list(cfg.tags.species))
+            ts = TagSet.from_config(cfg, em)
+            tag_spec = ([tuple(t) for t in ts.tags], list(ts.species))
+            tag_chem = ModelTagChemistry(ts) if chem is not None else None
         model = DomainModel(grid, cfg.species, met, start, emissions=em, chemistry=chem,
-                            tags=tag_spec, tag_chemistry=_tag_chemistry() if tag_spec else None,
+                            tags=tag_spec, tag_chemistry=tag_chem,
                             comm=comm, process_grid=cfg.parallel.process_grid)
         if d.parent is not None:
             model.parent = models[d.parent]
@@ -140,9 +134,11 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
     start_type = "cold"
     resumed_at = None
     initial = {}
-    if resume and (restart_dir / f"restart_{models[0].name}.nc").exists():
+    latest = restart_dir / "latest"
+    if resume and latest.exists():
+        stamp = latest.read_text().strip()
         for m in models:
-            t, arrays, rattrs = read_restart(restart_dir / f"restart_{m.name}.nc")
+            t, arrays, rattrs = read_restart(restart_dir / f"restart_{m.name}_{stamp}.nc")
             m.load_state(arrays)
             m.time = t
             resumed_at = t
@@ -152,7 +148,8 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
     else:
         prev = cfg.inputs.restart_dir
         for m in models:
-            p = resolve_path(cfg, prev) / f"restart_{m.name}.nc" if prev else None
+            stamp0 = str(start).replace(":", "")
+            p = resolve_path(cfg, prev) / f"restart_{m.name}_{stamp0}.nc" if prev else None
             if p is not None and p.exists():
                 t, arrays, _ = read_restart(p, {"q": (m.nspec,) + m.shape})
                 if t != start:
@@ -204,16 +201,27 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
                     writers[("tags", m.name)].add(m.time, f)
 
     def checkpoint(sim):
+        """Flush output parts, write every domain's restart, then point ``latest`` at them
+        (atomically): a run killed anywhere resumes from a consistent set."""
+        stamp = str(models[0].time).replace(":", "")
+        if comm.rank == 0:
+            for w in writers.values():
+                w.flush()
         for m in models:
             arrays = m.state_arrays()
             if comm.rank == 0:
-                write_restart(restart_dir / f"restart_{m.name}.nc", m.time, arrays,
+                write_restart(restart_dir / f"restart_{m.name}_{stamp}.nc", m.time, arrays,
                               {"start_type": start_type, "domain": m.name,
                                **{f"initial_{i}": v for i, v in
                                   enumerate(initial[m.name].tolist())}})
         if comm.rank == 0:
-            for w in writers.values():
-                w.flush()
+            previous = latest.read_text().strip() if latest.exists() else None
+            with atomic_path(latest) as tmp:
+                tmp.write_text(stamp + "\n")
+            if previous and previous != stamp and not previous.endswith("T000000"):
+                # keep the 00 UTC restarts: the next cycles warm-start from them
+                for old in restart_dir.glob(f"restart_*_{previous}.nc"):
+                    old.unlink()
         comm.barrier()
 
     sim = Simulation(models, stop, dt, progress=progress, rank=comm.rank)

@@ -1,0 +1,163 @@
+"""The nested forecast end to end on a small case: budgets, tags, resume, MPI, nesting."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+from aqforecast.config import load_config
+from aqforecast.forecast import build_models, run_forecast
+from aqforecast.transport.simulation import Simulation
+
+from forecast_case import small_config
+
+pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    return small_config(tmp_path_factory.mktemp("fc"), hours=4)
+
+
+@pytest.fixture(scope="module")
+def straight(case, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    run_forecast(case, 4, out, progress=False)
+    return out
+
+
+def test_outputs_and_layout(straight):
+    for d in ("d01", "d02"):
+        ds = xr.open_dataset(straight / f"conc_{d}.nc")
+        assert ds["O3"].dims == ("time", "lev", "y", "x")
+        assert ds.sizes["time"] == 4 and ds.attrs["start_type"] == "cold"
+        assert float(ds["O3"].min()) > 0 and float(ds["O3"].max()) < 300
+        tg = xr.open_dataset(straight / f"tags_{d}.nc")
+        assert tg["O3"].dims == ("tag", "time", "lev", "y", "x")
+        assert "tag_region" in tg.coords and "tag_sector" in tg.coords
+        assert {"initial", "boundary", "Hangzhou"} <= set(tg["tag_region"].values)
+        # tags sum to the bulk (float32 output)
+        for v in [v for v in tg.data_vars if "tag" in tg[v].dims]:
+            total = tg[v].sum("tag").isel(lev=0)
+            bulk = ds[v].isel(lev=0).sel(time=tg["time"])
+            np.testing.assert_allclose(total, bulk, rtol=2e-5, atol=1e-6 * float(bulk.max()))
+    assert not (straight / ".parts").exists()
+
+
+def test_budgets_close(straight):
+    for d in ("d01", "d02"):
+        b = pd.read_csv(straight / f"budget_{d}.csv")
+        assert (b["relative_residual"].abs() < 1e-12).all(), b
+        assert b.set_index("species").loc["NO", "emitted_kg"] > 0
+        assert b.set_index("species").loc["O3", "dry_deposited_kg"] > 0
+
+
+def test_tags_sum_to_bulk_in_model(case):
+    cfg = load_config(case)
+    models = build_models(cfg)
+    for m in models:
+        m.cold_start()
+    sim = Simulation(models, models[0].time + np.timedelta64(2, "h"), cfg.time.sync_step_s)
+    sim.run()
+    for m in models:
+        tags = m.tag_conc()
+        bulk = m.conc()[m.tag_rows]
+        rel = np.abs(tags.sum(axis=1) - bulk) / np.maximum(np.abs(bulk), 1e-30)
+        assert rel[bulk > 1e-20].max() < 1e-10
+        assert tags.min() >= -1e-25
+
+
+def test_resume_equals_straight_run(case, straight, tmp_path):
+    """Kill a forecast subprocess after its first restart, resume, compare with a straight run."""
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "aqforecast.cli", "forecast", str(case), "--lead-hours", "4",
+           "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    restart = out / "restart" / "latest"
+    deadline = time.time() + 240
+    while not restart.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "conc_d01.nc").exists()
+    res = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    for name in ("conc_d01", "conc_d02", "tags_d01", "tags_d02"):
+        a = xr.open_dataset(straight / f"{name}.nc")
+        b = xr.open_dataset(out / f"{name}.nc")
+        assert np.array_equal(a["time"].values, b["time"].values)
+        for v in a.data_vars:
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{name} {v}")
+    pa = pd.read_csv(straight / "budget_d01.csv")
+    pb = pd.read_csv(out / "budget_d01.csv")
+    np.testing.assert_allclose(pa["final_kg"], pb["final_kg"], rtol=1e-13)
+
+
+def _mpiexec():
+    exe = shutil.which("mpiexec", path=os.path.dirname(sys.executable) + os.pathsep
+                       + os.environ.get("PATH", ""))
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return None
+    return exe
+
+
+@pytest.mark.mpi
+@pytest.mark.parametrize("grid", ["1 2", "2 1"])
+def test_two_ranks_equal_one_rank(case, straight, tmp_path, grid):
+    exe = _mpiexec()
+    if exe is None:
+        pytest.skip("mpiexec/mpi4py not available")
+    import yaml
+
+    from aqforecast.config import read_yaml
+
+    data = read_yaml(case)
+    data["parallel"]["process_grid"] = [int(g) for g in grid.split()]
+    if hasattr(data["time"]["start"], "isoformat"):
+        data["time"]["start"] = data["time"]["start"].isoformat()
+    cfg = tmp_path / "mpi.yaml"
+    cfg.write_text(yaml.safe_dump(data, sort_keys=False))
+    out = tmp_path / "mpi"
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    res = subprocess.run([exe, "-n", "2", sys.executable, "-m", "aqforecast.cli", "forecast",
+                          str(cfg), "--lead-hours", "4", "--out", str(out), "--no-progress"],
+                         capture_output=True, text=True, timeout=900, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("conc_d01", "conc_d02", "tags_d01", "tags_d02"):
+        a = xr.open_dataset(straight / f"{name}.nc")
+        b = xr.open_dataset(out / f"{name}.nc")
+        for v in a.data_vars:  # bit for bit: every operator is the serial one
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{name} {v}")
+
+
+def test_uniform_field_stays_uniform_in_parent_and_nest(tmp_path):
+    """Free-stream preservation through the nested system: a uniform mixing ratio inside and on
+    the inflow boundaries stays uniform in both domains (nest == parent)."""
+    case = small_config(tmp_path, hours=3, tags=False, chemistry=False, emissions=False)
+    cfg = load_config(case)
+    models = build_models(cfg)
+    for m in models:
+        m.conc()[...] = 40e-9
+        m.mass[...] = m.layout.local(m.met.state(m.time).mass)
+        m.drydep = lambda *a, _m=m: np.zeros((_m.nspec,) + _m.layout.block_shape)
+        m.wet.coef_a[:] = 0.0
+        m._background = lambda s, _m=m: np.full((_m.nspec, _m.shape[0]), 40e-9)
+    sim = Simulation(models, models[0].time + np.timedelta64(3, "h"), cfg.time.sync_step_s)
+    sim.run()
+    for m in models:
+        np.testing.assert_allclose(m.conc(), 40e-9, rtol=1e-12)
+        budget = sum(abs(v).sum() for k, v in m.budget.items() if k != "boundary")
+        assert budget == 0.0
