@@ -1,5 +1,5 @@
 # aqforecast: the two commands of the README, each doing its own set-up on a fresh machine.
-#   make demo   set up, then run the whole sample cycle (config/config.yaml) into results/demo
+#   make demo   set up, generate the sample met, run the whole sample cycle into results/demo
 #   make test   set up, then run the test suite (fast tests; `make test-all` adds slow ones)
 
 PYTHON ?= python3
@@ -9,8 +9,10 @@ AQF    := $(VENV)/bin/aqforecast
 STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config/config.yaml
 DEMO   ?= results/demo
+LEAD   ?= 360
+MET    := data_sample/met/.complete
 
-.PHONY: setup demo test test-all test-mpi bench clean
+.PHONY: setup demo test test-all sample-met workflow bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +22,25 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-demo: setup
+# WRF-format met for the sample case (too large to commit: generated, ~0.5 GB, ~20 s)
+$(MET): $(STAMP) data_sample/make_sample_met.py $(CONFIG)
+	$(PY) data_sample/make_sample_met.py --config $(CONFIG) --out data_sample/met
+	touch $(MET)
+
+sample-met: $(MET)
+
+demo: setup sample-met
 	$(AQF) validate $(CONFIG)
-	$(AQF) grid $(CONFIG) --out $(DEMO)
+	$(AQF) grid $(CONFIG) --out $(DEMO)/grid
+	$(AQF) forecast $(CONFIG) --lead-hours $(LEAD) --out $(DEMO)/forecast
+	$(AQF) products $(CONFIG) --run $(DEMO)/forecast --out $(DEMO)/products
 	@echo "--- demo outputs in $(DEMO):"
-	@ls -l $(DEMO)
+	@find $(DEMO) -type f ! -path '*/restart/*' | sort | head -80
+	@echo "(restart files in $(DEMO)/forecast/restart)"
+
+# the same cycle through the Snakemake DAG (profiles in hpc/)
+workflow: setup sample-met
+	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/snakemake --cores 2 --config results=$(DEMO)/workflow
 
 test: setup
 	$(PY) -m pytest -q
@@ -32,8 +48,11 @@ test: setup
 test-all: setup
 	$(PY) -m pytest -q -m "not gpu"
 
-bench: setup
+bench: setup sample-met
 	$(PY) benchmarks/transport.py --small
+	$(PY) benchmarks/chemistry.py
+	$(PY) benchmarks/forecast.py --hours 3
+	$(PY) benchmarks/scaling.py --ranks 1 2 --cases sample
 
 clean:
 	rm -rf $(DEMO) .pytest_cache

@@ -161,3 +161,20 @@ def test_uniform_field_stays_uniform_in_parent_and_nest(tmp_path):
         np.testing.assert_allclose(m.conc(), 40e-9, rtol=1e-12)
         budget = sum(abs(v).sum() for k, v in m.budget.items() if k != "boundary")
         assert budget == 0.0
+
+
+def test_products_stage_on_forecast(case, straight, tmp_path):
+    from aqforecast.cli import main
+
+    out = tmp_path / "products"
+    assert main(["products", str(case), "--run", str(straight), "--out", str(out),
+                 "--max-map-days", "1"]) == 0
+    names = {p.name for p in out.iterdir()}
+    for d in ("d01", "d02"):
+        assert {f"surface_hourly_{d}.nc", f"leadwindow_{d}.nc", f"hotspots_pm25_{d}.csv",
+                f"receptors_city_{d}.csv"} <= names
+    rec = pd.read_csv(out / "receptors_city_d01.csv")
+    sums = rec.groupby(["receptor", "date", "pollutant", "by"])["share_percent"].sum()
+    np.testing.assert_allclose(sums.values, 100.0, rtol=1e-6)
+    ds = xr.open_dataset(out / "surface_hourly_d01.nc")
+    assert ds["PM25"].attrs["units"] in ("ug m-3", "µg m-3", "ug/m3")

@@ -52,6 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tags", action="store_true", help="run without source tagging")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
+                       description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
+                                   "into hourly and lead-window CF products, daily AQI tables per "
+                                   "city and station (HJ 633 in force on the date), maps per lead "
+                                   "day, source-receptor tables and hot-spot lists.")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="DIR", help="forecast output directory")
+    p.add_argument("--out", required=True, metavar="DIR", help="products directory")
+    p.add_argument("--max-map-days", type=int, default=None, metavar="N",
+                   help="maps for the first N lead days only (default: all)")
+    p.add_argument("--no-maps", action="store_true", help="skip the PNG maps")
+
     p = sub.add_parser("schema", help="write the JSON Schema of the configuration",
                        description="Write the JSON Schema generated from the config models.")
     p.add_argument("--out", default="workflow/schemas/config.schema.json", metavar="FILE")
@@ -88,6 +100,10 @@ def _dispatch(args) -> int:
 
         for p in run_forecast(args.config, args.lead_hours, args.out, resume=args.resume,
                               tags=not args.no_tags, progress=not args.no_progress):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "products":
+        for p in stages.products(args.config, args.run, args.out, args.max_map_days,
+                                 maps=not args.no_maps):
             sys.stdout.write(f"{p}\n")
     elif args.command == "schema":
         sys.stdout.write(f"{stages.write_schema(args.out)}\n")

@@ -65,3 +65,44 @@ def write_schema(out: str | Path) -> Path:
     with atomic_path(out) as tmp:
         tmp.write_text(config_schema_json())
     return out
+
+
+def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
+             max_map_days: int | None = None, maps: bool = True) -> list[Path]:
+    """Products from a forecast directory: CF surface/lead-window NetCDF, AQI tables, maps
+    (:func:`aqforecast.products.pipeline.make_products`), plus source-receptor tables and hot
+    spots from the tag files (:mod:`aqforecast.products.receptors`, ``.hotspots``)."""
+    import xarray as xr
+
+    from .config import resolve_path
+    from .grid import grids_from_config
+    from .observations.readers import read_station_coords
+    from .products.hotspots import (concentration_hotspots, write_hotspots_csv,
+                                    write_hotspots_geojson)
+    from .products.pipeline import make_products
+    from .products.receptors import receptor_shares, write_receptor_table
+
+    cfg = load_config(config_path)
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    paths = make_products(cfg, run_dir, out_dir, max_map_days=max_map_days, maps=maps)
+    grids = grids_from_config(cfg)
+    stations = None
+    if cfg.inputs.observations.station_coords:
+        stations = read_station_coords(resolve_path(cfg, cfg.inputs.observations.station_coords))
+        stations = stations.dropna(subset=["lon", "lat"])
+    for name, grid in grids.items():
+        tpath = run_dir / f"tags_{name}.nc"
+        if not tpath.exists():
+            log.info("no %s: no receptor tables or tag shares for %s", tpath.name, name)
+            continue
+        with xr.open_dataset(tpath) as tags, xr.open_dataset(run_dir / f"conc_{name}.nc") as conc:
+            inside = stations[grid.contains(stations["lon"].values, stations["lat"].values)] \
+                if stations is not None else None
+            if inside is not None and len(inside):
+                table = receptor_shares(tags, stations=inside, group_column="city")
+                paths.append(write_receptor_table(
+                    table, out_dir / f"receptors_city_{name}.csv"))
+            hs = concentration_hotspots(conc, tags, pollutant="PM25", grid=grid, n=10)
+            paths.append(write_hotspots_csv(hs, out_dir / f"hotspots_pm25_{name}.csv"))
+            paths.append(write_hotspots_geojson(hs, out_dir / f"hotspots_pm25_{name}.geojson"))
+    return paths

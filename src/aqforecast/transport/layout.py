@@ -17,6 +17,8 @@ rank both layouts are the same array and the transposes are no-ops.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..parallel import Decomposition, choose_process_grid
@@ -39,6 +41,8 @@ class Layout:
                            for a in np.array_split(np.arange(nz), comm.size)]
         self.levels = self.level_sets[comm.rank]
         self.serial = comm.size == 1
+        #: wall seconds spent in transposes (communication + packing), for benchmarks
+        self.comm_seconds = 0.0
 
     @property
     def block(self) -> tuple[slice, slice]:
@@ -67,6 +71,7 @@ class Layout:
             if lev is not col:
                 np.copyto(lev, col)
             return
+        t0 = time.perf_counter()
         h = self.halo if padded else 0
         ny, nx = self.block_shape
         send = [np.ascontiguousarray(col[..., h + ls[0]:h + ls[-1] + 1, h:h + ny, h:h + nx])
@@ -78,6 +83,7 @@ class Layout:
                 continue
             sy, sx = self.decomp.block(r)
             lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop] = blk
+        self.comm_seconds += time.perf_counter() - t0
 
     def to_columns(self, lev: np.ndarray, col: np.ndarray, padded: bool = True) -> None:
         """Inverse of :meth:`to_levels`."""
@@ -85,6 +91,7 @@ class Layout:
             if lev is not col:
                 np.copyto(col, lev)
             return
+        t0 = time.perf_counter()
         h = self.halo if padded else 0
         nl = len(self.levels)
         send = []
@@ -100,6 +107,7 @@ class Layout:
             if blk is None or ls.size == 0:
                 continue
             col[..., h + ls[0]:h + ls[-1] + 1, h:h + ny, h:h + nx] = blk
+        self.comm_seconds += time.perf_counter() - t0
 
     # ---------------------------------------------------------------- helpers
     def local(self, field: np.ndarray) -> np.ndarray:
