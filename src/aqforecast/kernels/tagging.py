@@ -35,14 +35,17 @@ __all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged"]
 
 @nb.njit(cache=True)
 def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
-    """Update tag fractions along one line.
+    """Update tag fractions along one line (see :func:`tag_fraction_line_work`)."""
+    done = np.zeros(frac.shape[1], dtype=np.bool_)
+    tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, done)
 
-    mass (n,), flux (n+1,), frac (ntag, n), f_low/f_high (ntag,), out (ntag, n). ``out`` may be
-    ``frac`` itself: each cell is written once, after its donors and before its receivers, and
-    reads only its own old fraction. Cells with no mass and no inflow keep their fractions.
-    """
+
+@nb.njit(cache=True)
+def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, done):
+    """:func:`tag_fraction_line` with a caller-supplied (n,) bool work array ``done``."""
     ntag, n = frac.shape
-    done = np.zeros(n, dtype=np.bool_)
+    for i in range(n):
+        done[i] = False
     # pass 1: left to right, cells without inflow from the right (flux[i+1] >= 0)
     for i in range(n):
         if flux[i + 1] < 0.0:
@@ -131,6 +134,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         resident = np.empty(n)
         fl = np.empty(ntag)
         fh = np.empty(ntag)
+        done = np.empty(n, dtype=np.bool_)
         for b in range(n1):
             for f in range(n + 1):
                 phi[f] = flux_air[a, b, f] * scale
@@ -157,7 +161,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                         fh[k] = bc_high[t, k, a, b]
                     # in place: every cell is settled once, after its donors
                     fv = frac[t, :, a, b, :]
-                    tag_fraction_line(resident, flux, fv, fl, fh, fv)
+                    tag_fraction_line_work(resident, flux, fv, fl, fh, fv, done)
             for i in range(n):
                 mass[a, b, i] = m1[i]
 
@@ -170,26 +174,23 @@ def fractions_from_tags(bulk, tagc, fallback, out):
     concentrations; out: (nt, ntag, m). Arrays are flattened over cells (m).
     """
     nt, ntag, m = tagc.shape
-    for c in nb.prange(m):
-        for t in range(nt):
+    for tk in nb.prange(nt * ntag):
+        t = tk // ntag
+        k = tk - t * ntag
+        for c in range(m):
             b = bulk[t, c]
             if b > 0.0:
-                inv = 1.0 / b
-                for k in range(ntag):
-                    out[t, k, c] = tagc[t, k, c] * inv
+                out[t, k, c] = tagc[t, k, c] / b
             else:
-                for k in range(ntag):
-                    out[t, k, c] = 0.0
-                if fallback >= 0:
-                    out[t, fallback, c] = 1.0
+                out[t, k, c] = 1.0 if k == fallback else 0.0
 
 
 @nb.njit(parallel=True, cache=True)
 def tags_from_fractions(bulk, frac, out):
     """c_k = f_k * c: bulk (nt, m), frac (nt, ntag, m), out (nt, ntag, m)."""
     nt, ntag, m = frac.shape
-    for c in nb.prange(m):
-        for t in range(nt):
-            b = bulk[t, c]
-            for k in range(ntag):
-                out[t, k, c] = frac[t, k, c] * b
+    for tk in nb.prange(nt * ntag):
+        t = tk // ntag
+        k = tk - t * ntag
+        for c in range(m):
+            out[t, k, c] = frac[t, k, c] * bulk[t, c]
