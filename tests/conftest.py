@@ -8,7 +8,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("AQF_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+def _find_shared_data() -> Path:
+    """The real reference data: $AQF_SHARED_DATA, the workplace's shared/data beside the
+    repository, or the copy vendored in tests/data/shared (licences in its SOURCES.csv)."""
+    candidates = [os.environ.get("AQF_SHARED_DATA"), REPO.parent / "shared" / "data",
+                  "/work/shared/data", REPO / "tests" / "data" / "shared"]
+    for c in candidates:
+        if c and (Path(c) / "met_wrf").exists():
+            return Path(c)
+    return REPO / "tests" / "data" / "shared"
+
+
+SHARED_DATA = _find_shared_data()
 SAMPLE_CONFIG = REPO / "config" / "config.yaml"
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import socket
 import urllib.request
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -24,7 +26,7 @@ def no_network(monkeypatch):
 
 
 def test_map_renders_offline(tmp_path, shared_data, no_network):
-    ne = shared_data / "boundaries" / "natural_earth_cartopy_layout"
+    ne = Path(maps.__file__).resolve().parents[1] / "data" / "natural_earth"  # packaged copy
     lon, lat = np.meshgrid(np.linspace(118.0, 123.0, 40), np.linspace(27.0, 31.5, 36))
     field = 30 + 90 * np.exp(-((lon - 120.2) ** 2 + (lat - 30.2) ** 2) / 0.5)
     field[0, 0] = np.nan
@@ -42,8 +44,8 @@ def test_map_renders_offline(tmp_path, shared_data, no_network):
 
 
 def test_natural_earth_search_and_errors(tmp_path, shared_data):
-    assert maps.natural_earth_dir(shared_data / "boundaries" /
-                                  "natural_earth_cartopy_layout").is_dir()
+    assert maps.natural_earth_dir(Path(maps.__file__).resolve().parents[1] / "data" /
+                                  "natural_earth").is_dir()
     with pytest.raises(FileNotFoundError, match="coastline"):
         maps.natural_earth_dir(tmp_path)
     bad = tmp_path / "bad.geojson"
