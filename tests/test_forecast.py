@@ -173,6 +173,9 @@ def test_products_stage_on_forecast(case, straight, tmp_path):
     for d in ("d01", "d02"):
         assert {f"surface_hourly_{d}.nc", f"leadwindow_{d}.nc", f"hotspots_pm25_{d}.csv",
                 f"receptors_city_{d}.csv"} <= names
+    maps = out / "maps" / "d01"
+    assert (maps / "hotspots_pm25.png").stat().st_size > 10_000
+    assert len(list(maps.glob("share_pm25_sector_*.png"))) >= 5
     rec = pd.read_csv(out / "receptors_city_d01.csv")
     sums = rec.groupby(["receptor", "date", "pollutant", "by"])["share_percent"].sum()
     np.testing.assert_allclose(sums.values, 100.0, rtol=1e-6)

@@ -81,6 +81,7 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
                                     write_hotspots_geojson)
     from .products.pipeline import make_products
     from .products.receptors import receptor_shares, write_receptor_table
+    from .products.tagmaps import hotspot_map, tag_share_maps
 
     cfg = load_config(config_path)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -105,4 +106,12 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
             hs = concentration_hotspots(conc, tags, pollutant="PM25", grid=grid, n=10)
             paths.append(write_hotspots_csv(hs, out_dir / f"hotspots_pm25_{name}.csv"))
             paths.append(write_hotspots_geojson(hs, out_dir / f"hotspots_pm25_{name}.geojson"))
+            if maps:
+                lon, lat = grid.lonlat
+                regions = [resolve_path(cfg, r.geojson) for r in cfg.tags.regions]
+                mdir = out_dir / "maps" / name
+                paths.append(hotspot_map(conc, hs, lon, lat, mdir / "hotspots_pm25.png",
+                                         boundaries=regions))
+                for by in ("sector", "region"):
+                    paths += tag_share_maps(tags, lon, lat, mdir, "PM25", by, regions)
     return paths
