@@ -28,6 +28,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .advection import _line_fluxes
 from .advection import walcek_line as _walcek_line
 
 __all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged"]
@@ -136,15 +137,9 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         fh = np.empty(ntag)
         done = np.empty(n, dtype=np.bool_)
         for b in range(n1):
-            for f in range(n + 1):
-                phi[f] = flux_air[a, b, f] * scale
-            if closed & 1:
-                phi[0] = 0.0
-            if closed & 2:
-                phi[n] = 0.0
             for i in range(n):
                 m0[i] = mass[a, b, i]
-                m1[i] = m0[i] - phi[i + 1] + phi[i]
+            _line_fluxes(flux_air[a, b], scale, closed, phi, m0, m1)
             for s in range(nspec):
                 for i in range(n + 2 * h):
                     line[i] = q[s, a, b, i]

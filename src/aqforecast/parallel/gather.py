@@ -22,8 +22,13 @@ def gather_field(comm, decomp: Decomposition, local_interior: np.ndarray,
     blocks = comm.gather(np.ascontiguousarray(local_interior), root=root)
     if comm.rank != root:
         return None
-    lead = local_interior.shape[:-2]
-    out = np.empty(lead + (decomp.ny, decomp.nx), dtype=local_interior.dtype)
+    return _assemble(decomp, blocks)
+
+
+def _assemble(decomp: Decomposition, blocks) -> np.ndarray:
+    """The global field from every rank's interior block (in rank order)."""
+    lead = blocks[0].shape[:-2]
+    out = np.empty(lead + (decomp.ny, decomp.nx), dtype=blocks[0].dtype)
     for r, blk in enumerate(blocks):
         sy, sx = decomp.block(r)
         out[..., sy, sx] = blk
@@ -32,13 +37,7 @@ def gather_field(comm, decomp: Decomposition, local_interior: np.ndarray,
 
 def allgather_field(comm, decomp: Decomposition, local_interior: np.ndarray) -> np.ndarray:
     """Like :func:`gather_field` but every rank gets the global field."""
-    blocks = comm.allgather(np.ascontiguousarray(local_interior))
-    lead = local_interior.shape[:-2]
-    out = np.empty(lead + (decomp.ny, decomp.nx), dtype=local_interior.dtype)
-    for r, blk in enumerate(blocks):
-        sy, sx = decomp.block(r)
-        out[..., sy, sx] = blk
-    return out
+    return _assemble(decomp, comm.allgather(np.ascontiguousarray(local_interior)))
 
 
 def scatter_field(comm, decomp: Decomposition, global_field: np.ndarray | None,
