@@ -35,6 +35,11 @@ import numba as nb
 __all__ = ["apportion_production_loss", "repartition_family"]
 
 
+#: floor of the reference in the reported relative corrections: mismatches below 1e-15 (mol
+#: mol-1 or kg kg-1, ~1e-6 ppb) are round-off on vanishing bulk values, not apportionment errors
+_TINY = 1e-15
+
+
 @nb.njit(parallel=True, cache=True)
 def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, production,
                               before, after, correction):
@@ -96,7 +101,7 @@ def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, p
                 s1 += v
             if aft > 0.0 and s1 > 0.0:
                 scale = aft / s1
-                correction[k, j, i] = abs(s1 - aft) / aft
+                correction[k, j, i] = abs(s1 - aft) / max(aft, _TINY)
             else:
                 scale = 0.0
                 correction[k, j, i] = 1.0 if aft > 0.0 else 0.0
@@ -144,7 +149,7 @@ def repartition_family(a, b, fa, fb, after_a, after_b, reference, active, correc
             for t in range(ntag):
                 tot += fa * a[t, k, j, i] + fb * b[t, k, j, i]
             ref = reference[k, j, i]
-            correction[k, j, i] = abs(tot - ref) / ref if ref > 0.0 else 0.0
+            correction[k, j, i] = abs(tot - ref) / max(ref, _TINY) if ref > 0.0 else 0.0
             xa = after_a[k, j, i]
             xb = after_b[k, j, i]
             if tot > 0.0:
