@@ -253,7 +253,10 @@ class DomainModel:
         # 4. wet scavenging
         rho_dz = loc(s.rho_dry * s.dz)
         precip = self._precip_profile(s)
-        self.budget["wet_deposited"] += self.wet(self.q, dt, precip, rho_dz) * self.kg_per_q
+        before = self.total_local()
+        self.wet(self.q, dt, precip, rho_dz)
+        # measured on the model's own air mass, so the budget closes exactly
+        self.budget["wet_deposited"] += before - self.total_local()
         if self.wet_tags is not None:
             self.wet_tags(self.tagc, dt, precip, rho_dz)
         # 5. chemistry
