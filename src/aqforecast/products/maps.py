@@ -112,6 +112,18 @@ def _geojson_geometries(path):
                      f"(type={kind!r})")
 
 
+def add_colorbar(fig, ax, mesh, units: str, aqi_scale: str | None = None):
+    """Horizontal colour bar with units; AQI category names above it for AQI scales."""
+    cb = fig.colorbar(mesh, ax=ax, orientation="horizontal", pad=0.05, shrink=0.8,
+                      extend="neither" if aqi_scale else "both")
+    cb.set_label(units)
+    if aqi_scale is not None:
+        fam = _aqi.RULES[aqi_scale].family
+        cb.ax.set_title(" | ".join(n.split(" ")[0] for n in _aqi.CATEGORY_NAMES[fam]),
+                        fontsize=6)
+    return cb
+
+
 def plot_field(field, lon2d, lat2d, path, *, title: str = "", units: str = "",
                projection: str = "lambert", cmap="viridis", vmin=None, vmax=None,
                aqi_scale: str | None = None, aqi_bounds: Sequence[float] | None = None,
@@ -198,13 +210,7 @@ def plot_field(field, lon2d, lat2d, path, *, title: str = "", units: str = "",
                            zorder=5)
                 ax.scatter(slon[~ok], slat[~ok], s=28, facecolor="none", edgecolor="black",
                            linewidth=0.6, transform=ccrs.PlateCarree(), zorder=5)
-        cb = fig.colorbar(mesh, ax=ax, orientation="horizontal", pad=0.05, shrink=0.8,
-                          extend="neither" if aqi_scale else "both")
-        cb.set_label(units)
-        if aqi_scale is not None:
-            fam = _aqi.RULES[aqi_scale].family
-            cb.ax.set_title(" | ".join(n.split(" ")[0] for n in _aqi.CATEGORY_NAMES[fam]),
-                            fontsize=6)
+        add_colorbar(fig, ax, mesh, units, aqi_scale)
         ax.set_title(title)
         fig.savefig(path, dpi=dpi, format="png")
     log.info("map written: %s", path)

@@ -16,7 +16,6 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from . import aqi as _aqi
 from . import maps as _maps
 
 log = logging.getLogger(__name__)
@@ -92,13 +91,7 @@ class MapSeries:
                 slon, slat = (np.asarray(a, float) for a in self.stations)
                 ax.scatter(slon, slat, s=14, facecolor="white", edgecolor="black",
                            linewidth=0.5, transform=ccrs.PlateCarree(), zorder=5)
-            cb = fig.colorbar(mesh, ax=ax, orientation="horizontal", pad=0.05, shrink=0.8,
-                              extend="neither" if aqi_scale else "both")
-            cb.set_label(units)
-            if aqi_scale is not None:
-                fam = _aqi.RULES[aqi_scale].family
-                cb.ax.set_title(" | ".join(n.split(" ")[0] for n in _aqi.CATEGORY_NAMES[fam]),
-                                fontsize=6)
+            _maps.add_colorbar(fig, ax, mesh, units, aqi_scale)
             # draw once so the background (coastlines, outlines) is projected and cached
             fig.canvas.draw()
         self._figs[key] = (fig, ax, mesh)

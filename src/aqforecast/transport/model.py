@@ -120,7 +120,6 @@ class DomainModel:
                          if nrow else None)
         scheme = str(met.wrf.attrs.get("MMINLU", "USGS")) if hasattr(met, "wrf") else "USGS"
         self.drydep = DryDeposition(self.species, lay.local(met.lu_index), scheme)
-        nl = len(lay.levels)
         self._hfill = Advection((1, ny, nx), "walcek", ("inflow", "inflow", "closed"), h)
         self.zadv = Advection((nz, nyl, nxl), "walcek", ("closed", "closed", "inflow"), h)
         self._forward = True
