@@ -40,6 +40,25 @@ __all__ = ["apportion_production_loss", "repartition_family"]
 _TINY = 1e-15
 
 
+@nb.njit(cache=True, inline="always")
+def _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f, t, k, j, i):
+    """Tag t after production ``p`` shared by the mode's weights, scaled by ``f`` (>= 0):
+    mode 1 precursor shares (a1 + ca2 a2 with weight wa, b1 with 1 - wa), mode 0 the tag's own
+    share, else equal shares."""
+    if mode == 1:
+        w = 0.0
+        if wa > 0.0:
+            w += wa * (a1[t, k, j, i] + ca2 * a2[t, k, j, i]) / sa
+        if wa < 1.0:
+            w += (1.0 - wa) * b1[t, k, j, i] / sb
+    elif mode == 0:
+        w = tags[t, k, j, i] / s0
+    else:
+        w = 1.0 / ntag
+    v = (tags[t, k, j, i] + p * w) * f
+    return 0.0 if v < 0.0 else v
+
+
 @nb.njit(parallel=True, cache=True)
 def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, production,
                               before, after, correction):
@@ -85,19 +104,8 @@ def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, p
             # pass 1: sum of the updated tags
             s1 = 0.0
             for t in range(ntag):
-                if mode == 1:
-                    w = 0.0
-                    if wa > 0.0:
-                        w += wa * (a1[t, k, j, i] + ca2 * a2[t, k, j, i]) / sa
-                    if wa < 1.0:
-                        w += (1.0 - wa) * b1[t, k, j, i] / sb
-                elif mode == 0:
-                    w = tags[t, k, j, i] / s0
-                else:
-                    w = 1.0 / ntag
-                v = (tags[t, k, j, i] + p * w) * f
-                if v < 0.0:
-                    v = 0.0
+                v = _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f,
+                                 t, k, j, i)
                 s1 += v
             if aft > 0.0 and s1 > 0.0:
                 scale = aft / s1
@@ -108,19 +116,8 @@ def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, p
             # pass 2: write (weights read before the tag they belong to is overwritten; the
             # precursor sums were taken above, so tags may alias a precursor)
             for t in range(ntag):
-                if mode == 1:
-                    w = 0.0
-                    if wa > 0.0:
-                        w += wa * (a1[t, k, j, i] + ca2 * a2[t, k, j, i]) / sa
-                    if wa < 1.0:
-                        w += (1.0 - wa) * b1[t, k, j, i] / sb
-                elif mode == 0:
-                    w = tags[t, k, j, i] / s0
-                else:
-                    w = 1.0 / ntag
-                v = (tags[t, k, j, i] + p * w) * f
-                if v < 0.0:
-                    v = 0.0
+                v = _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f,
+                                 t, k, j, i)
                 if s1 > 0.0:
                     tags[t, k, j, i] = v * scale
                 else:
