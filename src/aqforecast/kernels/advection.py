@@ -45,6 +45,7 @@ __all__ = [
     "walcek_sweep_y",
     "walcek_sweep_z",
     "walcek_line",
+    "walcek_tile",
     "max_courant",
 ]
 
@@ -56,32 +57,19 @@ def _walcek_face_value(qc, qd, qu, ext_down, ext_up, c):
     ext_up: extremum flags of the downwind and upwind cells; c: Courant number in [0, 1].
     """
     alpha = 1.0
-    if ext_down:
-        alpha = 1.7763 - 0.5 * c
-    if ext_up:
-        alpha = 1.2578 + 0.58502 * c
-    if c < 0.5:
-        # Walcek's limit alpha <= 0.98*6/(1 - 2c) >= 5.88 only binds for full sharpening
-        # (alpha = 5 is not used here; the alphas above stay <= 1.78), so it is skipped.
-        qf = (
-            qc * (1.0 + alpha * (2.0 * c - 1.0) / 6.0)
-            + qd * alpha * (4.0 - 5.0 * c) / 12.0
-            + qu * alpha * (c - 2.0) / 12.0
-        )
-    else:
-        ic = 1.0 / c
-        qf = (
-            qc * (1.0 - alpha * (ic + 2.0 * c - 3.0) / 6.0)
-            + qd * alpha * (ic - c) / 12.0
-            + qu * alpha * (ic + 5.0 * c - 6.0) / 12.0
-        )
-    lo = min(qc, qd)
-    hi = max(qc, qd)
-    if qf < lo:
-        qf = lo
-    elif qf > hi:
-        qf = hi
-    return qf
+    alpha = 1.7763 - 0.5 * c if ext_down else alpha
+    alpha = 1.2578 + 0.58502 * c if ext_up else alpha
+    # Walcek's limit alpha <= 0.98*6/(1 - 2c) >= 5.88 only binds for full sharpening (alpha = 5
+    # is not used here; the alphas above stay <= 1.78), so it is skipped. Both branches (c < 0.5
+    # and c >= 0.5) are evaluated and one is selected, so that loops over faces vectorise.
+    w = alpha * (1.0 / 12.0)
+    ic = 1.0 / c
+    small = c < 0.5
+    cqc = 1.0 + 2.0 * w * (2.0 * c - 1.0) if small else 1.0 - 2.0 * w * (ic + 2.0 * c - 3.0)
+    cqd = w * (4.0 - 5.0 * c) if small else w * (ic - c)
+    cqu = w * (c - 2.0) if small else w * (ic + 5.0 * c - 6.0)
+    qf = qc * cqc + qd * cqd + qu * cqu
+    return min(max(qf, min(qc, qd)), max(qc, qd))
 
 
 @njit(cache=True, inline="always")
@@ -120,7 +108,7 @@ def _negative_pass(a, h, phi, m0, m1, flux):
                 flux[i] = flux[i + 1] - qc * m0[i] + lo * m1[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def walcek_line(a, halo, phi, m0, m1, ext, flux, periodic=False):
     """Walcek (2000) update of one line, in place.
 
@@ -206,7 +194,267 @@ def _line_fluxes(src, scale, closed, phi, m0, m1):
         m1[i] = m0[i] - phi[i + 1] + phi[i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
+def _walcek_lines(q, h, mass, flux, scale, closed):
+    """Line-by-line sweep along the last axis of ``q`` (nspec, n0 + 2h, n1 + 2h, n + 2h) (a view
+    whose last axis is the sweep axis); mass (n0, n1, n), flux (n0, n1, n + 1). Handles periodic
+    lines (the flux adjustment wraps around a line); the tiled kernels are used otherwise."""
+    nspec = q.shape[0]
+    n0, n1, n = mass.shape
+    periodic = (closed & 4) != 0
+    for k in prange(n0):
+        phi = np.empty(n + 1)
+        m1 = np.empty(n)
+        ext = np.empty(n + 2 * h, dtype=np.int8)
+        work = np.empty(n + 1)
+        m0 = np.empty(n)
+        a = np.empty(n + 2 * h)
+        for j in range(n1):
+            for i in range(n):
+                m0[i] = mass[k, j, i]
+            _line_fluxes(flux[k, j, :], scale, closed, phi, m0, m1)
+            for s in range(nspec):
+                for i in range(n + 2 * h):
+                    a[i] = q[s, k + h, j + h, i]
+                walcek_line(a, h, phi, m0, m1, ext, work, periodic)
+                for i in range(n):
+                    q[s, k + h, j + h, i + h] = a[i + h]
+            for i in range(n):
+                mass[k, j, i] = m1[i]
+
+
+# -- tiled sweeps: many lines at once, innermost loop over contiguous lines -----------------------
+#: Lines per tile: the tile's work arrays ((n + 2h) x TILE) stay in the core's L1/L2 cache and the
+#: innermost loops run over TILE contiguous lines (SIMD).
+TILE = 32
+_TU = np.uint64(TILE)
+#: Offsets are masked to 40 bits: the bound lets LLVM prove that ``offset + l`` does not wrap, which
+#: it needs to form the run-time alias checks of loops whose offsets it cannot bound otherwise
+#: (e.g. under a descending outer loop).
+_OFFSET_MASK = np.uint64((1 << 40) - 1)
+
+
+@njit(cache=True, inline="always")
+def _u(i):
+    """Row offset ``i * TILE`` as uint64 (unsigned indices skip numba's negative-index check,
+    which would otherwise turn the vector loads into gathers); i >= 0."""
+    return np.uint64(i * TILE) & _OFFSET_MASK
+
+
+@njit(cache=True, error_model="numpy")
+def walcek_tile(a, h, n, nl, geo, flux, out):
+    """Walcek (2000) update of ``nl <= TILE`` lines at once; the same arithmetic as
+    :func:`walcek_line` (bit for bit) for non-periodic lines.
+
+    The work arrays are flat, row-major with the compile-time row length TILE (element (r, l) at
+    ``r * TILE + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
+    included (read only). geo: (2n + 1) rows, the scaled face air-mass fluxes (kg, closed faces 0)
+    in rows 2f (f = 0..n) and the cell air masses before the sweep (kg) in rows 2i + 1, so that
+    both are one array for LLVM's alias analysis; the mass after the sweep is formed on the fly
+    as m0 - phi[i+1] + phi[i]. flux: (n + 1) rows, receives the final tracer fluxes; out: n rows,
+    receives the new interior mixing ratios.
+
+    One forward loop computes each face's extremum flags and provisional flux and at once clips
+    the cell behind it for positive flow (its outflow face is the one just computed); one
+    backward loop clips cells with negative flow and updates each cell as soon as both of its
+    faces are final. The innermost loops run over the lines with no branches (every candidate is
+    loaded, then selected), with unsigned indices at constant offsets from each other: LLVM
+    vectorises them with few run-time alias checks.
+    """
+    npad = n + 2 * h
+    nlu = np.uint64(nl)
+    for f in range(n + 1):
+        has_p = f >= 1
+        has_n = f < n
+        rf = _u(f)
+        gf = _u(2 * f)
+        # rows p-2 .. p+3 around face f (p = f - 1 + h); the outermost ghost rows 0 and
+        # npad - 1 are never extrema, and rows beyond them are not read
+        p = f - 1 + h
+        rm = _u(p - 1)
+        r0 = rm + _TU
+        r1 = r0 + _TU
+        r2 = r1 + _TU
+        edge_m = p - 1 == 0
+        edge_2 = p + 2 == npad - 1
+        rmm = _u(p - 2) if not edge_m else rm
+        r3 = r2 + _TU if not edge_2 else r2
+        cp = f - 1 if has_p else 0  # upwind cell of positive flow
+        cn = f if has_n else n - 1  # upwind cell of negative flow
+        gpm = _u(2 * cp + 1)  # its mass row
+        gpl = _u(2 * cp)  # its low face
+        gnm = _u(2 * cn + 1)
+        gnh = _u(2 * cn + 2)  # its high face
+        rfl = _u(cp)  # flux row of face f - 1 (row 0, unused, for f = 0)
+        for l in range(nlu):
+            ph = geo[gf + l]
+            amm = a[rmm + l]
+            am = a[rm + l]
+            a0 = a[r0 + l]
+            a1 = a[r1 + l]
+            a2 = a[r2 + l]
+            a3 = a[r3 + l]
+            # extremum flags, computed here (selecting stored flags made LLVM gather bytes)
+            em = (((am >= amm) & (am >= a0)) | ((am <= amm) & (am <= a0))) & (not edge_m)
+            e0 = ((a0 >= am) & (a0 >= a1)) | ((a0 <= am) & (a0 <= a1))
+            e1 = ((a1 >= a0) & (a1 >= a2)) | ((a1 <= a0) & (a1 <= a2))
+            e2 = (((a2 >= a1) & (a2 >= a3)) | ((a2 <= a1) & (a2 <= a3))) & (not edge_2)
+            plo = geo[gpl + l]  # low face of the positive-flow upwind cell (phi[f-1])
+            mp = geo[gpm + l]  # its mass (m0[f-1])
+            mn = geo[gnm + l]
+            donor_p = (plo < 0.0) & has_p
+            donor_n = (geo[gnh + l] > 0.0) & has_n
+            pos = ph > 0.0
+            qc = a0 if pos else a1
+            qd = a1 if pos else a0
+            qu = am if pos else a2
+            ed = e1 if pos else e0
+            eu = em if pos else e2
+            mu = mp if pos else mn
+            donor = donor_p if pos else donor_n
+            qf = _walcek_face_value(qc, qd, qu, ed, eu, abs(ph) / mu)
+            qf = qc if donor else qf
+            fr = ph * qf if ph != 0.0 else 0.0
+            # positive-flow clipping of the cell f - 1 behind the face (its outflow face)
+            fl = flux[rfl + l]
+            mm1 = mp - ph + plo
+            qs = (a0 * mp + fl - fr) / mm1
+            qup = am if plo > 0.0 else a0
+            lo = min(a0, qup)
+            hi = max(a0, qup)
+            bound = hi if qs > hi else lo
+            adj = fl + a0 * mp - bound * mm1
+            clip = (ph > 0.0) & (plo >= 0.0) & ((qs > hi) | (qs < lo)) & has_p
+            flux[rf + l] = adj if clip else fr
+    # flux[n] is final: the negative pass only moves the low face of a cell
+    for i in range(n - 1, -1, -1):
+        ri = _u(i)
+        gi = _u(2 * i)
+        rq = _u(i + h)
+        for l in range(nlu):
+            p0 = geo[gi + l]
+            mm0 = geo[gi + _TU + l]
+            p1 = geo[gi + _TU + _TU + l]
+            mm1 = mm0 - p1 + p0
+            qc = a[rq + l]
+            qn = a[rq + _TU + l]
+            fl = flux[ri + l]
+            fr = flux[ri + _TU + l]
+            qs = (qc * mm0 + fl - fr) / mm1
+            qup = qn if p1 < 0.0 else qc
+            lo = min(qc, qup)
+            hi = max(qc, qup)
+            bound = hi if qs > hi else lo
+            adj = fr - qc * mm0 + bound * mm1
+            clip = (p0 < 0.0) & (p1 <= 0.0) & ((qs > hi) | (qs < lo))
+            fl = adj if clip else fl
+            flux[ri + l] = fl
+            out[ri + l] = (qc * mm0 + fl - fr) / mm1
+
+
+@njit(cache=True, inline="always")
+def _tile_geometry(geo, n, nl, scale, closed):
+    """Scale the tile's face fluxes (rows 2f of geo) and zero closed walls."""
+    nlu = np.uint64(nl)
+    for f in range(n + 1):
+        rf = _u(2 * f)
+        for l in range(nlu):
+            geo[rf + l] *= scale
+    if closed & 1:
+        for l in range(nlu):
+            geo[l] = 0.0
+    if closed & 2:
+        rf = _u(2 * n)
+        for l in range(nlu):
+            geo[rf + l] = 0.0
+
+
+@njit(cache=True, inline="always")
+def _tile_work(n, h):
+    """Work arrays of one tile: a, geo, flux, out (see :func:`walcek_tile`)."""
+    return (np.empty((n + 2 * h) * TILE), np.empty((2 * n + 1) * TILE), np.empty((n + 1) * TILE),
+            np.empty(n * TILE))
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _walcek_tiles_rows(q, h, mass, flux, scale, closed):
+    """Non-periodic sweep along axis 2 of ``q`` (nspec, nb, n + 2h, nx + 2h), lines along the
+    contiguous last axis; mass (nb, n, nx) and flux (nb, n + 1, nx). Used for y (blocks = levels)
+    and z (blocks = rows j, through a transposed view)."""
+    nspec = q.shape[0]
+    nb, n, nx = mass.shape
+    ntile = (nx + TILE - 1) // TILE
+    for bt in prange(nb * ntile):
+        b = bt // ntile
+        i0 = (bt - b * ntile) * TILE
+        nl = min(TILE, nx - i0)
+        a, geo, work, out = _tile_work(n, h)
+        for f in range(n + 1):
+            src = flux[b, f, i0:i0 + nl]
+            rf = 2 * f * TILE
+            for l in range(nl):
+                geo[rf + l] = src[l]
+        for i in range(n):
+            src = mass[b, i, i0:i0 + nl]
+            ri = (2 * i + 1) * TILE
+            for l in range(nl):
+                geo[ri + l] = src[l]
+        _tile_geometry(geo, n, nl, scale, closed)
+        for s in range(nspec):
+            for p in range(n + 2 * h):
+                src = q[s, b, p, i0 + h:i0 + h + nl]
+                rp = p * TILE
+                for l in range(nl):
+                    a[rp + l] = src[l]
+            walcek_tile(a, h, n, nl, geo, work, out)
+            for i in range(n):
+                dst = q[s, b, i + h, i0 + h:i0 + h + nl]
+                ri = i * TILE
+                for l in range(nl):
+                    dst[l] = out[ri + l]
+        for i in range(n):
+            dst = mass[b, i, i0:i0 + nl]
+            g = 2 * i * TILE
+            for l in range(nl):
+                dst[l] = geo[g + TILE + l] - geo[g + 2 * TILE + l] + geo[g + l]
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _walcek_tiles_x(q, h, mass, flux, scale, closed):
+    """Non-periodic sweep along x: tiles of TILE rows j are transposed into the work arrays."""
+    nspec = q.shape[0]
+    nz, ny, n = mass.shape
+    ntile = (ny + TILE - 1) // TILE
+    for kt in prange(nz * ntile):
+        k = kt // ntile
+        j0 = (kt - k * ntile) * TILE
+        nl = min(TILE, ny - j0)
+        a, geo, work, out = _tile_work(n, h)
+        for l in range(nl):
+            src = flux[k, j0 + l]
+            for f in range(n + 1):
+                geo[2 * f * TILE + l] = src[f]
+            src = mass[k, j0 + l]
+            for i in range(n):
+                geo[(2 * i + 1) * TILE + l] = src[i]
+        _tile_geometry(geo, n, nl, scale, closed)
+        for s in range(nspec):
+            for l in range(nl):
+                src = q[s, k + h, j0 + h + l]
+                for p in range(n + 2 * h):
+                    a[p * TILE + l] = src[p]
+            walcek_tile(a, h, n, nl, geo, work, out)
+            for l in range(nl):
+                dst = q[s, k + h, j0 + h + l]
+                for i in range(n):
+                    dst[i + h] = out[i * TILE + l]
+        for l in range(nl):
+            dst = mass[k, j0 + l]
+            for i in range(n):
+                g = 2 * i * TILE + l
+                dst[i] = geo[g + TILE] - geo[g + 2 * TILE] + geo[g]
+
+
 def walcek_sweep_x(q, halo, mass, flux_x, scale, closed):
     """One Walcek sweep along x (last axis), in place on ``q`` and ``mass``.
 
@@ -215,93 +463,33 @@ def walcek_sweep_x(q, halo, mass, flux_x, scale, closed):
     flux_x: (nz, ny, nx+1) air-mass flux per step, kg; used times ``scale``.
     closed: bit mask (1 = west wall, 2 = east wall, 4 = periodic).
     """
-    nspec = q.shape[0]
-    nz, ny, nx = mass.shape
-    h = halo
-    periodic = (closed & 4) != 0
-    for k in prange(nz):
-        phi = np.empty(nx + 1)
-        m1 = np.empty(nx)
-        ext = np.empty(nx + 2 * h, dtype=np.int8)
-        flux = np.empty(nx + 1)
-        m0 = np.empty(nx)
-        a = np.empty(nx + 2 * h)
-        for j in range(ny):
-            for i in range(nx):
-                m0[i] = mass[k, j, i]
-            _line_fluxes(flux_x[k, j, :], scale, closed, phi, m0, m1)
-            for s in range(nspec):
-                for i in range(nx + 2 * h):
-                    a[i] = q[s, k + h, j + h, i]
-                walcek_line(a, h, phi, m0, m1, ext, flux, periodic)
-                for i in range(nx):
-                    q[s, k + h, j + h, i + h] = a[i + h]
-            for i in range(nx):
-                mass[k, j, i] = m1[i]
+    if closed & 4:
+        _walcek_lines(q, halo, mass, flux_x, scale, closed)
+    else:
+        _walcek_tiles_x(q, halo, mass, flux_x, scale, closed)
 
 
-@njit(cache=True, parallel=True)
 def walcek_sweep_y(q, halo, mass, flux_y, scale, closed):
     """One Walcek sweep along y, in place; arguments as :func:`walcek_sweep_x` with
     flux_y (nz, ny+1, nx) and closed bits 1 = south, 2 = north."""
-    nspec = q.shape[0]
-    nz, ny, nx = mass.shape
-    h = halo
-    periodic = (closed & 4) != 0
-    for k in prange(nz):
-        phi = np.empty(ny + 1)
-        src = np.empty(ny + 1)
-        m0 = np.empty(ny)
-        m1 = np.empty(ny)
-        ext = np.empty(ny + 2 * h, dtype=np.int8)
-        flux = np.empty(ny + 1)
-        a = np.empty(ny + 2 * h)
-        for i in range(nx):
-            for j in range(ny + 1):
-                src[j] = flux_y[k, j, i]
-            for j in range(ny):
-                m0[j] = mass[k, j, i]
-            _line_fluxes(src, scale, closed, phi, m0, m1)
-            for s in range(nspec):
-                for j in range(ny + 2 * h):
-                    a[j] = q[s, k + h, j, i + h]
-                walcek_line(a, h, phi, m0, m1, ext, flux, periodic)
-                for j in range(ny):
-                    q[s, k + h, j + h, i + h] = a[j + h]
-            for j in range(ny):
-                mass[k, j, i] = m1[j]
+    if closed & 4:
+        _walcek_lines(q.transpose(0, 1, 3, 2), halo, mass.transpose(0, 2, 1),
+                      flux_y.transpose(0, 2, 1), scale, closed)
+    else:
+        nz = mass.shape[0]
+        _walcek_tiles_rows(q[:, halo:halo + nz], halo, mass, flux_y, scale, closed)
 
 
-@njit(cache=True, parallel=True)
 def walcek_sweep_z(q, halo, mass, flux_z, scale, closed):
     """One Walcek sweep along z, in place; arguments as :func:`walcek_sweep_x` with
     flux_z (nz+1, ny, nx) and closed bits 1 = ground, 2 = model top."""
-    nspec = q.shape[0]
-    nz, ny, nx = mass.shape
-    h = halo
-    periodic = (closed & 4) != 0
-    for j in prange(ny):
-        phi = np.empty(nz + 1)
-        src = np.empty(nz + 1)
-        m0 = np.empty(nz)
-        m1 = np.empty(nz)
-        ext = np.empty(nz + 2 * h, dtype=np.int8)
-        flux = np.empty(nz + 1)
-        a = np.empty(nz + 2 * h)
-        for i in range(nx):
-            for k in range(nz + 1):
-                src[k] = flux_z[k, j, i]
-            for k in range(nz):
-                m0[k] = mass[k, j, i]
-            _line_fluxes(src, scale, closed, phi, m0, m1)
-            for s in range(nspec):
-                for k in range(nz + 2 * h):
-                    a[k] = q[s, k, j + h, i + h]
-                walcek_line(a, h, phi, m0, m1, ext, flux, periodic)
-                for k in range(nz):
-                    q[s, k + h, j + h, i + h] = a[k + h]
-            for k in range(nz):
-                mass[k, j, i] = m1[k]
+    if closed & 4:
+        _walcek_lines(q.transpose(0, 2, 3, 1), halo, mass.transpose(1, 2, 0),
+                      flux_z.transpose(1, 2, 0), scale, closed)
+    else:
+        ny = mass.shape[1]
+        _walcek_tiles_rows(q[:, :, halo:halo + ny].transpose(0, 2, 1, 3), halo,
+                           mass.transpose(1, 0, 2), flux_z.transpose(1, 0, 2), scale, closed)
 
 
 @njit(cache=True, inline="always")
