@@ -500,7 +500,7 @@ def _face(flux, f, n, scale, closed):
     return flux * scale
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def upwind_step(q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, closed_x,
                 closed_y, closed_z):
     """Unsplit donor-cell step: all three directions from the same field.
@@ -509,35 +509,54 @@ def upwind_step(q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, clo
     out: same shape, interior overwritten with the new mixing ratios (ghosts untouched).
     mass / mass_out: (nz, ny, nx) air mass before / after, kg. Fluxes and closed masks as in
     the module docstring. Stable and positive while the total outflow per cell <= mass.
+    The donor value enters as ``max(F, 0) q_upwind-low + min(F, 0) q_upwind-high`` (one term is
+    exactly zero), so the innermost loop over x has no branches and vectorises.
     """
     nspec = q.shape[0]
     nz, ny, nx = mass.shape
     h = halo
-    for k in prange(nz):
-        for j in range(ny):
+    for kj in prange(nz * ny):
+        k = kj // ny
+        j = kj - k * ny
+        fw = np.empty(nx + 1)
+        fs = np.empty(nx)
+        fn = np.empty(nx)
+        fb = np.empty(nx)
+        ft = np.empty(nx)
+        m0 = mass[k, j]
+        for i in range(nx + 1):
+            fw[i] = _face(flux_x[k, j, i], i, nx, scale, closed_x)
+        for i in range(nx):
+            fs[i] = _face(flux_y[k, j, i], j, ny, scale, closed_y)
+            fn[i] = _face(flux_y[k, j + 1, i], j + 1, ny, scale, closed_y)
+            fb[i] = _face(flux_z[k, j, i], k, nz, scale, closed_z)
+            ft[i] = _face(flux_z[k + 1, j, i], k + 1, nz, scale, closed_z)
+        m1 = mass_out[k, j]
+        for i in range(nx):
+            m1[i] = m0[i] + (fw[i] - fw[i + 1]) + (fs[i] - fn[i]) + (fb[i] - ft[i])
+        kk = k + h
+        jj = j + h
+        for s in range(nspec):
+            qc_ = q[s, kk, jj, h:h + nx]
+            qw = q[s, kk, jj, h - 1:h + nx - 1]
+            qe = q[s, kk, jj, h + 1:h + nx + 1]
+            qs_ = q[s, kk, jj - 1, h:h + nx]
+            qn = q[s, kk, jj + 1, h:h + nx]
+            qb = q[s, kk - 1, jj, h:h + nx]
+            qt = q[s, kk + 1, jj, h:h + nx]
+            dst = out[s, kk, jj, h:h + nx]
             for i in range(nx):
-                fw = _face(flux_x[k, j, i], i, nx, scale, closed_x)
-                fe = _face(flux_x[k, j, i + 1], i + 1, nx, scale, closed_x)
-                fs = _face(flux_y[k, j, i], j, ny, scale, closed_y)
-                fn = _face(flux_y[k, j + 1, i], j + 1, ny, scale, closed_y)
-                fb = _face(flux_z[k, j, i], k, nz, scale, closed_z)
-                ft = _face(flux_z[k + 1, j, i], k + 1, nz, scale, closed_z)
-                m0 = mass[k, j, i]
-                m1 = m0 + (fw - fe) + (fs - fn) + (fb - ft)
-                mass_out[k, j, i] = m1
-                kk = k + h
-                jj = j + h
-                ii = i + h
-                for s in range(nspec):
-                    qc = q[s, kk, jj, ii]
-                    acc = qc * m0
-                    acc += fw * (q[s, kk, jj, ii - 1] if fw >= 0.0 else qc)
-                    acc -= fe * (qc if fe >= 0.0 else q[s, kk, jj, ii + 1])
-                    acc += fs * (q[s, kk, jj - 1, ii] if fs >= 0.0 else qc)
-                    acc -= fn * (qc if fn >= 0.0 else q[s, kk, jj + 1, ii])
-                    acc += fb * (q[s, kk - 1, jj, ii] if fb >= 0.0 else qc)
-                    acc -= ft * (qc if ft >= 0.0 else q[s, kk + 1, jj, ii])
-                    out[s, kk, jj, ii] = acc / m1
+                qc = qc_[i]
+                a = fw[i]
+                e = fw[i + 1]
+                acc = qc * m0[i]
+                acc += max(a, 0.0) * qw[i] + min(a, 0.0) * qc
+                acc -= max(e, 0.0) * qc + min(e, 0.0) * qe[i]
+                acc += max(fs[i], 0.0) * qs_[i] + min(fs[i], 0.0) * qc
+                acc -= max(fn[i], 0.0) * qc + min(fn[i], 0.0) * qn[i]
+                acc += max(fb[i], 0.0) * qb[i] + min(fb[i], 0.0) * qc
+                acc -= max(ft[i], 0.0) * qc + min(ft[i], 0.0) * qt[i]
+                dst[i] = acc / m1[i]
 
 
 @njit(cache=True, parallel=True)

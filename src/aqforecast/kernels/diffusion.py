@@ -8,9 +8,11 @@ the operational default; 0.5 Crank-Nicolson):
     S_1 = E_1 - rho_1 v_d q_1^{n+1}  (implicit deposition),  S_k = E_k (elevated sources)
 
 with G_{k+1/2} = rho_{k+1/2} K_{k+1/2} / (z_{k+1} - z_k) (kg m-2 s-1). Solved with the Thomas
-algorithm, one column per loop iteration, for the increment q^{n+1} - q^n (so a uniform column
-without sources stays exactly uniform). Backward Euler gives an M-matrix: positive, stable for
-any dt, and the column mass sum(rho dz q) changes only by dt (sum E - rho_1 v_d q_1^{n+1}).
+algorithm (all columns of a grid row at once, level by level, SIMD along x; per column the same
+operations in the same order as :func:`thomas_solve`) for the increment q^{n+1} - q^n (so a
+uniform column without sources stays exactly uniform). Backward Euler gives an M-matrix:
+positive, stable for any dt, and the column mass sum(rho dz q) changes only by
+dt (sum E - rho_1 v_d q_1^{n+1}).
 
 Units: q any mixing-ratio unit [q]; rho_dz = rho dz (kg m-2); emissions in [q] kg m-2 s-1 (for
 q in kg kg-1: kg of species per m2 per s); deposition conductance rho_1 v_d in kg m-2 s-1; the
@@ -23,6 +25,10 @@ import numpy as np
 from numba import njit, prange
 
 __all__ = ["thomas_solve", "diffusion_conductance", "vertical_diffusion"]
+
+# rows of vertical_diffusion are split into at most this many parallel blocks (work arrays are
+# allocated once per block)
+_ROW_BLOCKS = 64
 
 
 @njit(cache=True)
@@ -63,6 +69,173 @@ def diffusion_conductance(rho, kz, z_centre, out):
                 out[k, j, i] = rhof * kz[k, j, i] / (z_centre[k, j, i] - z_centre[k - 1, j, i])
 
 
+# The row kernels below loop over the contiguous x axis innermost on 1-D row views and are split
+# so that each loop writes at most two arrays: numba gives LLVM no aliasing information, and the
+# loop vectoriser gives up when a loop needs more than 8 run-time overlap checks. They use
+# error_model="numpy" because the Python model's per-division ZeroDivisionError check also
+# blocks vectorisation (divisors are rho dz > 0 and Thomas pivots >= 1 for valid input).
+
+
+@njit(cache=True, error_model="numpy")
+def _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb):
+    """Coefficient rows of the columns of row j (shared by all species).
+
+    glo, ghi, bb: (nz, nx) work arrays receiving dt G_{k-1/2} / (rho dz)_k,
+    dt G_{k+1/2} / (rho dz)_k (glo = 0 at the ground, ghi = 0 at the top) and the diagonal
+    without deposition 1 - a - c, with the sub- and super-diagonals a = -theta glo,
+    c = -theta ghi.
+    """
+    nz, ny, nx = rho_dz.shape
+    for k in range(nz):
+        rho_row = rho_dz[k, j]
+        lo = glo[k]
+        hi = ghi[k]
+        b_row = bb[k]
+        for i in range(nx):
+            b_row[i] = dt / rho_row[i]  # dt / (rho dz), until b is formed below
+        if k > 0 and k < nz - 1:
+            g_lo = conductance[k, j]
+            g_hi = conductance[k + 1, j]
+            for i in range(nx):
+                inv = b_row[i]
+                gl = inv * g_lo[i]
+                gh = inv * g_hi[i]
+                lo[i] = gl
+                hi[i] = gh
+                b_row[i] = 1.0 - -theta * gl - -theta * gh
+        elif k > 0:
+            g_lo = conductance[k, j]
+            for i in range(nx):
+                gl = b_row[i] * g_lo[i]
+                lo[i] = gl
+                hi[i] = 0.0
+                b_row[i] = 1.0 - -theta * gl - -theta * 0.0
+        elif k < nz - 1:
+            g_hi = conductance[k + 1, j]
+            for i in range(nx):
+                gh = b_row[i] * g_hi[i]
+                lo[i] = 0.0
+                hi[i] = gh
+                b_row[i] = 1.0 - -theta * 0.0 - -theta * gh
+        else:
+            for i in range(nx):
+                lo[i] = 0.0
+                hi[i] = 0.0
+                b_row[i] = 1.0 - -theta * 0.0 - -theta * 0.0
+
+
+@njit(cache=True, error_model="numpy")
+def _solve_row(q, s, j, h, rho_dz, deposition, emissions, dt, theta, deposited,
+               glo, ghi, bb, w, x, beta, x_last, down):
+    """Thomas solve of every column of row j for species s, vectorised along x.
+
+    Per column the arithmetic is exactly that of building b, d and calling :func:`thomas_solve`
+    (same operations in the same order), so results are bit-for-bit those of a column-by-column
+    solve. glo, ghi, bb from :func:`_column_coefficients` (a = -theta glo, c = -theta ghi);
+    w, x: (nz, nx) scratch (elimination factors, right-hand sides then increments);
+    beta, x_last: (nx,) scratch (pivots; last increment row, kept apart so that LLVM's
+    hoisted overlap checks do not see x[k] vs x[k-1]);
+    down: np.arange(nz - 1, 0, -1).
+    """
+    nz, ny, nx = rho_dz.shape
+    ne = emissions.shape[1]
+    jh = j + h
+    # forward sweep: right-hand side d_k into x[k], then elimination
+    for k in range(nz):
+        kh = k + h
+        qk = q[s, kh, jh, h:h + nx]
+        xk = x[k]
+        if k > 0:
+            qm = q[s, kh - 1, jh, h:h + nx]
+            lo = glo[k]
+            if k < nz - 1:
+                qp = q[s, kh + 1, jh, h:h + nx]
+                hi = ghi[k]
+                for i in range(nx):
+                    qi = qk[i]
+                    rhs = 0.0
+                    rhs -= lo[i] * (qi - qm[i])
+                    rhs += hi[i] * (qp[i] - qi)
+                    xk[i] = rhs
+            else:
+                for i in range(nx):
+                    qi = qk[i]
+                    rhs = 0.0
+                    rhs -= lo[i] * (qi - qm[i])
+                    xk[i] = rhs
+        elif nz > 1:
+            qp = q[s, kh + 1, jh, h:h + nx]
+            hi = ghi[k]
+            for i in range(nx):
+                rhs = 0.0
+                rhs += hi[i] * (qp[i] - qk[i])
+                xk[i] = rhs
+        else:
+            xk[:] = 0.0
+        if k < ne:
+            e_row = emissions[s, k, j]
+            rho_row = rho_dz[k, j]
+            for i in range(nx):
+                xk[i] += dt * e_row[i] / rho_row[i]
+        b_row = bb[k]
+        if k == 0:
+            # implicit deposition at the ground: b_1 += dt v_d rho_1 / (rho dz)_1 (beta = scratch)
+            dep_row = deposition[s, j]
+            rho_row = rho_dz[0, j]
+            for i in range(nx):
+                beta[i] = dt * dep_row[i] / rho_row[i]
+            for i in range(nx):
+                dep_coef = beta[i]
+                b0 = b_row[i] + dep_coef
+                d0 = xk[i] - dep_coef * qk[i]
+                beta[i] = b0
+                xi = d0 / b0
+                xk[i] = xi
+                x_last[i] = xi
+        else:
+            lo = glo[k]
+            hi_prev = ghi[k - 1]
+            wk = w[k]
+            for i in range(nx):
+                wi = -theta * hi_prev[i] / beta[i]
+                wk[i] = wi
+                beta[i] = b_row[i] - -theta * lo[i] * wi
+            for i in range(nx):
+                xi = (xk[i] - -theta * lo[i] * x_last[i]) / beta[i]
+                xk[i] = xi
+                x_last[i] = xi
+    # back substitution from the top (x_last holds x_nz), adding the increments to q level by
+    # level; x_last carries x_{k+1} down. The levels come from the array `down` (nz-1, ..., 1)
+    # rather than a descending range: LLVM hoists the overlap checks of a loop whose rows are
+    # affine in a descending k out of the k loop and then always fails them (negative stride).
+    for k in down:
+        qk = q[s, k + h, jh, h:h + nx]
+        if k < nz - 1:
+            xk = x[k]
+            w_next = w[k + 1]
+            for i in range(nx):
+                xi = xk[i] - w_next[i] * x_last[i]
+                x_last[i] = xi
+                qk[i] += xi
+        else:
+            for i in range(nx):
+                qk[i] += x_last[i]
+    # ground level; deposited = dt v_d q_1^{n+1} with q_1^{n+1} = q_1^n + x_1
+    q0 = q[s, h, jh, h:h + nx]
+    x0 = x[0]
+    dep_row = deposition[s, j]
+    dep_out = deposited[s, j]
+    if nz > 1:
+        w_next = w[1]
+        for i in range(nx):
+            x0[i] -= w_next[i] * x_last[i]
+    for i in range(nx):
+        qi = q0[i]
+        xi = x0[i]
+        q0[i] = qi + xi
+        dep_out[i] = dt * dep_row[i] * (qi + xi)
+
+
 @njit(cache=True, parallel=True)
 def vertical_diffusion(q, halo, rho_dz, conductance, deposition, emissions, dt, theta,
                        deposited):
@@ -78,43 +251,21 @@ def vertical_diffusion(q, halo, rho_dz, conductance, deposition, emissions, dt, 
     """
     nspec = q.shape[0]
     nz, ny, nx = rho_dz.shape
-    ne = emissions.shape[1]
-    h = halo
-    for j in prange(ny):
-        a = np.empty(nz)
-        b = np.empty(nz)
-        c = np.empty(nz)
-        d = np.empty(nz)
-        x = np.empty(nz)
-        work = np.empty(nz)
-        glo = np.empty(nz)
-        ghi = np.empty(nz)
-        for i in range(nx):
-            for k in range(nz):
-                inv = dt / rho_dz[k, j, i]
-                glo[k] = inv * conductance[k, j, i] if k > 0 else 0.0
-                ghi[k] = inv * conductance[k + 1, j, i] if k < nz - 1 else 0.0
-                a[k] = -theta * glo[k]
-                c[k] = -theta * ghi[k]
+    # blocks of rows in parallel, scratch allocated once per block; each row's coefficient rows
+    # are built once and shared by all species, then every column of the row is solved at once
+    # with the contiguous x axis innermost (SIMD), level by level
+    nblock = min(ny, _ROW_BLOCKS)
+    for t in prange(nblock):
+        glo = np.empty((nz, nx))
+        ghi = np.empty((nz, nx))
+        bb = np.empty((nz, nx))
+        w = np.empty((nz, nx))
+        x = np.empty((nz, nx))
+        beta = np.empty(nx)
+        x_last = np.empty(nx)
+        down = np.arange(nz - 1, 0, -1)
+        for j in range(t * ny // nblock, (t + 1) * ny // nblock):
+            _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb)
             for s in range(nspec):
-                # solve for the increment x = q^{n+1} - q^n: a uniform column stays exactly uniform
-                for k in range(nz):
-                    b[k] = 1.0 - a[k] - c[k]
-                    qk = q[s, k + h, j + h, i + h]
-                    rhs = 0.0
-                    if k > 0:
-                        rhs -= glo[k] * (qk - q[s, k + h - 1, j + h, i + h])
-                    if k < nz - 1:
-                        rhs += ghi[k] * (q[s, k + h + 1, j + h, i + h] - qk)
-                    if k < ne:
-                        rhs += dt * emissions[s, k, j, i] / rho_dz[k, j, i]
-                    d[k] = rhs
-                vd = deposition[s, j, i]
-                dep_coef = dt * vd / rho_dz[0, j, i]
-                q0 = q[s, h, j + h, i + h]
-                b[0] += dep_coef
-                d[0] -= dep_coef * q0
-                thomas_solve(a, b, c, d, x, work)
-                for k in range(nz):
-                    q[s, k + h, j + h, i + h] += x[k]
-                deposited[s, j, i] = dt * vd * (q0 + x[0])
+                _solve_row(q, s, j, halo, rho_dz, deposition, emissions, dt, theta, deposited,
+                           glo, ghi, bb, w, x, beta, x_last, down)
