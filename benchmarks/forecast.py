@@ -5,7 +5,12 @@ for a few hours with and without tags, after a warm-up hour that pays numba's co
 prints a table with the projected time of a 15-day forecast. Also the cost of tagging per tag
 against the cost of one brute-force (zero-out) run, which is one more untagged run per source.
 
-    python benchmarks/forecast.py [--hours 6] [--config config/config.yaml]
+    python benchmarks/forecast.py [--hours 6] [--config config/config.yaml] [--compile]
+
+``--compile`` also times the whole model's first call (both domains, chemistry and tags on:
+building the models and one synchronisation step) in fresh processes, first with an empty numba
+cache and then from the cache that run filled; the second step of the same process gives the
+cost of a step without compilation.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ import logging
 import os
 import resource
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -40,10 +47,49 @@ def _run(cfg, hours, tags, out):
     return wall, ntag, ntagged, [m.last_substeps for m in models]
 
 
+_FIRST_CALL = r"""
+import sys, time
+t0 = time.perf_counter()
+import numpy as np
+from aqforecast.config import load_config
+from aqforecast.forecast import build_models
+from aqforecast.transport.simulation import Simulation
+cfg = load_config(sys.argv[1])
+models = build_models(cfg, tags=True)
+for m in models:
+    m.cold_start()
+t = models[0].time
+step = np.timedelta64(cfg.time.sync_step_s, "s")
+Simulation(models, t + step, cfg.time.sync_step_s).run()
+t1 = time.perf_counter()
+Simulation(models, t + 2 * step, cfg.time.sync_step_s).run()
+t2 = time.perf_counter()
+print(t1 - t0, t2 - t1)
+"""
+
+
+def compile_times(config):
+    """(first call with an empty numba cache, first call from the cache, a later step), s."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+
+        def run():
+            res = subprocess.run([sys.executable, "-c", _FIRST_CALL, config], env=env,
+                                 check=True, capture_output=True, text=True)
+            first, later = (float(v) for v in res.stdout.split()[-2:])
+            return first, later
+
+        cold, step = run()
+        warm, _ = run()
+        return cold, warm, step
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="config/config.yaml")
     ap.add_argument("--hours", type=int, default=6)
+    ap.add_argument("--compile", action="store_true",
+                    help="also time the whole model's first call (empty and filled numba cache)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     from aqforecast.config import load_config
@@ -80,6 +126,11 @@ def main(argv=None):
               f"(untagged) run; {ntag} tags cost {tagged / base:.2f} x the untagged run vs "
               f"{ntag:.0f} x for brute force")
     print(f"peak resident memory: {peak:.0f} MB")
+    if args.compile:
+        cold, warm, step = compile_times(args.config)
+        print(f"whole model, first call (build + one {cfg.time.sync_step_s} s step, tags and "
+              f"chemistry on): empty numba cache {cold:.1f} s, from the cache {warm:.1f} s; "
+              f"a later step {step:.1f} s")
 
 
 if __name__ == "__main__":

@@ -559,7 +559,7 @@ def upwind_step(q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, clo
                 dst[i] = acc / m1[i]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, parallel=True, error_model="numpy")
 def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):
     """Courant numbers and the sub-step counts that keep every (sub)step stable and positive.
 
@@ -574,32 +574,51 @@ def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):
     over-estimates, never under-estimates).
     """
     nz, ny, nx = mass.shape
-    part = np.zeros((nz, 5))
-    for k in prange(nz):
-        for j in range(ny):
-            for i in range(nx):
-                m = mass[k, j, i]
-                xo = max(flux_x[k, j, i + 1], 0.0) + max(-flux_x[k, j, i], 0.0)
-                yo = max(flux_y[k, j + 1, i], 0.0) + max(-flux_y[k, j, i], 0.0)
-                zo = max(flux_z[k + 1, j, i], 0.0) + max(-flux_z[k, j, i], 0.0)
-                dx_ = max(flux_x[k, j, i + 1] - flux_x[k, j, i], 0.0)
-                dy_ = max(flux_y[k, j + 1, i] - flux_y[k, j, i], 0.0)
-                dz_ = max(flux_z[k + 1, j, i] - flux_z[k, j, i], 0.0)
-                div = (flux_x[k, j, i + 1] - flux_x[k, j, i] + flux_y[k, j + 1, i]
-                       - flux_y[k, j, i] + flux_z[k + 1, j, i] - flux_z[k, j, i])
-                mlo = min(m, m - div)
-                if mlo <= 0.0:
-                    mlo = 1e-300  # inconsistent fluxes: the mass would vanish
-                part[k, 0] = max(part[k, 0], xo / m)
-                part[k, 1] = max(part[k, 1], yo / m)
-                part[k, 2] = max(part[k, 2], zo / m)
-                nx_ = (xo / courant_max + dy_ + dz_) / mlo
-                ny_ = (yo / courant_max + dx_ + dz_) / mlo
-                nz_ = (zo / courant_max + dx_ + dy_) / mlo
-                part[k, 3] = max(part[k, 3], max(nx_, max(ny_, nz_)))
-                part[k, 4] = max(part[k, 4], (xo + yo + zo) / (courant_max * mlo))
+    part = np.zeros((nz * ny, 5))
+    inv_cmax = 1.0 / courant_max
+    for kj in prange(nz * ny):
+        k = kj // ny
+        j = kj - k * ny
+        m = mass[k, j]
+        fw = flux_x[k, j]
+        fs = flux_y[k, j]
+        fn = flux_y[k, j + 1]
+        fb = flux_z[k, j]
+        ft = flux_z[k + 1, j]
+        b0 = 0.0
+        b1 = 0.0
+        b2 = 0.0
+        b3 = 0.0
+        b4 = 0.0
+        for i in range(nx):
+            w = fw[i]
+            e = fw[i + 1]
+            xo = max(e, 0.0) + max(-w, 0.0)
+            yo = max(fn[i], 0.0) + max(-fs[i], 0.0)
+            zo = max(ft[i], 0.0) + max(-fb[i], 0.0)
+            dx_ = max(e - w, 0.0)
+            dy_ = max(fn[i] - fs[i], 0.0)
+            dz_ = max(ft[i] - fb[i], 0.0)
+            div = e - w + fn[i] - fs[i] + ft[i] - fb[i]
+            mi = m[i]
+            mlo = min(mi, mi - div)
+            mlo = mlo if mlo > 0.0 else 1e-300  # inconsistent fluxes: the mass would vanish
+            im = 1.0 / mi
+            il = 1.0 / mlo
+            b0 = max(b0, xo * im)
+            b1 = max(b1, yo * im)
+            b2 = max(b2, zo * im)
+            b3 = max(b3, max((xo * inv_cmax + dy_ + dz_) * il,
+                             max((yo * inv_cmax + dx_ + dz_) * il,
+                                 (zo * inv_cmax + dx_ + dy_) * il)))
+            b4 = max(b4, (xo + yo + zo) * inv_cmax * il)
+        part[kj, 0] = b0
+        part[kj, 1] = b1
+        part[kj, 2] = b2
+        part[kj, 3] = b3
+        part[kj, 4] = b4
     for c in range(5):
         out[c] = 0.0
-        for k in range(nz):
-            if part[k, c] > out[c]:
-                out[c] = part[k, c]
+        for kj in range(nz * ny):
+            if part[kj, c] > out[c]:
+                out[c] = part[kj, c]
