@@ -145,7 +145,9 @@ def test_two_ranks_equal_one_rank(case, straight, tmp_path, grid):
 
 def test_uniform_field_stays_uniform_in_parent_and_nest(tmp_path):
     """Free-stream preservation through the nested system: a uniform mixing ratio inside and on
-    the inflow boundaries stays uniform in both domains (nest == parent)."""
+    the inflow boundaries stays uniform in both domains (nest == parent), and the budget terms
+    other than the boundary stay at round-off (the field is uniform to ~1e-16, not bit-exactly:
+    vertical mixing of that round-off moves ~1e-17 of the column mass)."""
     case = small_config(tmp_path, hours=3, tags=False, chemistry=False, emissions=False)
     cfg = load_config(case)
     models = build_models(cfg)
@@ -160,7 +162,8 @@ def test_uniform_field_stays_uniform_in_parent_and_nest(tmp_path):
     for m in models:
         np.testing.assert_allclose(m.conc(), 40e-9, rtol=1e-12)
         budget = sum(abs(v).sum() for k, v in m.budget.items() if k != "boundary")
-        assert budget == 0.0
+        total = np.abs(m.total_local()).sum()
+        assert budget <= 1e-14 * total, {k: abs(v).sum() / total for k, v in m.budget.items()}
 
 
 def test_products_stage_on_forecast(case, straight, tmp_path):

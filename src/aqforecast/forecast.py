@@ -62,7 +62,8 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
             tag_chem = ModelTagChemistry(ts) if chem is not None else None
         model = DomainModel(grid, cfg.species, met, start, emissions=em, chemistry=chem,
                             tags=tag_spec, tag_chemistry=tag_chem,
-                            comm=comm, process_grid=cfg.parallel.process_grid)
+                            comm=comm, process_grid=cfg.parallel.process_grid,
+                            advection_scheme=cfg.transport.advection_scheme)
         if d.parent is not None:
             model.parent = models[d.parent]
             model.boundary_source = NestBoundary(nests[d.name], models[d.parent], model)

@@ -162,6 +162,16 @@ class ChemistryConfig(_Model):
     enabled: bool = True
 
 
+class TransportConfig(_Model):
+    """Transport options."""
+
+    advection_scheme: Literal["walcek", "upwind"] = Field(
+        default="walcek",
+        description="'walcek': monotone Walcek (2000) sweeps; 'upwind': first-order donor cell "
+                    "(linear, more diffusive): source tags then equal single-source runs to "
+                    "round-off")
+
+
 class RegionConfig(_Model):
     name: Name
     geojson: Path = Field(description="polygon file (GeoJSON), relative to base_dir")
@@ -267,6 +277,7 @@ class RunConfig(_Model):
     time: TimeConfig
     species: list[str] = Field(min_length=1, description="transported species")
     chemistry: ChemistryConfig = Field(default_factory=ChemistryConfig)
+    transport: TransportConfig = Field(default_factory=TransportConfig)
     tags: TagConfig = Field(default_factory=TagConfig)
     inputs: InputsConfig
     inversion: InversionConfig = Field(default_factory=InversionConfig)

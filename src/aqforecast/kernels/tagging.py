@@ -16,6 +16,17 @@ because the mass leaving a donor with fraction f arrives at its receiver with th
 principle is NAQPMS's online source-tagging module (`adv_hori_mark`), written here from the
 description in SCIENCE.md.
 
+The post-mixing rule is needed with Walcek's scheme, whose face values are not the donor's
+pre-sweep mixing ratio (pre-sweep donor fractions could drive a tag negative). It makes tags a
+nonlinear function of the sources, and more diffusive than the bulk: a fraction can cross a
+whole line of cells within one sweep. On the small nested test case after 3 h a primary tag
+differs from the run with only its source on by 0.12-0.37 (L1, relative) and 0.17-0.84 of the
+plume's peak (``tests/test_tag_bruteforce.py``; Walcek vs donor-cell single-source runs differ
+by 0.07-0.10 L1). The linear alternative, ``walcek_lines_tagged(...,
+upwind=True)``, advects the bulk by first-order donor cell (:func:`upwind_line`) and the tags
+by pre-sweep donor fractions (:func:`upwind_fraction_line`): every tag's mass then obeys the
+bulk's linear update, and a tag equals the single-source run to round-off.
+
 Kernels are numba ``njit`` functions; ``prange`` runs over lines. Arrays:
 ``bulk_mass`` (n0, n1, n) resident tracer mass per cell before the sweep, ``flux`` (n0, n1, n+1)
 signed tracer-mass flux through faces (positive towards increasing index; face 0 is the low
@@ -31,7 +42,8 @@ import numpy as np
 from .advection import _line_fluxes
 from .advection import walcek_line as _walcek_line
 
-__all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged"]
+__all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged", "upwind_line",
+           "upwind_fraction_line"]
 
 
 @nb.njit(cache=True)
@@ -105,10 +117,70 @@ def tag_fraction_sweep(bulk_mass, flux, frac, bc_low, bc_high):
                     frac[k, a, b, i] = out[k, i]
 
 
+@nb.njit(cache=True)
+def upwind_line(a, halo, phi, m0, m1, flux):
+    """First-order donor-cell (upwind) update of one line, in place; linear in ``a``.
+
+    a: (n + 2 halo,) mixing ratios incl. ghosts (any mixing-ratio unit); interior overwritten.
+    phi: (n + 1,) face air-mass fluxes of the (sub)step, kg; m0, m1: (n,) cell air mass before
+    / after, kg. flux: (n + 1,) work, returns the tracer fluxes ([a] kg): ``phi`` times the
+    mixing ratio of the face's upwind cell (a ghost at an inflow boundary face).
+    Update ``a m1 = a m0 + flux_low - flux_high`` as in Walcek's step 5.
+    """
+    n = m0.shape[0]
+    h = halo
+    for f in range(n + 1):
+        ph = phi[f]
+        if ph > 0.0:
+            flux[f] = ph * a[f - 1 + h]
+        elif ph < 0.0:
+            flux[f] = ph * a[f + h]
+        else:
+            flux[f] = 0.0
+    for i in range(n):
+        p = i + h
+        a[p] = (a[p] * m0[i] + flux[i] - flux[i + 1]) / m1[i]
+
+
+@nb.njit(cache=True)
+def upwind_fraction_line(mass, flux, frac, f_low, f_high, old):
+    """Tag fractions after a donor-cell sweep of one line, in place.
+
+    mass: (n,) resident tracer mass before the sweep ([q] kg); flux: (n + 1,) the sweep's
+    tracer fluxes; frac: (ntag, n) fractions, updated; f_low/f_high: (ntag,) fractions of the
+    inflow through the low/high boundary face; old: (ntag, n) work. Every face carries its
+    donor's *pre-sweep* fractions (the donor-cell face value is the pre-sweep mixing ratio), so
+    each tag's mass follows the bulk's linear update::
+
+        f_k,i <- (f_k,i (M_i - F_out,i) + sum_in f_k,donor F_in) / (M_i - F_out,i + sum_in F_in)
+
+    Convex (sum_k f_k = 1, f_k >= 0) while the outflow Courant number is <= 1.
+    """
+    ntag, n = frac.shape
+    for k in range(ntag):
+        for i in range(n):
+            old[k, i] = frac[k, i]
+    for i in range(n):
+        fl = flux[i]
+        fr = flux[i + 1]
+        fin_l = fl if fl > 0.0 else 0.0
+        fin_r = -fr if fr < 0.0 else 0.0
+        fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
+        keep = mass[i] - fout
+        denom = keep + fin_l + fin_r
+        if denom <= 0.0:
+            continue
+        for k in range(ntag):
+            dl = f_low[k] if i == 0 else old[k, i - 1]
+            dr = f_high[k] if i == n - 1 else old[k, i + 1]
+            frac[k, i] = (old[k, i] * keep + dl * fin_l + dr * fin_r) / denom
+
+
 @nb.njit(parallel=True, cache=True)
 def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
-                        bc_high):
-    """One Walcek sweep along the last axis of line views, with flux-fraction tags.
+                        bc_high, upwind=False):
+    """One Walcek (or donor-cell) sweep along the last axis of line views, with flux-fraction
+    tags.
 
     q: (nspec, n0, n1, n + 2h) mixing ratios (a strided view whose last axis is the sweep axis,
     ghosts filled); mass: (n0, n1, n) air mass, kg, replaced by the post-sweep mass;
@@ -118,6 +190,12 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     (ntagged, ntag, n0, n1) fractions of inflow through the low/high boundary face.
     The bulk update is exactly :func:`aqforecast.kernels.advection.walcek_line`; tags use the
     sweep's final tracer fluxes (:func:`tag_fraction_line`).
+
+    upwind: True = first-order donor cell instead (:func:`upwind_line`: face value = the
+    upwind cell's mixing ratio, no flux adjustment), with tags by :func:`upwind_fraction_line`
+    (every face carries its donor's pre-sweep fractions). Both the bulk and each tag's mass
+    then follow the same linear update, so a tag equals a run with only its source switched on
+    to round-off. Same air-mass update, sub-stepping and boundary handling as Walcek.
     """
     nspec = q.shape[0]
     n0, n1, n = mass.shape
@@ -136,6 +214,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         fl = np.empty(ntag)
         fh = np.empty(ntag)
         done = np.empty(n, dtype=np.bool_)
+        old = np.empty((ntag, n))
         for b in range(n1):
             for i in range(n):
                 m0[i] = mass[a, b, i]
@@ -145,7 +224,10 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                     line[i] = q[s, a, b, i]
                 for i in range(n):
                     resident[i] = line[i + h] * m0[i]
-                _walcek_line(line, h, phi, m0, m1, ext, flux, periodic)
+                if upwind:
+                    upwind_line(line, h, phi, m0, m1, flux)
+                else:
+                    _walcek_line(line, h, phi, m0, m1, ext, flux, periodic)
                 for i in range(n):
                     q[s, a, b, i + h] = line[i + h]
                 for t in range(ntagged):
@@ -154,9 +236,12 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                     for k in range(ntag):
                         fl[k] = bc_low[t, k, a, b]
                         fh[k] = bc_high[t, k, a, b]
-                    # in place: every cell is settled once, after its donors
                     fv = frac[t, :, a, b, :]
-                    tag_fraction_line_work(resident, flux, fv, fl, fh, fv, done)
+                    if upwind:
+                        upwind_fraction_line(resident, flux, fv, fl, fh, old)
+                    else:
+                        # in place: every cell is settled once, after its donors
+                        tag_fraction_line_work(resident, flux, fv, fl, fh, fv, done)
             for i in range(n):
                 mass[a, b, i] = m1[i]
 

@@ -4,7 +4,8 @@ Per synchronisation step [t, t + dt] (SCIENCE.md 1.4, CMAQ order):
 
 1. VDIFF: implicit vertical diffusion with emissions (surface + elevated) and dry deposition
    (column layout);
-2. HADV: Walcek x/y sweeps, order alternating each sub-step, CFL sub-stepping, inflow boundary
+2. HADV: Walcek x/y sweeps (or, with ``advection_scheme="upwind"``, linear donor-cell ones),
+   order alternating each sub-step, CFL sub-stepping, inflow boundary
    values from the background profile or the parent domain (level layout, see
    :mod:`aqforecast.transport.layout`);
 3. ZADV: Walcek z sweeps with the diagnosed ("yamo") vertical mass flux, so the air mass ends
@@ -61,13 +62,16 @@ class DomainModel:
     tag_chemistry: callable ``(model, before, diagnostics)`` apportioning chemistry to tags.
     comm: communicator (serial by default); process_grid: (py, px) or None.
     scaling: emission scaling table passed to the emission model (inversion/scenarios).
+    advection_scheme: "walcek" (monotone, the default) or "upwind" (first-order donor cell,
+        linear: each source tag then equals a run with only that source to round-off; more
+        diffusive). Both use the same sweeps, sub-steps and air-mass update.
     """
 
     halo = 3
 
     def __init__(self, grid, species, met, start, *, emissions=None, chemistry=None, tags=None,
                  tag_chemistry=None, comm=None, process_grid=None, scaling=None,
-                 boundary_source=None, name=None):
+                 boundary_source=None, name=None, advection_scheme="walcek"):
         from ..parallel import SerialComm
 
         self.grid = grid
@@ -83,6 +87,10 @@ class DomainModel:
         self.parent = None
         self.boundary_source = boundary_source  # callable(model) -> dict face -> values
         self.time = np.datetime64(start, "s")
+        if advection_scheme not in ("walcek", "upwind"):
+            raise ValueError(f"advection_scheme must be 'walcek' or 'upwind', got "
+                             f"{advection_scheme!r}")
+        self.advection_scheme = advection_scheme
         nz, ny, nx = grid.vertical.nz, grid.ny, grid.nx
         self.shape = (nz, ny, nx)
         h = self.halo
@@ -464,7 +472,8 @@ class DomainModel:
         return mass
 
     def _sweep(self, q, mass, flux, scale, axis, frac, btags, nl=1):
-        """One tagged Walcek sweep of a single level along x (axis 0) or y (1).
+        """One tagged Walcek (or upwind, see ``advection_scheme``) sweep of a single level along
+        x (axis 0) or y (1).
 
         q: (nspec, 2h+1, ny+2h, nx+2h) the level with its (unused) z ghosts; mass (1, ny, nx);
         flux: (1, ny, nx+1) or (1, ny+1, nx); frac: (nt, ntag, 1, ny, nx) or None; btags: per
@@ -498,10 +507,12 @@ class DomainModel:
                 bl[:, self.bc_tag] = 1.0
                 bh[:, self.bc_tag] = 1.0
         walcek_lines_tagged(qv, h, np.ascontiguousarray(mv), fv, scale, 0,
-                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh)
+                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
+                            self.advection_scheme == "upwind")
 
     def _zsweep(self, mass, fzl, zx, zy, scale, top, frac):
-        """One Walcek sweep along z in the column layout (ground closed, inflow at the lid)."""
+        """One Walcek (or upwind) sweep along z in the column layout (ground closed, inflow at
+        the lid)."""
         h = self.halo
         nz = self.shape[0]
         nyl, nxl = self.layout.block_shape
@@ -516,7 +527,8 @@ class DomainModel:
             bh[:, self.bc_tag] = 1.0
             bl[:, self.bc_tag] = 1.0  # the ground face carries no flux
         walcek_lines_tagged(qv, h, m, fzl.transpose(1, 2, 0), scale, 1,
-                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh)
+                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
+                            self.advection_scheme == "upwind")
 
     def _chemistry(self, s, t_mid, dt):
         loc = self.layout.local

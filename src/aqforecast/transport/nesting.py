@@ -2,7 +2,10 @@
 
 Before each nest step the parent's (already advanced) mixing ratios are interpolated bilinearly
 in the parent's index space to the nest's ghost cells (same eta levels in both domains), and the
-parent's tag fractions likewise, so nest tags keep their sources across the interface. With a
+parent's tag concentrations likewise; the inflow tag fractions are the interpolated tag
+concentrations over the interpolated bulk, so nest tags keep their sources across the interface
+and the nest boundary is linear in the parent's tags (a tag equals a single-source run, with the
+linear advection scheme, in the nest too). With a
 decomposed parent the parent field is all-gathered once per step (the province-scale parent is a
 few MB).
 """
@@ -70,12 +73,12 @@ class NestBoundary:
         full = conc if lay.serial else allgather_field(p.comm, lay.decomp, conc)
         sj, si = self.window
         full = full[..., sj, si]
-        frac = None
+        tags = None
         if p.ntag and self.child.ntag:
             tc = np.ascontiguousarray(p.tagc[p.interior])
             tfull = tc if lay.serial else allgather_field(p.comm, lay.decomp, tc)
-            frac = p._fractions(full, tfull[..., sj, si])
-        return full, frac
+            tags = tfull[..., sj, si]
+        return full, tags
 
     def __call__(self, child):
         if self._cache_time != self.parent.time:
@@ -84,7 +87,7 @@ class NestBoundary:
         return self._cache
 
     def _compute(self, child):
-        full, frac = self._parent_fields()
+        full, tagc = self._parent_fields()
         levels = child.layout.levels
         h = child.halo
         ny, nx = child.shape[1:]
@@ -96,13 +99,15 @@ class NestBoundary:
         # the ghost cell next to each face gives the tag fractions of the inflow
         inner = {"west": h - 1, "east": 0, "south": h - 1, "north": 0}
         f_lev = full[:, levels]
-        t_lev = None if frac is None else frac[:, :, levels]
+        t_lev = None if tagc is None else tagc[:, levels]
         vals, tags = {}, ({} if t_lev is not None else None)
         for face, (sj, si) in strips.items():
             w = (j0[sj], j1[sj], wj[sj], i0[si], i1[si], wi[si])
             vals[face] = _interp(f_lev, w)
             if t_lev is not None:
-                ft = _interp(t_lev, w)
-                tags[face] = ft[..., inner[face]] if face in ("west", "east") else \
-                    ft[..., inner[face], :]
+                sel = ((Ellipsis, inner[face]) if face in ("west", "east")
+                       else (Ellipsis, inner[face], slice(None)))
+                bulk = np.ascontiguousarray(vals[face][sel])
+                tags[face] = self.parent._fractions(
+                    bulk, np.ascontiguousarray(_interp(t_lev, w)[sel]))
         return vals, tags
