@@ -120,21 +120,23 @@ def test_upwind_tags_sum_to_bulk_every_hour(upwind):
 
 def test_walcek_tag_differs_from_single_source_run_by_bounded_amount(tmp_path):
     """With the default Walcek scheme a tag is not the single-source run: the limiter is
-    nonlinear and the flux fractions (post-mixing donor fractions) smear a tag more than
-    Walcek smears the lone plume. Measured after 3 h for (Hangzhou, industry):
+    nonlinear (a face value depends on the whole field, not on one source's part of it).
+    Measured after 3 h for (Hangzhou, industry), with the outflow-fraction rule of
+    :mod:`aqforecast.kernels.tagging` (the earlier post-mixing rule in brackets):
 
-    ======  =====  ==============  ==========  ===========
-    domain  spec   max|d|/max(bf)  L1 rel.     correlation
-    ======  =====  ==============  ==========  ===========
-    d01     PPM25  0.25            0.12        0.985
-    d01     SO2    0.17            0.16        0.977
-    d02     PPM25  0.48            0.21        0.974
-    d02     SO2    0.84            0.37        0.875
-    ======  =====  ==============  ==========  ===========
+    ======  =====  ==============  ============  ===========  ====================
+    domain  spec   max|d|/max(bf)  L1 rel.       correlation  total tag mass
+    ======  =====  ==============  ============  ===========  ====================
+    d01     PPM25  0.09 (0.25)     0.066 (0.12)  0.997        +0.8 %
+    d01     SO2    0.09 (0.17)     0.100 (0.16)  0.991        +0.5 %
+    d02     PPM25  0.18 (0.48)     0.119 (0.21)  0.991        +12 %
+    d02     SO2    0.50 (0.84)     0.231 (0.37)  0.946        +11 %
+    ======  =====  ==============  ============  ===========  ====================
 
-    (for scale: Walcek vs upwind single-source runs differ by 0.13-0.14 of the peak, 0.07-0.10
-    L1). The tag keeps its total mass close: the domain-total tag mass is within 4 % (d01) and
-    25 % (d02, the plume enters through the nest boundary) of the single-source run.
+    For scale, Walcek and upwind single-source runs differ from each other by 0.13-0.14 of the
+    peak and 0.07-0.10 L1: the tag error is of the size of the scheme's own nonlinearity. The
+    nest (d02) differs more because the plume enters it through the boundary, where the
+    parent's tag and the single-source parent run already differ.
     """
     cfg = load_config(_config(tmp_path, "walcek"))
     source = ("Hangzhou", "industry")
@@ -143,9 +145,9 @@ def test_walcek_tag_differs_from_single_source_run_by_bounded_amount(tmp_path):
     for (name, sp), (rel, bmax, tag, b) in _compare(tagged, brute, source).items():
         l1 = np.abs(tag - b).sum() / np.abs(b).sum()
         corr = np.corrcoef(tag.ravel(), b.ravel())[0, 1]
-        assert 1e-3 < rel < 1.0, (name, sp, rel)
-        assert 0.03 < l1 < 0.5, (name, sp, l1)
-        assert corr > 0.8, (name, sp, corr)
+        assert 1e-3 < rel < 0.6, (name, sp, rel)
+        assert 0.02 < l1 < 0.3, (name, sp, l1)
+        assert corr > 0.9, (name, sp, corr)
         if name == "d01":
             m = tagged[0].mass
-            assert abs(((tag - b) * m).sum()) < 0.1 * (b * m).sum(), (name, sp)
+            assert abs(((tag - b) * m).sum()) < 0.02 * (b * m).sum(), (name, sp)

@@ -1,31 +1,30 @@
 """Flux-fraction advection of source tags along one axis (SCIENCE.md 6.2).
 
-Tags are carried as *fractions* f_k of the bulk tracer. During a bulk advection sweep each cell
-first mixes in what flows into it (in proportion to the resident and inflowing bulk masses),
-and what flows out through a face carries the donor cell's post-mixing fractions::
+Tags are carried as *fractions* f_k of the bulk tracer (sum_k f_k = 1). After the bulk sweep has
+fixed its tracer-mass fluxes F, each tag moves with the fraction of the material crossing each
+face: the *outflow fraction* g of the donor cell. A cell whose resident tracer mass R covers its
+outflow (R >= F_out; always the case for donor cell with Courant number <= 1, and nearly always
+for Walcek) sends out its own pre-sweep fractions, g = f. A Walcek face value can exceed the
+donor's mixing ratio next to a steeper neighbour, so a cell's outflow can exceed its resident
+mass; the excess is material that flowed in during the same sweep, so such a "deficit" cell
+sends out all of R with f and the excess with the fractions of its inflow::
 
-    f_k,i <- (f_k,i M_i + sum_in f_k,donor F_in) / (M_i + sum_in F_in)
+    g_i = f_i (1 - s) + g_in s,   s = (F_out - R_i) / F_out,   g_in = sum_in F g_donor / F_in
 
-M_i is the resident bulk tracer mass before the sweep and F the bulk tracer-mass fluxes of the
-sweep (from the monotone scheme). Cells are processed so every donor is updated before its
-receivers: a cell whose downstream face points right (+) only receives from the left, so a
-left-to-right pass settles those; a right-to-left pass settles cells that only receive from the
-right; cells receiving from both sides (convergence) come last. The result is a convex
-combination (sum_k f_k = 1, f_k >= 0 exactly), and every tag's mass is conserved exactly,
-because the mass leaving a donor with fraction f arrives at its receiver with the same f. The
-principle is NAQPMS's online source-tagging module (`adv_hori_mark`), written here from the
-description in SCIENCE.md.
+and what stays in it is inflow material. The new fractions are then::
 
-The post-mixing rule is needed with Walcek's scheme, whose face values are not the donor's
-pre-sweep mixing ratio (pre-sweep donor fractions could drive a tag negative). It makes tags a
-nonlinear function of the sources, and more diffusive than the bulk: a fraction can cross a
-whole line of cells within one sweep. On the small nested test case after 3 h a primary tag
-differs from the run with only its source on by 0.12-0.37 (L1, relative) and 0.17-0.84 of the
-plume's peak (``tests/test_tag_bruteforce.py``; Walcek vs donor-cell single-source runs differ
-by 0.07-0.10 L1). The linear alternative, ``walcek_lines_tagged(...,
-upwind=True)``, advects the bulk by first-order donor cell (:func:`upwind_line`) and the tags
-by pre-sweep donor fractions (:func:`upwind_fraction_line`): every tag's mass then obeys the
-bulk's linear update, and a tag equals the single-source run to round-off.
+    f_k,i <- (f_k,i max(R_i - F_out,i, 0) + sum_in g_k,donor F_in) / (max(R_i - F_out, 0) + F_in)
+
+Every tag's mass follows the bulk's flux-form update exactly (per-tag conservation to
+round-off), the fractions stay convex, and only chains of deficit cells are sequential (they are
+settled after their donors: a left-to-right pass for cells not fed from the right, then a
+right-to-left pass). For a linear scheme (``walcek_lines_tagged(..., upwind=True)``, first-order
+donor cell by :func:`upwind_line`) there are no deficit cells and each tag equals the run with
+only its source switched on, to round-off. With Walcek the tags differ from single-source runs
+only through the limiter's nonlinearity (``tests/test_tag_bruteforce.py`` gives the numbers).
+An earlier rule that mixed inflow into every cell before computing its outflow ("post-mixing",
+as in NAQPMS's ``adv_hori_mark``) let a fraction cross a whole line within one sweep and made
+tags 0.12-0.37 (L1) off the single-source runs on the small test case.
 
 Kernels are numba ``njit`` functions; ``prange`` runs over lines. Arrays:
 ``bulk_mass`` (n0, n1, n) resident tracer mass per cell before the sweep, ``flux`` (n0, n1, n+1)
@@ -42,57 +41,79 @@ import numpy as np
 from .advection import _line_fluxes
 from .advection import walcek_line as _walcek_line
 
-__all__ = ["tag_fraction_line", "tag_fraction_sweep", "walcek_lines_tagged", "upwind_line",
-           "upwind_fraction_line"]
+__all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
+           "walcek_lines_tagged", "upwind_line"]
 
 
 @nb.njit(cache=True)
 def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
     """Update tag fractions along one line (see :func:`tag_fraction_line_work`)."""
-    done = np.zeros(frac.shape[1], dtype=np.bool_)
-    tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, done)
+    g = np.empty(frac.shape)
+    tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g)
 
 
-@nb.njit(cache=True)
-def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, done):
-    """:func:`tag_fraction_line` with a caller-supplied (n,) bool work array ``done``."""
+@nb.njit(cache=True, error_model="numpy")
+def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
+    """Tag fractions after one sweep of a line, given the sweep's final tracer fluxes; in place
+    allowed (``out`` may be ``frac``).
+
+    mass: (n,) resident tracer mass of each cell before the sweep ([q] kg); flux: (n + 1,) the
+    sweep's tracer fluxes (positive towards increasing index); frac: (ntag, n) fractions before
+    the sweep; f_low/f_high: (ntag,) fractions of inflow through the low/high boundary face;
+    out: (ntag, n) receives the fractions after the sweep; g: (ntag, n) work, the fractions of
+    each cell's outflow.
+
+    A cell whose resident mass covers its outflow (R >= F_out, always so for donor cell with
+    Courant <= 1) sends out its own pre-sweep fractions. A cell whose outflow exceeds its
+    resident mass (Walcek's face values can exceed the donor's mixing ratio next to a
+    steeper neighbour) sends out all of its resident mass and, for the rest, the material it
+    receives in the same sweep: g = (f R + g_in (F_out - R)) / F_out, and what stays in it is
+    inflow material (fraction g_in). Each tag's mass then follows the bulk's flux-form update
+    exactly, the fractions stay convex, and for a linear scheme the tags are the single-source
+    runs. Only chains of such deficit cells are sequential (settled after their donors).
+    """
     ntag, n = frac.shape
+    for k in range(ntag):
+        for i in range(n):
+            g[k, i] = frac[k, i]
+    # deficit cells: left-to-right for cells not fed from the right, then right-to-left
+    for sweep in range(2):
+        for j in range(n):
+            i = j if sweep == 0 else n - 1 - j
+            fl = flux[i]
+            fr = flux[i + 1]
+            if (sweep == 0 and fr < 0.0) or (sweep == 1 and fl > 0.0):
+                continue
+            fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
+            fin_l = fl if fl > 0.0 else 0.0
+            fin_r = -fr if fr < 0.0 else 0.0
+            fin = fin_l + fin_r
+            deficit = fout - mass[i]
+            if deficit <= 0.0 or fin <= 0.0:
+                continue
+            share = deficit / fout if deficit < fout else 1.0
+            for k in range(ntag):
+                dl = f_low[k] if i == 0 else g[k, i - 1]
+                dr = f_high[k] if i == n - 1 else g[k, i + 1]
+                gin = (dl * fin_l + dr * fin_r) / fin
+                g[k, i] = frac[k, i] * (1.0 - share) + gin * share
     for i in range(n):
-        done[i] = False
-    # pass 1: left to right, cells without inflow from the right (flux[i+1] >= 0)
-    for i in range(n):
-        if flux[i + 1] < 0.0:
-            continue
-        fin = flux[i] if flux[i] > 0.0 else 0.0
-        denom = mass[i] + fin
-        for k in range(ntag):
-            donor = f_low[k] if i == 0 else out[k, i - 1]
-            num = frac[k, i] * mass[i] + (donor * fin if fin > 0.0 else 0.0)
-            out[k, i] = num / denom if denom > 0.0 else frac[k, i]
-        done[i] = True
-    # pass 2: right to left, cells without inflow from the left (flux[i] <= 0)
-    for i in range(n - 1, -1, -1):
-        if done[i] or flux[i] > 0.0:
-            continue
-        fin = -flux[i + 1] if flux[i + 1] < 0.0 else 0.0
-        denom = mass[i] + fin
-        for k in range(ntag):
-            donor = f_high[k] if i == n - 1 else out[k, i + 1]
-            num = frac[k, i] * mass[i] + (donor * fin if fin > 0.0 else 0.0)
-            out[k, i] = num / denom if denom > 0.0 else frac[k, i]
-        done[i] = True
-    # pass 3: convergent cells receive from both (already settled) neighbours
-    for i in range(n):
-        if done[i]:
-            continue
         fl = flux[i]
-        fr = -flux[i + 1]
-        denom = mass[i] + fl + fr
+        fr = flux[i + 1]
+        fin_l = fl if fl > 0.0 else 0.0
+        fin_r = -fr if fr < 0.0 else 0.0
+        fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
+        keep = mass[i] - fout
+        if keep < 0.0:
+            keep = 0.0  # a deficit cell keeps only inflow material
+        denom = keep + fin_l + fin_r
         for k in range(ntag):
-            dl = f_low[k] if i == 0 else out[k, i - 1]
-            dr = f_high[k] if i == n - 1 else out[k, i + 1]
-            num = frac[k, i] * mass[i] + dl * fl + dr * fr
-            out[k, i] = num / denom if denom > 0.0 else frac[k, i]
+            dl = f_low[k] if i == 0 else g[k, i - 1]
+            dr = f_high[k] if i == n - 1 else g[k, i + 1]
+            if denom > 0.0:
+                out[k, i] = (frac[k, i] * keep + dl * fin_l + dr * fin_r) / denom
+            else:
+                out[k, i] = frac[k, i]
 
 
 @nb.njit(parallel=True, cache=True)
@@ -142,40 +163,6 @@ def upwind_line(a, halo, phi, m0, m1, flux):
         a[p] = (a[p] * m0[i] + flux[i] - flux[i + 1]) / m1[i]
 
 
-@nb.njit(cache=True)
-def upwind_fraction_line(mass, flux, frac, f_low, f_high, old):
-    """Tag fractions after a donor-cell sweep of one line, in place.
-
-    mass: (n,) resident tracer mass before the sweep ([q] kg); flux: (n + 1,) the sweep's
-    tracer fluxes; frac: (ntag, n) fractions, updated; f_low/f_high: (ntag,) fractions of the
-    inflow through the low/high boundary face; old: (ntag, n) work. Every face carries its
-    donor's *pre-sweep* fractions (the donor-cell face value is the pre-sweep mixing ratio), so
-    each tag's mass follows the bulk's linear update::
-
-        f_k,i <- (f_k,i (M_i - F_out,i) + sum_in f_k,donor F_in) / (M_i - F_out,i + sum_in F_in)
-
-    Convex (sum_k f_k = 1, f_k >= 0) while the outflow Courant number is <= 1.
-    """
-    ntag, n = frac.shape
-    for k in range(ntag):
-        for i in range(n):
-            old[k, i] = frac[k, i]
-    for i in range(n):
-        fl = flux[i]
-        fr = flux[i + 1]
-        fin_l = fl if fl > 0.0 else 0.0
-        fin_r = -fr if fr < 0.0 else 0.0
-        fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
-        keep = mass[i] - fout
-        denom = keep + fin_l + fin_r
-        if denom <= 0.0:
-            continue
-        for k in range(ntag):
-            dl = f_low[k] if i == 0 else old[k, i - 1]
-            dr = f_high[k] if i == n - 1 else old[k, i + 1]
-            frac[k, i] = (old[k, i] * keep + dl * fin_l + dr * fin_r) / denom
-
-
 @nb.njit(parallel=True, cache=True)
 def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                         bc_high, upwind=False):
@@ -192,10 +179,10 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     sweep's final tracer fluxes (:func:`tag_fraction_line`).
 
     upwind: True = first-order donor cell instead (:func:`upwind_line`: face value = the
-    upwind cell's mixing ratio, no flux adjustment), with tags by :func:`upwind_fraction_line`
-    (every face carries its donor's pre-sweep fractions). Both the bulk and each tag's mass
-    then follow the same linear update, so a tag equals a run with only its source switched on
-    to round-off. Same air-mass update, sub-stepping and boundary handling as Walcek.
+    upwind cell's mixing ratio, no flux adjustment); every face then carries its donor's
+    pre-sweep fractions, the bulk and each tag's mass follow the same linear update, and a tag
+    equals a run with only its source switched on to round-off. Same air-mass update,
+    sub-stepping and boundary handling as Walcek.
     """
     nspec = q.shape[0]
     n0, n1, n = mass.shape
@@ -213,8 +200,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         resident = np.empty(n)
         fl = np.empty(ntag)
         fh = np.empty(ntag)
-        done = np.empty(n, dtype=np.bool_)
-        old = np.empty((ntag, n))
+        g = np.empty((ntag, n))
         for b in range(n1):
             for i in range(n):
                 m0[i] = mass[a, b, i]
@@ -237,11 +223,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                         fl[k] = bc_low[t, k, a, b]
                         fh[k] = bc_high[t, k, a, b]
                     fv = frac[t, :, a, b, :]
-                    if upwind:
-                        upwind_fraction_line(resident, flux, fv, fl, fh, old)
-                    else:
-                        # in place: every cell is settled once, after its donors
-                        tag_fraction_line_work(resident, flux, fv, fl, fh, fv, done)
+                    tag_fraction_line_work(resident, flux, fv, fl, fh, fv, g)
             for i in range(n):
                 mass[a, b, i] = m1[i]
 

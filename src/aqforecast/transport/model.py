@@ -346,27 +346,33 @@ class DomainModel:
     def _substep_plan(self, fl, fx, fy, fz):
         """(n_outer, per-level horizontal sub-steps, vertical sub-steps per outer step).
 
-        The step is cut into ``n_outer`` outer steps so that horizontal convergence alone never
-        removes more than half of a cell's air before the vertical sweep restores it; within an
+        The step is cut into ``n_outer`` outer steps so that neither the horizontal nor the
+        vertical flux divergence alone removes more than half of a cell's air within one outer
+        step (the phase order alternates H, Z / Z, H, and the yamo vertical flux undoes the
+        horizontal convergence, so either phase may run first on the unbalanced mass); within an
         outer step each level takes its own number of x/y sub-steps (CMAQ's layer-dependent
-        ASTEP, SCIENCE.md 1.5) and the z sweeps their own. All counts come from the global met
-        arrays, so every rank gets the same plan.
+        ASTEP, SCIENCE.md 1.5) and the z sweeps their own, each planned from the smallest mass
+        its phase can start from. All counts come from the global met arrays, so every rank
+        gets the same plan.
         """
-        m0 = fl.mass_start
-        div = (fx[:, :, 1:] - fx[:, :, :-1]) + (fy[:, 1:, :] - fy[:, :-1, :])
-        n_outer = max(1, math.ceil(float(np.max(div / m0)) / 0.5 - 1e-12))
+        m0 = np.minimum(fl.mass_start, fl.mass_end)
+        div_h = (fx[:, :, 1:] - fx[:, :, :-1]) + (fy[:, 1:, :] - fy[:, :-1, :])
+        div_z = fz[1:] - fz[:-1]
+        worst = max(float(np.max(div_h / m0)), float(np.max(div_z / m0)))
+        n_outer = max(1, math.ceil(worst / 0.5 - 1e-12))
         nz = self.shape[0]
         out = np.zeros(5)
         per_level = np.ones(nz, dtype=np.int64)
+        m_h = m0 - np.maximum(div_z, 0.0) / n_outer  # the horizontal phase after a z phase
         for k in range(nz):
             zero = np.zeros((2,) + m0.shape[1:])
-            kadv.max_courant(m0[k:k + 1], fx[k:k + 1] / n_outer, fy[k:k + 1] / n_outer, zero,
+            kadv.max_courant(m_h[k:k + 1], fx[k:k + 1] / n_outer, fy[k:k + 1] / n_outer, zero,
                              0.75, out)
             per_level[k] = max(1, math.ceil(out[3] - 1e-12))
         zx = np.zeros(m0.shape[:2] + (m0.shape[2] + 1,))
         zy = np.zeros((m0.shape[0], m0.shape[1] + 1, m0.shape[2]))
-        # the vertical phase starts from the post-horizontal mass (>= half the start mass)
-        kadv.max_courant(m0 - np.maximum(div, 0.0) / n_outer, zx, zy, fz / n_outer, 0.75, out)
+        # the vertical phase after a horizontal one
+        kadv.max_courant(m0 - np.maximum(div_h, 0.0) / n_outer, zx, zy, fz / n_outer, 0.75, out)
         n_z = max(1, math.ceil(out[3] - 1e-12))
         return n_outer, per_level, n_z
 
