@@ -202,3 +202,30 @@ def test_upwind_and_walcek_tagged_sweeps_differ():
     assert out[1].max() < out[0].max() - 1e-3
     for o in out:
         np.testing.assert_allclose((o * m1).sum(), q0.sum(), rtol=1e-14)
+
+
+@pytest.mark.parametrize("closed", [0, 1, 3])
+def test_tiled_tagged_sweep_equals_line_kernel(closed):
+    """The model's tiled sweep (TILE lines at once, tiles spanning rows of the line grid, a
+    partial last tile) gives bit for bit the line kernel's bulk, air mass and tag fractions."""
+    from aqforecast.kernels.tagging import walcek_sweep_tagged
+
+    rng = np.random.default_rng(closed)
+    for n0, n1, n, nspec, ntagged, ntag in [(3, 5, 7, 3, 2, 4), (40, 1, 12, 2, 1, 3),
+                                            (7, 9, 33, 4, 2, 5), (1, 1, 3, 1, 1, 2)]:
+        h = 3
+        q = rng.uniform(0.0, 2.0, (nspec, n0, n1, n + 2 * h))
+        q[q < 0.5] = 0.0
+        mass = rng.uniform(1.0, 2.0, (n0, n1, n))
+        flux = rng.normal(0.0, 0.4, (n0, n1, n + 1))
+        rows = np.sort(rng.choice(nspec, ntagged, replace=False)).astype(np.int64)
+        frac = rng.dirichlet(np.ones(ntag), (ntagged, n0, n1, n)).transpose(0, 4, 1, 2, 3).copy()
+        bl = rng.dirichlet(np.ones(ntag), (ntagged, n0, n1)).transpose(0, 3, 1, 2).copy()
+        bh = rng.dirichlet(np.ones(ntag), (ntagged, n0, n1)).transpose(0, 3, 1, 2).copy()
+        q1, m1, f1 = q.copy(), mass.copy(), frac.copy()
+        walcek_lines_tagged(q1, h, m1, flux, 0.9, closed, rows, f1, bl, bh)
+        q2, m2, f2 = q.copy(), mass.copy(), frac.copy()
+        walcek_sweep_tagged(q2, h, m2, flux, 0.9, closed, rows, f2, bl, bh)
+        np.testing.assert_array_equal(q2, q1)
+        np.testing.assert_array_equal(m2, m1)
+        np.testing.assert_array_equal(f2, f1)

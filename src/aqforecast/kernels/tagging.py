@@ -38,11 +38,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .advection import _line_fluxes
+from .advection import TILE, _line_fluxes, _tile_geometry, _tile_work, walcek_tile
 from .advection import walcek_line as _walcek_line
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
-           "walcek_lines_tagged", "upwind_line"]
+           "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line"]
 
 
 @nb.njit(cache=True)
@@ -226,6 +226,90 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                     tag_fraction_line_work(resident, flux, fv, fl, fh, fv, g)
             for i in range(n):
                 mass[a, b, i] = m1[i]
+
+
+@nb.njit(parallel=True, cache=True, error_model="numpy")
+def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                        bc_high):
+    """:func:`walcek_lines_tagged` (Walcek, non-periodic) computed TILE lines at a time with the
+    vectorised :func:`aqforecast.kernels.advection.walcek_tile`; bit for bit the same result.
+
+    The lines (a, b) of the (n0, n1) line grid are taken TILE at a time in row-major order
+    (so a tile may span several rows a), gathered into the tile's work arrays (sweep position
+    major, line minor), swept together, and scattered back; the tags of tagged rows are then
+    updated line by line from the tile's final tracer fluxes (:func:`tag_fraction_line_work`).
+    Arguments as :func:`walcek_lines_tagged`.
+    """
+    nspec = q.shape[0]
+    n0, n1, n = mass.shape
+    h = halo
+    ntagged = tag_rows.shape[0]
+    ntag = frac.shape[1]
+    nlines = n0 * n1
+    ntile = (nlines + TILE - 1) // TILE
+    for t in nb.prange(ntile):
+        first = t * TILE
+        nl = min(TILE, nlines - first)
+        la = np.empty(TILE, dtype=np.int64)
+        lb = np.empty(TILE, dtype=np.int64)
+        for l in range(nl):
+            la[l] = (first + l) // n1
+            lb[l] = first + l - la[l] * n1
+        a, geo, work, out = _tile_work(n, h)
+        for l in range(nl):
+            src = flux_air[la[l], lb[l]]
+            for f in range(n + 1):
+                geo[2 * f * TILE + l] = src[f]
+            src = mass[la[l], lb[l]]
+            for i in range(n):
+                geo[(2 * i + 1) * TILE + l] = src[i]
+        _tile_geometry(geo, n, nl, scale, closed)
+        resident = np.empty(n)
+        lflux = np.empty(n + 1)
+        fl = np.empty(ntag)
+        fh = np.empty(ntag)
+        g = np.empty((ntag, n))
+        for s in range(nspec):
+            for l in range(nl):
+                src = q[s, la[l], lb[l]]
+                for p in range(n + 2 * h):
+                    a[p * TILE + l] = src[p]
+            walcek_tile(a, h, n, nl, geo, work, out)
+            for l in range(nl):
+                dst = q[s, la[l], lb[l]]
+                for i in range(n):
+                    dst[i + h] = out[i * TILE + l]
+            for ti in range(ntagged):
+                if tag_rows[ti] != s:
+                    continue
+                for l in range(nl):
+                    for i in range(n):
+                        resident[i] = a[(i + h) * TILE + l] * geo[(2 * i + 1) * TILE + l]
+                    for f in range(n + 1):
+                        lflux[f] = work[f * TILE + l]
+                    for k in range(ntag):
+                        fl[k] = bc_low[ti, k, la[l], lb[l]]
+                        fh[k] = bc_high[ti, k, la[l], lb[l]]
+                    fv = frac[ti, :, la[l], lb[l], :]
+                    tag_fraction_line_work(resident, lflux, fv, fl, fh, fv, g)
+        for l in range(nl):
+            dst = mass[la[l], lb[l]]
+            for i in range(n):
+                j = 2 * i * TILE + l
+                dst[i] = geo[j + TILE] - geo[j + 2 * TILE] + geo[j]
+
+
+def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                        bc_high, upwind=False):
+    """One tagged sweep along the last axis of line views: the tiled, vectorised kernel
+    (:func:`walcek_tiles_tagged`) for Walcek on non-periodic lines, the line kernel
+    (:func:`walcek_lines_tagged`) for donor cell or periodic lines. Same arguments and result."""
+    if upwind or (closed & 4):
+        walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                            bc_high, upwind)
+    else:
+        walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                            bc_high)
 
 
 @nb.njit(parallel=True, cache=True)

@@ -29,7 +29,7 @@ from .. import species as species_registry
 from ..constants import M_AIR
 from ..kernels import advection as kadv
 from ..kernels import tagging as ktag
-from ..kernels.tagging import walcek_lines_tagged
+from ..kernels.tagging import walcek_sweep_tagged
 from ..met.boundary_layer import obukhov_length
 from .advection import Advection
 from .boundary import background_profile
@@ -512,7 +512,7 @@ class DomainModel:
             elif self.bc_tag >= 0:
                 bl[:, self.bc_tag] = 1.0
                 bh[:, self.bc_tag] = 1.0
-        walcek_lines_tagged(qv, h, np.ascontiguousarray(mv), fv, scale, 0,
+        walcek_sweep_tagged(qv, h, np.ascontiguousarray(mv), fv, scale, 0,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
                             self.advection_scheme == "upwind")
 
@@ -532,7 +532,7 @@ class DomainModel:
         if nt and self.bc_tag >= 0:
             bh[:, self.bc_tag] = 1.0
             bl[:, self.bc_tag] = 1.0  # the ground face carries no flux
-        walcek_lines_tagged(qv, h, m, fzl.transpose(1, 2, 0), scale, 1,
+        walcek_sweep_tagged(qv, h, m, fzl.transpose(1, 2, 0), scale, 1,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
                             self.advection_scheme == "upwind")
 
