@@ -97,6 +97,10 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
                 dr = f_high[k] if i == n - 1 else g[k, i + 1]
                 gin = (dl * fin_l + dr * fin_r) / fin
                 g[k, i] = frac[k, i] * (1.0 - share) + gin * share
+    # new fractions: per-cell weights of (own, left donor, right donor) once, then per tag
+    wk = np.empty(n)
+    wl = np.empty(n)
+    wr = np.empty(n)
     for i in range(n):
         fl = flux[i]
         fr = flux[i + 1]
@@ -107,13 +111,27 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
         if keep < 0.0:
             keep = 0.0  # a deficit cell keeps only inflow material
         denom = keep + fin_l + fin_r
-        for k in range(ntag):
-            dl = f_low[k] if i == 0 else g[k, i - 1]
-            dr = f_high[k] if i == n - 1 else g[k, i + 1]
-            if denom > 0.0:
-                out[k, i] = (frac[k, i] * keep + dl * fin_l + dr * fin_r) / denom
-            else:
-                out[k, i] = frac[k, i]
+        if denom > 0.0:
+            inv = 1.0 / denom
+            wk[i] = keep * inv
+            wl[i] = fin_l * inv
+            wr[i] = fin_r * inv
+        else:
+            wk[i] = 1.0
+            wl[i] = 0.0
+            wr[i] = 0.0
+    for k in range(ntag):
+        fk = frac[k]
+        gk = g[k]
+        ok = out[k]
+        right = f_high[k] if n == 1 else gk[1]
+        first = fk[0] * wk[0] + f_low[k] * wl[0] + right * wr[0]
+        if n > 1:
+            last = fk[n - 1] * wk[n - 1] + gk[n - 2] * wl[n - 1] + f_high[k] * wr[n - 1]
+            for i in range(1, n - 1):
+                ok[i] = fk[i] * wk[i] + gk[i - 1] * wl[i] + gk[i + 1] * wr[i]
+            ok[n - 1] = last
+        ok[0] = first
 
 
 @nb.njit(parallel=True, cache=True)
