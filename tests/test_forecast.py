@@ -77,6 +77,25 @@ def test_tags_sum_to_bulk_in_model(case):
         assert tags.min() >= -1e-25
 
 
+def test_tag_files_follow_tags_dtype_and_sum_to_bulk(case, straight):
+    """tags_<domain>.nc are stored in the configured ``tags.dtype`` (float32 in the sample
+    config); summed over the tag axis they equal the bulk field of conc_<domain>.nc at the same
+    levels to the float32 rounding (~1e-7)."""
+    from aqforecast.config import load_config
+
+    dtype = np.dtype(load_config(case).tags.dtype)
+    for d in ("d01", "d02"):
+        tags = xr.open_dataset(straight / f"tags_{d}.nc")
+        conc = xr.open_dataset(straight / f"conc_{d}.nc")
+        for v in ("SO2", "PPM25", "O3"):
+            assert tags[v].dtype == dtype, (d, v, tags[v].dtype)
+            total = tags[v].astype(np.float64).sum("tag")
+            bulk = conc[v].sel(lev=tags["lev"], time=tags["time"]).astype(np.float64)
+            np.testing.assert_allclose(total.values, bulk.values,
+                                       rtol=2e-6 if dtype == np.float32 else 1e-9,
+                                       atol=1e-6 * float(bulk.max()))
+
+
 def test_resume_equals_straight_run(case, straight, tmp_path):
     """Kill a forecast subprocess after its first restart, resume, compare with a straight run."""
     out = tmp_path / "killed"

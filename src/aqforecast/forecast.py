@@ -182,7 +182,7 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
             regions, sectors = zip(*m.tag_labels)
             writers[("tags", m.name)] = FieldSeriesWriter(
                 out, f"tags_{m.name}", m.grid, m.tagged, tag_levels, start,
-                tags=(regions, sectors), attrs=attrs,
+                tags=(regions, sectors), attrs=attrs, dtype=cfg.tags.dtype,
                 compression_level=cfg.outputs.compression_level)
     if resumed_at is not None:
         for w in writers.values():

@@ -389,34 +389,35 @@ def _walcek_tiles_rows(q, h, mass, flux, scale, closed):
         i0 = (bt - b * ntile) * TILE
         nl = min(TILE, nx - i0)
         a, geo, work, out = _tile_work(n, h)
+        nlu = np.uint64(nl)  # unsigned offsets and counters: the copies vectorise
         for f in range(n + 1):
             src = flux[b, f, i0:i0 + nl]
-            rf = 2 * f * TILE
-            for l in range(nl):
+            rf = _u(2 * f)
+            for l in range(nlu):
                 geo[rf + l] = src[l]
         for i in range(n):
             src = mass[b, i, i0:i0 + nl]
-            ri = (2 * i + 1) * TILE
-            for l in range(nl):
+            ri = _u(2 * i + 1)
+            for l in range(nlu):
                 geo[ri + l] = src[l]
         _tile_geometry(geo, n, nl, scale, closed)
         for s in range(nspec):
             for p in range(n + 2 * h):
                 src = q[s, b, p, i0 + h:i0 + h + nl]
-                rp = p * TILE
-                for l in range(nl):
+                rp = _u(p)
+                for l in range(nlu):
                     a[rp + l] = src[l]
             walcek_tile(a, h, n, nl, geo, work, out)
             for i in range(n):
                 dst = q[s, b, i + h, i0 + h:i0 + h + nl]
-                ri = i * TILE
-                for l in range(nl):
+                ri = _u(i)
+                for l in range(nlu):
                     dst[l] = out[ri + l]
         for i in range(n):
             dst = mass[b, i, i0:i0 + nl]
-            g = 2 * i * TILE
-            for l in range(nl):
-                dst[l] = geo[g + TILE + l] - geo[g + 2 * TILE + l] + geo[g + l]
+            g = _u(2 * i)
+            for l in range(nlu):
+                dst[l] = geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l]
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -432,27 +433,31 @@ def _walcek_tiles_x(q, h, mass, flux, scale, closed):
         a, geo, work, out = _tile_work(n, h)
         for l in range(nl):
             src = flux[k, j0 + l]
+            lu = np.uint64(l)
             for f in range(n + 1):
-                geo[2 * f * TILE + l] = src[f]
+                geo[_u(2 * f) + lu] = src[f]
             src = mass[k, j0 + l]
             for i in range(n):
-                geo[(2 * i + 1) * TILE + l] = src[i]
+                geo[_u(2 * i + 1) + lu] = src[i]
         _tile_geometry(geo, n, nl, scale, closed)
         for s in range(nspec):
             for l in range(nl):
                 src = q[s, k + h, j0 + h + l]
+                lu = np.uint64(l)
                 for p in range(n + 2 * h):
-                    a[p * TILE + l] = src[p]
+                    a[_u(p) + lu] = src[p]
             walcek_tile(a, h, n, nl, geo, work, out)
             for l in range(nl):
                 dst = q[s, k + h, j0 + h + l]
+                lu = np.uint64(l)
                 for i in range(n):
-                    dst[i + h] = out[i * TILE + l]
+                    dst[i + h] = out[_u(i) + lu]
         for l in range(nl):
             dst = mass[k, j0 + l]
+            lu = np.uint64(l)
             for i in range(n):
-                g = 2 * i * TILE + l
-                dst[i] = geo[g + TILE] - geo[g + 2 * TILE] + geo[g]
+                g = _u(2 * i) + lu
+                dst[i] = geo[g + _TU] - geo[g + _TU + _TU] + geo[g]
 
 
 def walcek_sweep_x(q, halo, mass, flux_x, scale, closed):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .advection import TILE, _line_fluxes, _tile_geometry, _tile_work, walcek_tile
+from .advection import TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
@@ -275,12 +275,13 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
             lb[l] = first + l - la[l] * n1
         a, geo, work, out = _tile_work(n, h)
         for l in range(nl):
+            lu = np.uint64(l)
             src = flux_air[la[l], lb[l]]
             for f in range(n + 1):
-                geo[2 * f * TILE + l] = src[f]
+                geo[_u(2 * f) + lu] = src[f]
             src = mass[la[l], lb[l]]
             for i in range(n):
-                geo[(2 * i + 1) * TILE + l] = src[i]
+                geo[_u(2 * i + 1) + lu] = src[i]
         _tile_geometry(geo, n, nl, scale, closed)
         resident = np.empty(n)
         lflux = np.empty(n + 1)
@@ -290,13 +291,15 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         for s in range(nspec):
             for l in range(nl):
                 src = q[s, la[l], lb[l]]
+                lu = np.uint64(l)
                 for p in range(n + 2 * h):
-                    a[p * TILE + l] = src[p]
+                    a[_u(p) + lu] = src[p]
             walcek_tile(a, h, n, nl, geo, work, out)
             for l in range(nl):
                 dst = q[s, la[l], lb[l]]
+                lu = np.uint64(l)
                 for i in range(n):
-                    dst[i + h] = out[i * TILE + l]
+                    dst[i + h] = out[_u(i) + lu]
             for ti in range(ntagged):
                 if tag_rows[ti] != s:
                     continue
@@ -312,9 +315,10 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                     tag_fraction_line_work(resident, lflux, fv, fl, fh, fv, g)
         for l in range(nl):
             dst = mass[la[l], lb[l]]
+            lu = np.uint64(l)
             for i in range(n):
-                j = 2 * i * TILE + l
-                dst[i] = geo[j + TILE] - geo[j + 2 * TILE] + geo[j]
+                j = _u(2 * i) + lu
+                dst[i] = geo[j + _TU] - geo[j + _TU + _TU] + geo[j]
 
 
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
