@@ -53,25 +53,10 @@ def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
-    """Tag fractions after one sweep of a line, given the sweep's final tracer fluxes; in place
-    allowed (``out`` may be ``frac``).
-
-    mass: (n,) resident tracer mass of each cell before the sweep ([q] kg); flux: (n + 1,) the
-    sweep's tracer fluxes (positive towards increasing index); frac: (ntag, n) fractions before
-    the sweep; f_low/f_high: (ntag,) fractions of inflow through the low/high boundary face;
-    out: (ntag, n) receives the fractions after the sweep; g: (ntag, n) work, the fractions of
-    each cell's outflow.
-
-    A cell whose resident mass covers its outflow (R >= F_out, always so for donor cell with
-    Courant <= 1) sends out its own pre-sweep fractions. A cell whose outflow exceeds its
-    resident mass (Walcek's face values can exceed the donor's mixing ratio next to a
-    steeper neighbour) sends out all of its resident mass and, for the rest, the material it
-    receives in the same sweep: g = (f R + g_in (F_out - R)) / F_out, and what stays in it is
-    inflow material (fraction g_in). Each tag's mass then follows the bulk's flux-form update
-    exactly, the fractions stay convex, and for a linear scheme the tags are the single-source
-    runs. Only chains of such deficit cells are sequential (settled after their donors).
-    """
+def outflow_fractions(mass, flux, frac, f_low, f_high, g):
+    """Fractions ``g`` (ntag, n) of each cell's outflow in a sweep (see
+    :func:`tag_fraction_line_work`): the pre-sweep fractions, except in deficit cells (outflow
+    > resident mass), which pass on inflow material for the excess."""
     ntag, n = frac.shape
     for k in range(ntag):
         for i in range(n):
@@ -97,6 +82,30 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
                 dr = f_high[k] if i == n - 1 else g[k, i + 1]
                 gin = (dl * fin_l + dr * fin_r) / fin
                 g[k, i] = frac[k, i] * (1.0 - share) + gin * share
+
+
+@nb.njit(cache=True, error_model="numpy")
+def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
+    """Tag fractions after one sweep of a line, given the sweep's final tracer fluxes; in place
+    allowed (``out`` may be ``frac``).
+
+    mass: (n,) resident tracer mass of each cell before the sweep ([q] kg); flux: (n + 1,) the
+    sweep's tracer fluxes (positive towards increasing index); frac: (ntag, n) fractions before
+    the sweep; f_low/f_high: (ntag,) fractions of inflow through the low/high boundary face;
+    out: (ntag, n) receives the fractions after the sweep; g: (ntag, n) work, the fractions of
+    each cell's outflow.
+
+    A cell whose resident mass covers its outflow (R >= F_out, always so for donor cell with
+    Courant <= 1) sends out its own pre-sweep fractions. A cell whose outflow exceeds its
+    resident mass (Walcek's face values can exceed the donor's mixing ratio next to a
+    steeper neighbour) sends out all of its resident mass and, for the rest, the material it
+    receives in the same sweep: g = (f R + g_in (F_out - R)) / F_out, and what stays in it is
+    inflow material (fraction g_in). Each tag's mass then follows the bulk's flux-form update
+    exactly, the fractions stay convex, and for a linear scheme the tags are the single-source
+    runs. Only chains of such deficit cells are sequential (settled after their donors).
+    """
+    ntag, n = frac.shape
+    outflow_fractions(mass, flux, frac, f_low, f_high, g)
     # new fractions: per-cell weights of (own, left donor, right donor) once, then per tag
     wk = np.empty(n)
     wl = np.empty(n)
