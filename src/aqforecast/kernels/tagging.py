@@ -49,7 +49,8 @@ __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
 def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
     """Update tag fractions along one line (see :func:`tag_fraction_line_work`)."""
     g = np.empty(frac.shape)
-    tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g)
+    w = np.empty((3, frac.shape[1]))
+    tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w)
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -85,7 +86,7 @@ def outflow_fractions(mass, flux, frac, f_low, f_high, g):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
+def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
     """Tag fractions after one sweep of a line, given the sweep's final tracer fluxes; in place
     allowed (``out`` may be ``frac``).
 
@@ -93,7 +94,8 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
     sweep's tracer fluxes (positive towards increasing index); frac: (ntag, n) fractions before
     the sweep; f_low/f_high: (ntag,) fractions of inflow through the low/high boundary face;
     out: (ntag, n) receives the fractions after the sweep; g: (ntag, n) work, the fractions of
-    each cell's outflow.
+    each cell's outflow; w: (3, n) work, each cell's weights of its own, left and right donors'
+    fractions.
 
     A cell whose resident mass covers its outflow (R >= F_out, always so for donor cell with
     Courant <= 1) sends out its own pre-sweep fractions. A cell whose outflow exceeds its
@@ -107,9 +109,9 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g):
     ntag, n = frac.shape
     outflow_fractions(mass, flux, frac, f_low, f_high, g)
     # new fractions: per-cell weights of (own, left donor, right donor) once, then per tag
-    wk = np.empty(n)
-    wl = np.empty(n)
-    wr = np.empty(n)
+    wk = w[0]
+    wl = w[1]
+    wr = w[2]
     for i in range(n):
         fl = flux[i]
         fr = flux[i + 1]
@@ -228,6 +230,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         fl = np.empty(ntag)
         fh = np.empty(ntag)
         g = np.empty((ntag, n))
+        w = np.empty((3, n))
         for b in range(n1):
             for i in range(n):
                 m0[i] = mass[a, b, i]
@@ -250,7 +253,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                         fl[k] = bc_low[t, k, a, b]
                         fh[k] = bc_high[t, k, a, b]
                     fv = frac[t, :, a, b, :]
-                    tag_fraction_line_work(resident, flux, fv, fl, fh, fv, g)
+                    tag_fraction_line_work(resident, flux, fv, fl, fh, fv, g, w)
             for i in range(n):
                 mass[a, b, i] = m1[i]
 
@@ -297,6 +300,7 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         fl = np.empty(ntag)
         fh = np.empty(ntag)
         g = np.empty((ntag, n))
+        w = np.empty((3, n))
         for s in range(nspec):
             for l in range(nl):
                 src = q[s, la[l], lb[l]]
@@ -321,7 +325,7 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                         fl[k] = bc_low[ti, k, la[l], lb[l]]
                         fh[k] = bc_high[ti, k, la[l], lb[l]]
                     fv = frac[ti, :, la[l], lb[l], :]
-                    tag_fraction_line_work(resident, lflux, fv, fl, fh, fv, g)
+                    tag_fraction_line_work(resident, lflux, fv, fl, fh, fv, g, w)
         for l in range(nl):
             dst = mass[la[l], lb[l]]
             lu = np.uint64(l)

@@ -364,8 +364,8 @@ class DomainModel:
         out = np.zeros(5)
         per_level = np.ones(nz, dtype=np.int64)
         m_h = m0 - np.maximum(div_z, 0.0) / n_outer  # the horizontal phase after a z phase
+        zero = np.zeros((2,) + m0.shape[1:])
         for k in range(nz):
-            zero = np.zeros((2,) + m0.shape[1:])
             kadv.max_courant(m_h[k:k + 1], fx[k:k + 1] / n_outer, fy[k:k + 1] / n_outer, zero,
                              0.75, out)
             per_level[k] = max(1, math.ceil(out[3] - 1e-12))
