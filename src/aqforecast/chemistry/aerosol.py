@@ -23,7 +23,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from ..kernels.threads import parallel_kernel
 
 __all__ = ["SO2_DIURNAL_PERCENT_PER_HOUR", "so2_rate_diurnal", "so2_rate_radiation",
            "nh4no3_kp_ppb2", "nh4no3_drh", "nh4no3_kp_wet_ppb2", "nh4no3_k_ppb2",
@@ -81,13 +83,14 @@ def nh4no3_k_ppb2(temperature, relative_humidity=None):
     return np.where(wet, nh4no3_kp_wet_ppb2(temperature, np.minimum(rh, 99.9)), kp)
 
 
-@njit(parallel=True, cache=True)
-def nh4no3_equilibrium(nh3, nh4, hno3, no3, so4, k):
+@parallel_kernel(lambda nh3, *_: nh3.shape[0])
+@njit(nogil=True, cache=True)
+def nh4no3_equilibrium(start, stop, nh3, nh4, hno3, no3, so4, k):
     """Partition NH3/HNO3 with NH4+/NO3- in place (1-D arrays, molar mixing ratios; ``k`` in the
     same unit squared). Sulfate is neutralised first (ammonia-poor: all NH_x as NH4+, no
     nitrate); then ``x = [(FA+TN) - sqrt((FA+TN)**2 - 4 (FA TN - K))]/2`` (SCIENCE.md 5.4).
     Totals TA = NH3 + NH4 and TN = HNO3 + NO3 are conserved exactly."""
-    for i in prange(nh3.shape[0]):
+    for i in range(start, stop):
         ta = nh3[i] + nh4[i]
         tn = hno3[i] + no3[i]
         s2 = 2.0 * so4[i]

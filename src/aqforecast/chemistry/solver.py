@@ -5,7 +5,8 @@ Solvers (``solver=`` argument):
 * ``"ros2"``, ``"ros3"``, ``"rodas3"`` -- Rosenbrock methods with embedded error estimate and
   adaptive step (KPP's ``Rosenbrock`` integrator: Sandu et al. 1997, Atmos. Environ. 31, 3459;
   step control ``h_new = h min(6, max(0.2, 0.9 err**(-1/elo)))``, a second consecutive rejection
-  shrinks h by 10). Each cell has its own step sequence; cells run in parallel (``prange``).
+  shrinks h by 10). Each cell has its own step sequence; ranges of cells run on threads
+  (:func:`aqforecast.kernels.threads.parallel_range`).
   The analytical Jacobian is generated from the mechanism. Per-reaction integrated rates are
   integrated *with* the concentrations as extra (non-stiff, non-feedback) components of the same
   Rosenbrock scheme, so ``c(t) - c(0) = S . integral(r dt)`` holds to round-off as long as no
@@ -33,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from ..kernels.chemistry import ROSENBROCK_METHODS, rosenbrock_tableau
+from ..kernels.layout import OneLayout
+from ..kernels.threads import parallel_range
 from .codegen import conservation_matrix, load_module
 from .parser import Mechanism, read_mechanism
 from .units import air_number_density_cm3, default_atol, mixing_ratio_scale
@@ -64,6 +67,9 @@ class CompiledMechanism:
     def __init__(self, mechanism: Mechanism):
         self.mechanism = mechanism
         self.module = load_module(mechanism)
+        self._rate_constants = OneLayout(self.module.compute_rate_constants, exact=True)
+        self._rosenbrock = OneLayout(self.module.integrate_rosenbrock, exact=True)
+        self._pece = OneLayout(self.module.integrate_pece, exact=True)
         self.invariants = conservation_matrix(mechanism)
         self._tableaux = {m: rosenbrock_tableau(m) for m in ROSENBROCK_METHODS}
 
@@ -113,8 +119,8 @@ class CompiledMechanism:
         par = self.parameter_array(n, params)
         fix = self.fixed_array(n, temp, press, fixed)
         kc = np.empty((n, self.nreact))
-        self.module.compute_rate_constants(temp, press, air_number_density_cm3(temp, press),
-                                           par, fix, kc)
+        parallel_range(self._rate_constants, n, temp, press,
+                       air_number_density_cm3(temp, press), par, fix, kc)
         return kc
 
     def default_atol(self, temperature=298.15, pressure=101325.0) -> np.ndarray:
@@ -138,14 +144,14 @@ class CompiledMechanism:
         if duration <= 0.0 or n == 0:
             return IntegrationResult(rint, steps, h)
         if solver == "pece":
-            self.module.integrate_pece(conc, kc, float(duration), float(rtol), atol,
-                                       self.invariants, max_steps, rint, steps)
+            parallel_range(self._pece, n, conc, kc, float(duration), float(rtol), atol,
+                           self.invariants, max_steps, rint, steps)
         else:
             a, c, m, e, newf, gam, elo = self._tableaux[solver]
             hmin = 1e-14 * duration
-            self.module.integrate_rosenbrock(conc, kc, float(duration), float(rtol), atol, a, c,
-                                             m, e, newf, gam, elo, h, hmin, max_steps, rint,
-                                             steps, self.invariants)
+            parallel_range(self._rosenbrock, n, conc, kc, float(duration), float(rtol), atol,
+                           a, c, m, e, newf, gam, elo, h, hmin, max_steps, rint, steps,
+                           self.invariants)
         bad = int(np.count_nonzero(steps < 0))
         if bad:
             log.warning("%s: %d of %d cells hit the step limit (%d) with solver %s",

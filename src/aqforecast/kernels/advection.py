@@ -37,7 +37,10 @@ along the flow (an outflow flux depends on the adjusted inflow flux): a sweep st
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .layout import OneLayout
+from .threads import parallel_kernel, parallel_range
 
 __all__ = [
     "upwind_step",
@@ -194,15 +197,16 @@ def _line_fluxes(src, scale, closed, phi, m0, m1):
         m1[i] = m0[i] - phi[i + 1] + phi[i]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _walcek_lines(q, h, mass, flux, scale, closed):
+@parallel_kernel(lambda q, h, mass, *_: mass.shape[0])
+@njit(cache=True, nogil=True, error_model="numpy")
+def _walcek_lines(start, stop, q, h, mass, flux, scale, closed):
     """Line-by-line sweep along the last axis of ``q`` (nspec, n0 + 2h, n1 + 2h, n + 2h) (a view
     whose last axis is the sweep axis); mass (n0, n1, n), flux (n0, n1, n + 1). Handles periodic
     lines (the flux adjustment wraps around a line); the tiled kernels are used otherwise."""
     nspec = q.shape[0]
     n0, n1, n = mass.shape
     periodic = (closed & 4) != 0
-    for k in prange(n0):
+    for k in range(start, stop):
         phi = np.empty(n + 1)
         m1 = np.empty(n)
         ext = np.empty(n + 2 * h, dtype=np.int8)
@@ -376,15 +380,16 @@ def _tile_work(n, h):
             np.empty(n * TILE))
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _walcek_tiles_rows(q, h, mass, flux, scale, closed):
+@parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[2] // TILE))
+@njit(cache=True, nogil=True, error_model="numpy")
+def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
     """Non-periodic sweep along axis 2 of ``q`` (nspec, nb, n + 2h, nx + 2h), lines along the
     contiguous last axis; mass (nb, n, nx) and flux (nb, n + 1, nx). Used for y (blocks = levels)
     and z (blocks = rows j, through a transposed view)."""
     nspec = q.shape[0]
     nb, n, nx = mass.shape
     ntile = (nx + TILE - 1) // TILE
-    for bt in prange(nb * ntile):
+    for bt in range(start, stop):
         b = bt // ntile
         i0 = (bt - b * ntile) * TILE
         nl = min(TILE, nx - i0)
@@ -420,13 +425,14 @@ def _walcek_tiles_rows(q, h, mass, flux, scale, closed):
                 dst[l] = geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _walcek_tiles_x(q, h, mass, flux, scale, closed):
+@parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[1] // TILE))
+@njit(cache=True, nogil=True, error_model="numpy")
+def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
     """Non-periodic sweep along x: tiles of TILE rows j are transposed into the work arrays."""
     nspec = q.shape[0]
     nz, ny, n = mass.shape
     ntile = (ny + TILE - 1) // TILE
-    for kt in prange(nz * ntile):
+    for kt in range(start, stop):
         k = kt // ntile
         j0 = (kt - k * ntile) * TILE
         nl = min(TILE, ny - j0)
@@ -505,8 +511,9 @@ def _face(flux, f, n, scale, closed):
     return flux * scale
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def upwind_step(q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, closed_x,
+@parallel_kernel(lambda q, out, halo, mass, *_: mass.shape[0] * mass.shape[1], exact=True)
+@njit(cache=True, nogil=True, error_model="numpy")
+def upwind_step(start, stop, q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, closed_x,
                 closed_y, closed_z):
     """Unsplit donor-cell step: all three directions from the same field.
 
@@ -520,7 +527,7 @@ def upwind_step(q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, clo
     nspec = q.shape[0]
     nz, ny, nx = mass.shape
     h = halo
-    for kj in prange(nz * ny):
+    for kj in range(start, stop):
         k = kj // ny
         j = kj - k * ny
         fw = np.empty(nx + 1)
@@ -564,7 +571,6 @@ def upwind_step(q, out, halo, mass, mass_out, flux_x, flux_y, flux_z, scale, clo
                 dst[i] = acc / m1[i]
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
 def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):
     """Courant numbers and the sub-step counts that keep every (sub)step stable and positive.
 
@@ -578,10 +584,18 @@ def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):
     unsplit scheme: n >= out_total / (courant_max M_lo). Closed walls are not masked (this
     over-estimates, never under-estimates).
     """
+    nz, ny = mass.shape[:2]
+    part = np.empty((nz * ny, 5))
+    parallel_range(_COURANT_ROWS, nz * ny, mass, flux_x, flux_y, flux_z, float(courant_max), part)
+    out[:5] = np.maximum(part.max(axis=0), 0.0)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _courant_rows(start, stop, mass, flux_x, flux_y, flux_z, courant_max, part):
+    """Rows ``start .. stop-1`` (index k ny + j) of :func:`max_courant`: part (nz ny, 5)."""
     nz, ny, nx = mass.shape
-    part = np.zeros((nz * ny, 5))
     inv_cmax = 1.0 / courant_max
-    for kj in prange(nz * ny):
+    for kj in range(start, stop):
         k = kj // ny
         j = kj - k * ny
         m = mass[k, j]
@@ -622,8 +636,6 @@ def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):
         part[kj, 2] = b2
         part[kj, 3] = b3
         part[kj, 4] = b4
-    for c in range(5):
-        out[c] = 0.0
-        for kj in range(nz * ny):
-            if part[kj, c] > out[c]:
-                out[c] = part[kj, c]
+
+
+_COURANT_ROWS = OneLayout(_courant_rows)

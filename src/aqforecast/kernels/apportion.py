@@ -2,7 +2,8 @@
 
 Tag arrays are ``(ntag, nz, ny, nx)`` (float64 or float32; strided views, e.g. interiors of
 halo-padded arrays, are accepted and updated in place); per-cell fields are ``(nz, ny, nx)``
-float64. Each kernel runs ``prange`` over (level, row) lines and loops over tags inside a cell;
+float64. Each kernel runs (level, row) lines on threads (:func:`.threads.parallel_kernel`: the
+public functions take the arguments after ``start, stop``) and loops over tags inside a cell;
 arithmetic is float64 whatever the storage type.
 
 :func:`apportion_production_loss` -- one species whose bulk goes from ``before`` to ``after``
@@ -32,6 +33,8 @@ from __future__ import annotations
 
 import numba as nb
 
+from .threads import parallel_kernel
+
 __all__ = ["apportion_production_loss", "repartition_family"]
 
 
@@ -59,9 +62,10 @@ def _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f, t, k, 
     return 0.0 if v < 0.0 else v
 
 
-@nb.njit(parallel=True, cache=True)
-def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, production,
-                              before, after, correction):
+@parallel_kernel(lambda tags, *_: tags.shape[1] * tags.shape[2])
+@nb.njit(nogil=True, cache=True)
+def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_precursors,
+                              production, before, after, correction):
     """Production by precursor weights, loss by shares, renormalised (module docstring).
 
     tags, a1, a2, b1: (ntag, nz, ny, nx); weight_a, production, before, after, correction:
@@ -69,7 +73,7 @@ def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, p
     (precursor arrays are then not read). ``tags`` may be the same array as a precursor.
     """
     ntag, nz, ny, nx = tags.shape
-    for line in nb.prange(nz * ny):
+    for line in range(start, stop):
         k = line // ny
         j = line - k * ny
         for i in range(nx):
@@ -126,8 +130,9 @@ def apportion_production_loss(tags, a1, a2, ca2, b1, weight_a, use_precursors, p
                 correction[k, j, i] = 1.0
 
 
-@nb.njit(parallel=True, cache=True)
-def repartition_family(a, b, fa, fb, after_a, after_b, reference, active, correction):
+@parallel_kernel(lambda a, *_: a.shape[1] * a.shape[2])
+@nb.njit(nogil=True, cache=True)
+def repartition_family(start, stop, a, b, fa, fb, after_a, after_b, reference, active, correction):
     """Both members of a family take the per-tag family shares in active cells (docstring).
 
     a, b: (ntag, nz, ny, nx) tags of the two members (model units; ``fa``/``fb`` convert them to
@@ -135,7 +140,7 @@ def repartition_family(a, b, fa, fb, after_a, after_b, reference, active, correc
     bulk family total the tag totals are compared with; active: (nz, ny, nx) bool.
     """
     ntag, nz, ny, nx = a.shape
-    for line in nb.prange(nz * ny):
+    for line in range(start, stop):
         k = line // ny
         j = line - k * ny
         for i in range(nx):

@@ -12,7 +12,8 @@
 * Holtslag & Boville (1993) eddy diffusivity profile with a floor Kz_min (SCIENCE.md 3.1).
 
 Resistances in s m-1, velocities in m s-1, lengths in m, temperatures of the surface in deg C,
-solar irradiance in W m-2.
+solar irradiance in W m-2. The gridded kernels run rows on threads
+(:func:`.threads.parallel_kernel`); they are called without the leading ``start, stop``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import parallel_kernel
 
 __all__ = [
     "WESELY_RI", "WESELY_RLU", "WESELY_RAC", "WESELY_RGSS", "WESELY_RGSO", "WESELY_RCLS",
@@ -133,15 +136,16 @@ def wesely_rc(landuse, season, solar, t_surface, wetness, dratio, hstar, f0, spe
     return min(max(rc, RC_MIN), RC_MAX)
 
 
-@njit(cache=True, parallel=True)
-def surface_resistance(landuse, season, solar, t_surface, wetness, dratio, hstar, f0, special,
-                       out):
+@parallel_kernel(lambda landuse, *_: landuse.shape[0])
+@njit(cache=True, nogil=True)
+def surface_resistance(start, stop, landuse, season, solar, t_surface, wetness, dratio, hstar, f0,
+                       special, out):
     """r_c per cell and species. landuse, wetness: (ny, nx) int; season: int 1..5;
     solar (W m-2), t_surface (deg C): (ny, nx); dratio, hstar, f0, special: (nspec,);
     out: (nspec, ny, nx), s m-1."""
     nspec = dratio.shape[0]
     ny, nx = landuse.shape
-    for j in prange(ny):
+    for j in range(start, stop):
         for i in range(nx):
             for s in range(nspec):
                 out[s, j, i] = wesely_rc(landuse[j, i], season, solar[j, i], t_surface[j, i],
@@ -165,8 +169,9 @@ def aerodynamic_resistance(z_ref, z0, ustar, obukhov_length):
     return max(ra, 0.0)
 
 
-@njit(cache=True, parallel=True)
-def dry_deposition_velocity_gas(rc, z_ref, z0, ustar, obukhov_length, dratio, out):
+@parallel_kernel(lambda rc, *_: rc.shape[1])
+@njit(cache=True, nogil=True)
+def dry_deposition_velocity_gas(start, stop, rc, z_ref, z0, ustar, obukhov_length, dratio, out):
     """v_d = 1/(r_a + r_b + r_c), m s-1.
 
     rc: (nspec, ny, nx) surface resistance, s m-1; z_ref: (ny, nx) height of the lowest layer
@@ -176,7 +181,7 @@ def dry_deposition_velocity_gas(rc, z_ref, z0, ustar, obukhov_length, dratio, ou
     """
     nspec = rc.shape[0]
     ny, nx = z0.shape
-    for j in prange(ny):
+    for j in range(start, stop):
         for i in range(nx):
             us = max(ustar[j, i], 1.0e-3)
             ra = aerodynamic_resistance(z_ref[j, i], z0[j, i], us, obukhov_length[j, i])
@@ -186,8 +191,9 @@ def dry_deposition_velocity_gas(rc, z_ref, z0, ustar, obukhov_length, dratio, ou
                 out[s, j, i] = 1.0 / (ra + rb + rc[s, j, i])
 
 
-@njit(cache=True, parallel=True)
-def dry_deposition_velocity_particle(ustar, obukhov_length, settling, out):
+@parallel_kernel(lambda ustar, *_: ustar.shape[0])
+@njit(cache=True, nogil=True)
+def dry_deposition_velocity_particle(start, stop, ustar, obukhov_length, settling, out):
     """Fine-particle v_d = u*/500 [1 + (-300/L)^(2/3)] (L < 0) or u*/500 (L >= 0), plus the
     settling velocity (Wesely et al. 1985 sulfate-over-grass form, SCIENCE.md 4.2 fallback).
 
@@ -195,7 +201,7 @@ def dry_deposition_velocity_particle(ustar, obukhov_length, settling, out):
     """
     nspec = settling.shape[0]
     ny, nx = ustar.shape
-    for j in prange(ny):
+    for j in range(start, stop):
         for i in range(nx):
             el = obukhov_length[j, i]
             v = ustar[j, i] / 500.0
@@ -205,8 +211,9 @@ def dry_deposition_velocity_particle(ustar, obukhov_length, settling, out):
                 out[s, j, i] = v + settling[s]
 
 
-@njit(cache=True, parallel=True)
-def wet_scavenging(q, halo, precip, coef_a, coef_b, dt, rho_dz, deposited):
+@parallel_kernel(lambda q, halo, precip, *_: precip.shape[1])
+@njit(cache=True, nogil=True)
+def wet_scavenging(start, stop, q, halo, precip, coef_a, coef_b, dt, rho_dz, deposited):
     """c <- c exp(-A P^B dt) in every layer with precipitation, in place on ``q``.
 
     q: (nspec, nz+2h, ny+2h, nx+2h) mixing ratios; precip: (nz, ny, nx) precipitation rate
@@ -217,7 +224,7 @@ def wet_scavenging(q, halo, precip, coef_a, coef_b, dt, rho_dz, deposited):
     nspec = q.shape[0]
     nz, ny, nx = precip.shape
     h = halo
-    for j in prange(ny):
+    for j in range(start, stop):
         for s in range(nspec):
             for i in range(nx):
                 deposited[s, j, i] = 0.0
@@ -246,8 +253,10 @@ def _phi_stable(zeta):
     return 1.0 + 5.0 * zeta if zeta <= 1.0 else 5.0 + zeta
 
 
-@njit(cache=True, parallel=True)
-def holtslag_boville_kz(z_interface, pbl_height, ustar, obukhov_length, wstar, kz_min, out):
+@parallel_kernel(lambda z_interface, *_: z_interface.shape[1])
+@njit(cache=True, nogil=True)
+def holtslag_boville_kz(start, stop, z_interface, pbl_height, ustar, obukhov_length, wstar, kz_min,
+                        out):
     """Eddy diffusivity for scalars, Holtslag & Boville (1993), SCIENCE.md 3.1, m2 s-1.
 
     K = kappa w_t z (1 - z/h)^2 inside the PBL (0 < z < h), floored at kz_min everywhere.
@@ -260,7 +269,7 @@ def holtslag_boville_kz(z_interface, pbl_height, ustar, obukhov_length, wstar, k
     obukhov_length, wstar, kz_min: (ny, nx); out: (nz+1, ny, nx).
     """
     nzi, ny, nx = z_interface.shape
-    for j in prange(ny):
+    for j in range(start, stop):
         for i in range(nx):
             h = pbl_height[j, i]
             us = ustar[j, i]

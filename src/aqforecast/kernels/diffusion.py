@@ -22,14 +22,11 @@ deposited amount returned per column is in [q] kg m-2 (kg m-2 of species for q i
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
+
+from .threads import parallel_kernel
 
 __all__ = ["thomas_solve", "diffusion_conductance", "vertical_diffusion"]
-
-# rows of vertical_diffusion are split into at most this many parallel blocks (work arrays are
-# allocated once per block)
-_ROW_BLOCKS = 64
-
 
 @njit(cache=True)
 def thomas_solve(a, b, c, d, x, work):
@@ -50,8 +47,9 @@ def thomas_solve(a, b, c, d, x, work):
         x[k] -= work[k + 1] * x[k + 1]
 
 
-@njit(cache=True, parallel=True)
-def diffusion_conductance(rho, kz, z_centre, out):
+@parallel_kernel(lambda rho, *_: rho.shape[1])
+@njit(cache=True, nogil=True)
+def diffusion_conductance(start, stop, rho, kz, z_centre, out):
     """Interface conductances G_{k+1/2} = rho_{k+1/2} K_{k+1/2} / (z_{k+1} - z_k), kg m-2 s-1.
 
     rho: (nz, ny, nx) air density at layer centres, kg m-3 (interface value = mean of the two
@@ -60,7 +58,7 @@ def diffusion_conductance(rho, kz, z_centre, out):
     out: (nz+1, ny, nx); out[0] = out[nz] = 0 (no flux through ground or model top).
     """
     nz, ny, nx = rho.shape
-    for j in prange(ny):
+    for j in range(start, stop):
         for i in range(nx):
             out[0, j, i] = 0.0
             out[nz, j, i] = 0.0
@@ -236,11 +234,14 @@ def _solve_row(q, s, j, h, rho_dz, deposition, emissions, dt, theta, deposited,
         dep_out[i] = dt * dep_row[i] * (qi + xi)
 
 
-@njit(cache=True, parallel=True)
-def vertical_diffusion(q, halo, rho_dz, conductance, deposition, emissions, dt, theta,
+@parallel_kernel(lambda q, halo, rho_dz, *_: rho_dz.shape[1], exact=True)
+@njit(cache=True, nogil=True)
+def vertical_diffusion(start, stop, q, halo, rho_dz, conductance, deposition, emissions, dt, theta,
                        deposited):
     """One implicit step of vertical diffusion + emissions + dry deposition, in place on ``q``.
 
+    Called as ``vertical_diffusion(q, halo, ...)``: rows ``start .. stop-1`` run on threads
+    (:func:`.threads.parallel_kernel`).
     q: (nspec, nz+2h, ny+2h, nx+2h) mixing ratios (interior updated; ghosts not read).
     rho_dz: (nz, ny, nx) air mass per area rho dz, kg m-2.
     conductance: (nz+1, ny, nx) G from :func:`diffusion_conductance` (G[0], G[nz] ignored).
@@ -251,21 +252,19 @@ def vertical_diffusion(q, halo, rho_dz, conductance, deposition, emissions, dt, 
     """
     nspec = q.shape[0]
     nz, ny, nx = rho_dz.shape
-    # blocks of rows in parallel, scratch allocated once per block; each row's coefficient rows
-    # are built once and shared by all species, then every column of the row is solved at once
-    # with the contiguous x axis innermost (SIMD), level by level
-    nblock = min(ny, _ROW_BLOCKS)
-    for t in prange(nblock):
-        glo = np.empty((nz, nx))
-        ghi = np.empty((nz, nx))
-        bb = np.empty((nz, nx))
-        w = np.empty((nz, nx))
-        x = np.empty((nz, nx))
-        beta = np.empty(nx)
-        x_last = np.empty(nx)
-        down = np.arange(nz - 1, 0, -1)
-        for j in range(t * ny // nblock, (t + 1) * ny // nblock):
-            _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb)
-            for s in range(nspec):
-                _solve_row(q, s, j, halo, rho_dz, deposition, emissions, dt, theta, deposited,
-                           glo, ghi, bb, w, x, beta, x_last, down)
+    # scratch allocated once per chunk of rows; each row's coefficient rows are built once and
+    # shared by all species, then every column of the row is solved at once with the contiguous
+    # x axis innermost (SIMD), level by level
+    glo = np.empty((nz, nx))
+    ghi = np.empty((nz, nx))
+    bb = np.empty((nz, nx))
+    w = np.empty((nz, nx))
+    x = np.empty((nz, nx))
+    beta = np.empty(nx)
+    x_last = np.empty(nx)
+    down = np.arange(nz - 1, 0, -1)
+    for j in range(start, stop):
+        _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb)
+        for s in range(nspec):
+            _solve_row(q, s, j, halo, rho_dz, deposition, emissions, dt, theta, deposited,
+                       glo, ghi, bb, w, x, beta, x_last, down)

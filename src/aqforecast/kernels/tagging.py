@@ -26,7 +26,7 @@ An earlier rule that mixed inflow into every cell before computing its outflow (
 as in NAQPMS's ``adv_hori_mark``) let a fraction cross a whole line within one sweep and made
 tags 0.12-0.37 (L1) off the single-source runs on the small test case.
 
-Kernels are numba ``njit`` functions; ``prange`` runs over lines. Arrays:
+Kernels are numba ``njit`` functions; lines run on threads (:mod:`.threads`). Arrays:
 ``bulk_mass`` (n0, n1, n) resident tracer mass per cell before the sweep, ``flux`` (n0, n1, n+1)
 signed tracer-mass flux through faces (positive towards increasing index; face 0 is the low
 boundary), ``frac`` (ntag, n0, n1, n) fractions (updated in place), ``bc_low``/``bc_high``
@@ -40,6 +40,8 @@ import numpy as np
 
 from .advection import TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
+from .layout import OneLayout
+from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
            "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line"]
@@ -145,12 +147,13 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
         ok[0] = first
 
 
-@nb.njit(parallel=True, cache=True)
-def tag_fraction_sweep(bulk_mass, flux, frac, bc_low, bc_high):
+@parallel_kernel(lambda bulk_mass, *_: bulk_mass.shape[0])
+@nb.njit(nogil=True, cache=True)
+def tag_fraction_sweep(start, stop, bulk_mass, flux, frac, bc_low, bc_high):
     """Apply :func:`tag_fraction_line` to every line of a (n0, n1, n) block, in place."""
     ntag = frac.shape[0]
     n0, n1, n = bulk_mass.shape
-    for a in nb.prange(n0):
+    for a in range(start, stop):
         line = np.empty((ntag, n))
         out = np.empty((ntag, n))
         fl = np.empty(ntag)
@@ -192,8 +195,9 @@ def upwind_line(a, halo, phi, m0, m1, flux):
         a[p] = (a[p] * m0[i] + flux[i] - flux[i + 1]) / m1[i]
 
 
-@nb.njit(parallel=True, cache=True)
-def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+@parallel_kernel(lambda q, halo, mass, *_: mass.shape[0])
+@nb.njit(nogil=True, cache=True)
+def walcek_lines_tagged(start, stop, q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                         bc_high, upwind=False):
     """One Walcek (or donor-cell) sweep along the last axis of line views, with flux-fraction
     tags.
@@ -219,7 +223,7 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     ntagged = tag_rows.shape[0]
     ntag = frac.shape[1]
     periodic = (closed & 4) != 0
-    for a in nb.prange(n0):
+    for a in range(start, stop):
         phi = np.empty(n + 1)
         m0 = np.empty(n)
         m1 = np.empty(n)
@@ -258,26 +262,16 @@ def walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                 mass[a, b, i] = m1[i]
 
 
-@nb.njit(parallel=True, cache=True, error_model="numpy")
-def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
-                        bc_high):
-    """:func:`walcek_lines_tagged` (Walcek, non-periodic) computed TILE lines at a time with the
-    vectorised :func:`aqforecast.kernels.advection.walcek_tile`; bit for bit the same result.
-
-    The lines (a, b) of the (n0, n1) line grid are taken TILE at a time in row-major order
-    (so a tile may span several rows a), gathered into the tile's work arrays (sweep position
-    major, line minor), swept together, and scattered back; the tags of tagged rows are then
-    updated line by line from the tile's final tracer fluxes (:func:`tag_fraction_line_work`).
-    Arguments as :func:`walcek_lines_tagged`.
-    """
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, bc_low, bc_high):
+    """Tiles ``t0 .. t1-1`` of :func:`walcek_tiles_tagged` (run on threads by
+    :func:`aqforecast.kernels.threads.parallel_range`)."""
     nspec = q.shape[0]
     n0, n1, n = mass.shape
-    h = halo
     ntagged = tag_rows.shape[0]
     ntag = frac.shape[1]
     nlines = n0 * n1
-    ntile = (nlines + TILE - 1) // TILE
-    for t in nb.prange(ntile):
+    for t in range(t0, t1):
         first = t * TILE
         nl = min(TILE, nlines - first)
         la = np.empty(TILE, dtype=np.int64)
@@ -334,6 +328,25 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                 dst[i] = geo[j + _TU] - geo[j + _TU + _TU] + geo[j]
 
 
+def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                        bc_high):
+    """:func:`walcek_lines_tagged` (Walcek, non-periodic) computed TILE lines at a time with the
+    vectorised :func:`aqforecast.kernels.advection.walcek_tile`; bit for bit the same result.
+
+    The lines (a, b) of the (n0, n1) line grid are taken TILE at a time in row-major order
+    (so a tile may span several rows a), gathered into the tile's work arrays (sweep position
+    major, line minor), swept together, and scattered back; the tags of tagged rows are then
+    updated line by line from the tile's final tracer fluxes (:func:`tag_fraction_line_work`).
+    Arguments as :func:`walcek_lines_tagged`.
+    """
+    n0, n1 = mass.shape[:2]
+    parallel_range(_TAGGED_TILES, (n0 * n1 + TILE - 1) // TILE, q, halo, mass, flux_air, scale,
+                   closed, tag_rows, frac, bc_low, bc_high)
+
+
+_TAGGED_TILES = OneLayout(_tagged_tiles)
+
+
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                         bc_high, upwind=False):
     """One tagged sweep along the last axis of line views: the tiled, vectorised kernel
@@ -347,15 +360,16 @@ def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                             bc_high)
 
 
-@nb.njit(parallel=True, cache=True)
-def fractions_from_tags(bulk, tagc, fallback, out):
+@parallel_kernel(lambda bulk, tagc, *_: tagc.shape[0] * tagc.shape[1])
+@nb.njit(nogil=True, cache=True)
+def fractions_from_tags(start, stop, bulk, tagc, fallback, out):
     """Tag fractions f = c_k / c (bulk > 0) else the ``fallback`` tag gets 1.
 
     bulk: (nt, m) bulk mixing ratios of the tagged species; tagc: (nt, ntag, m) tag
     concentrations; out: (nt, ntag, m). Arrays are flattened over cells (m).
     """
     nt, ntag, m = tagc.shape
-    for tk in nb.prange(nt * ntag):
+    for tk in range(start, stop):
         t = tk // ntag
         k = tk - t * ntag
         for c in range(m):
@@ -366,11 +380,12 @@ def fractions_from_tags(bulk, tagc, fallback, out):
                 out[t, k, c] = 1.0 if k == fallback else 0.0
 
 
-@nb.njit(parallel=True, cache=True)
-def tags_from_fractions(bulk, frac, out):
+@parallel_kernel(lambda bulk, frac, out: frac.shape[0] * frac.shape[1])
+@nb.njit(nogil=True, cache=True)
+def tags_from_fractions(start, stop, bulk, frac, out):
     """c_k = f_k * c: bulk (nt, m), frac (nt, ntag, m), out (nt, ntag, m)."""
     nt, ntag, m = frac.shape
-    for tk in nb.prange(nt * ntag):
+    for tk in range(start, stop):
         t = tk // ntag
         k = tk - t * ntag
         for c in range(m):

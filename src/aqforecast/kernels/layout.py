@@ -1,0 +1,69 @@
+"""One compiled specialisation per kernel for every array layout (numba dispatch helper).
+
+numba compiles a kernel once per distinct argument *type*, and an array's type includes its
+layout: C-contiguous ('C'), Fortran ('F') or any strides ('A'). A sweep kernel called on an x
+view (contiguous), a y view (sliced) and a z view (transposed) is therefore compiled three times,
+which for a large ``prange`` kernel costs seconds each. :class:`OneLayout` compiles the kernel
+for layout 'A' only and lets numba convert C/F arrays to it (a safe conversion), so one
+specialisation serves every view; it costs one ``numba.typeof`` per argument and call.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+
+import numba
+from numba.core import types
+
+__all__ = ["OneLayout", "any_layout"]
+
+
+def any_layout(tp):
+    """The numba type ``tp`` with array layout 'A' (non-array types unchanged)."""
+    if isinstance(tp, types.Array) and tp.layout != "A":
+        return tp.copy(layout="A")
+    return tp
+
+
+class OneLayout:
+    """Call ``dispatcher`` (an ``njit`` function) with all its arrays typed as layout 'A'.
+
+    The first call with a new set of dtypes and dimensions compiles (or loads from numba's
+    cache) the 'A' specialisation; every call then runs it, whatever the arrays' strides.
+    ``exact=True`` keeps the arguments' own layouts (for kernels that are always given
+    contiguous arrays and are only wrapped for :meth:`prepare`).
+    """
+
+    def __init__(self, dispatcher, exact=False):
+        self.dispatcher = dispatcher
+        self._convert = (lambda tp: tp) if exact else any_layout
+        # parameters left to their defaults are typed as numba does for a call that omits them
+        params = inspect.signature(dispatcher.py_func).parameters.values()
+        self._defaults = tuple(None if p.default is p.empty else types.Omitted(p.default)
+                               for p in params)
+        self._signatures = set()
+        self._lock = threading.Lock()
+        self.__doc__ = dispatcher.__doc__
+        self.__name__ = dispatcher.__name__
+
+    def prepare(self, *args):
+        """Compile (or load) the specialisation for ``args`` if needed; returns the dispatcher,
+        which then runs it for these argument types from any thread."""
+        sig = tuple(self._convert(numba.typeof(a)) for a in args) + self._defaults[len(args):]
+        if sig not in self._signatures:
+            if None in sig:
+                raise TypeError(f"{self.__name__}() takes {len(self._defaults)} arguments, "
+                                f"{len(args)} given")
+            with self._lock:
+                d = self.dispatcher
+                d.disable_compile(False)
+                try:
+                    d.compile(sig)
+                finally:
+                    d.disable_compile(True)
+                self._signatures.add(sig)
+        return self.dispatcher
+
+    def __call__(self, *args):
+        return self.prepare(*args)(*args)
