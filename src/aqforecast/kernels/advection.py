@@ -111,7 +111,7 @@ def _negative_pass(a, h, phi, m0, m1, flux):
                 flux[i] = flux[i + 1] - qc * m0[i] + lo * m1[i]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def walcek_line(a, halo, phi, m0, m1, ext, flux, periodic=False):
     """Walcek (2000) update of one line, in place.
 
@@ -245,7 +245,7 @@ def _u(i):
     return np.uint64(i * TILE) & _OFFSET_MASK
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def walcek_tile(a, h, n, nl, geo, flux, out):
     """Walcek (2000) update of ``nl <= TILE`` lines at once; the same arithmetic as
     :func:`walcek_line` (bit for bit) for non-periodic lines.

@@ -90,7 +90,7 @@ _D_H2O = 2.5e-5  # molecular diffusivity of water vapour, m2 s-1
 _PRANDTL = 0.72
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def wesely_rc(landuse, season, solar, t_surface, wetness, dratio, hstar, f0, special, slope=0.0):
     """Bulk surface resistance r_c (s m-1) of Wesely (1989), SCIENCE.md 4.1.
 
@@ -161,7 +161,7 @@ def _psi_h(zeta):
     return 2.0 * math.log(0.5 * (1.0 + math.sqrt(1.0 - 16.0 * zeta)))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def aerodynamic_resistance(z_ref, z0, ustar, obukhov_length):
     """r_a = [ln(z_r/z_0) - psi_h(z_r/L) + psi_h(z_0/L)]/(kappa u*), s m-1 (L = inf: neutral)."""
     inv_l = 0.0 if math.isinf(obukhov_length) else 1.0 / obukhov_length

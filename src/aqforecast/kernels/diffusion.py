@@ -74,7 +74,7 @@ def diffusion_conductance(start, stop, rho, kz, z_centre, out):
 # blocks vectorisation (divisors are rho dz > 0 and Thomas pivots >= 1 for valid input).
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb):
     """Coefficient rows of the columns of row j (shared by all species).
 
@@ -122,7 +122,7 @@ def _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb):
                 b_row[i] = 1.0 - -theta * 0.0 - -theta * 0.0
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, inline="always", error_model="numpy")
 def _solve_row(q, s, j, h, rho_dz, deposition, emissions, dt, theta, deposited,
                glo, ghi, bb, w, x, beta, x_last, down):
     """Thomas solve of every column of row j for species s, vectorised along x.
@@ -235,7 +235,7 @@ def _solve_row(q, s, j, h, rho_dz, deposition, emissions, dt, theta, deposited,
 
 
 @parallel_kernel(lambda q, halo, rho_dz, *_: rho_dz.shape[1], exact=True)
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, error_model="numpy")
 def vertical_diffusion(start, stop, q, halo, rho_dz, conductance, deposition, emissions, dt, theta,
                        deposited):
     """One implicit step of vertical diffusion + emissions + dry deposition, in place on ``q``.

@@ -47,7 +47,7 @@ __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
            "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line"]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
     """Update tag fractions along one line (see :func:`tag_fraction_line_work`)."""
     g = np.empty(frac.shape)
@@ -55,7 +55,7 @@ def tag_fraction_line(mass, flux, frac, f_low, f_high, out):
     tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def outflow_fractions(mass, flux, frac, f_low, f_high, g):
     """Fractions ``g`` (ntag, n) of each cell's outflow in a sweep (see
     :func:`tag_fraction_line_work`): the pre-sweep fractions, except in deficit cells (outflow
@@ -87,7 +87,7 @@ def outflow_fractions(mass, flux, frac, f_low, f_high, g):
                 g[k, i] = frac[k, i] * (1.0 - share) + gin * share
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
     """Tag fractions after one sweep of a line, given the sweep's final tracer fluxes; in place
     allowed (``out`` may be ``frac``).
@@ -148,7 +148,7 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
 
 
 @parallel_kernel(lambda bulk_mass, *_: bulk_mass.shape[0])
-@nb.njit(nogil=True, cache=True)
+@nb.njit(nogil=True, cache=True, error_model="numpy")
 def tag_fraction_sweep(start, stop, bulk_mass, flux, frac, bc_low, bc_high):
     """Apply :func:`tag_fraction_line` to every line of a (n0, n1, n) block, in place."""
     ntag = frac.shape[0]
@@ -170,7 +170,7 @@ def tag_fraction_sweep(start, stop, bulk_mass, flux, frac, bc_low, bc_high):
                     frac[k, a, b, i] = out[k, i]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, inline="always", error_model="numpy")
 def upwind_line(a, halo, phi, m0, m1, flux):
     """First-order donor-cell (upwind) update of one line, in place; linear in ``a``.
 
@@ -196,7 +196,7 @@ def upwind_line(a, halo, phi, m0, m1, flux):
 
 
 @parallel_kernel(lambda q, halo, mass, *_: mass.shape[0])
-@nb.njit(nogil=True, cache=True)
+@nb.njit(nogil=True, cache=True, error_model="numpy")
 def walcek_lines_tagged(start, stop, q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                         bc_high, upwind=False):
     """One Walcek (or donor-cell) sweep along the last axis of line views, with flux-fraction

@@ -170,8 +170,7 @@ def apportion_chemistry(tags, before, after, diagnostics, tagset: TagSet, *,
     if "O3" in T and "O3" in involved:
         ind = d.regime_indicator
         w_nox = (np.ones(shape) if ind is None else
-                 np.ascontiguousarray(np.broadcast_to(o3_nox_weight(ind, o3_regime, threshold),
-                                                      shape)))
+                 np.broadcast_to(o3_nox_weight(ind, o3_regime, threshold), shape).copy())
 
     kinetic = [s for s in tagged if s in involved and not (nox_family and s in _NOX)]
     kinetic.sort(key=lambda s: _ORDER.index(s) if s in _ORDER else len(_ORDER))
