@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,8 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
                 cfg, cfg.chemistry.mechanism)
             solver = {"rosenbrock": "ros3", "grs_qssa": "pece"}[cfg.chemistry.solver]
             chem = ChemistryOperator(mech, cfg.species, solver=solver, rtol=cfg.chemistry.rtol)
+            if comm.rank == 0 and (os.cpu_count() or 1) > 1:
+                chem.compile_in_background()  # overlaps the largest compilation with set-up
         tag_spec = tag_chem = None
         if tags and cfg.tags.enabled and em is not None:
             ts = TagSet.from_config(cfg, em)

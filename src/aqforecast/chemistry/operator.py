@@ -132,6 +132,11 @@ class ChemistryOperator:
             log.warning("none of the model species %s is in mechanism %s", self.species_names,
                         mech.path)
 
+    def compile_in_background(self) -> bool:
+        """Compile the mechanism for this operator's solver in a child process while the caller
+        goes on (:meth:`CompiledMechanism.compile_in_background`)."""
+        return self.compiled.compile_in_background(self.solver)
+
     def _parameters(self, shape, photolysis, cos_zenith, cloud_factor, time, lon, lat, k_so2):
         """Per-cell parameter values in file units (first-order rates converted from s-1)."""
         names = list(self.mechanism.parameters)

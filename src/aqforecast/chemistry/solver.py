@@ -27,10 +27,16 @@ Solvers (``solver=`` argument):
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
+import subprocess
+import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from ..kernels.chemistry import ROSENBROCK_METHODS, rosenbrock_tableau
@@ -72,6 +78,49 @@ class CompiledMechanism:
         self._pece = OneLayout(self.module.integrate_pece, exact=True)
         self.invariants = conservation_matrix(mechanism)
         self._tableaux = {m: rosenbrock_tableau(m) for m in ROSENBROCK_METHODS}
+        self._background: subprocess.Popen | None = None
+        self._background_started = False
+
+    def compile_in_background(self, solver: str = "ros3") -> bool:
+        """Compile this mechanism's kernels for ``solver`` in a child process, so that the
+        compilation (the largest part of the model's first-call JIT time) overlaps with
+        building the rest of the model on another core.
+
+        The child makes the same calls as :meth:`integrate` on two cells and fills numba's
+        on-disk cache (``NUMBA_CACHE_DIR``, inherited); the first :meth:`rate_constants` or
+        :meth:`integrate` of this process waits for it and then loads the compiled code from the
+        cache. If the child fails, this process compiles as usual. Started once per process;
+        returns whether a child was started."""
+        if self._background_started or numba.config.DISABLE_JIT:
+            return False
+        self._background_started = True
+        payload = json.dumps({"text": self.mechanism.text, "path": self.mechanism.path,
+                              "solver": solver})
+        try:
+            err = tempfile.TemporaryFile()
+            proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
+                                    stdout=subprocess.DEVNULL, stderr=err)
+            proc.errors_file = err
+            proc.stdin.write(payload.encode())
+            proc.stdin.close()
+        except OSError as exc:  # no subprocesses here: compile in this process
+            log.debug("background compilation not started: %s", exc)
+            return False
+        self._background = proc
+        atexit.register(_stop_child, proc)
+        return True
+
+    def _wait_background(self) -> None:
+        proc, self._background = self._background, None
+        if proc is None:
+            return
+        rc = proc.wait()
+        proc.errors_file.seek(0)
+        err = proc.errors_file.read().decode(errors="replace")
+        proc.errors_file.close()
+        if rc != 0:
+            log.warning("background compilation of %s failed (compiling here instead): %s",
+                        self.mechanism.path, err.strip().splitlines()[-1:] or "")
 
     @property
     def nvar(self) -> int:
@@ -113,6 +162,7 @@ class CompiledMechanism:
 
     def rate_constants(self, temperature, pressure, params=None, fixed=None) -> np.ndarray:
         """Rate constants (ncell, nreact) in file units, fixed-species factors included."""
+        self._wait_background()
         temp = np.atleast_1d(np.asarray(temperature, dtype=float)).ravel()
         press = np.broadcast_to(np.asarray(pressure, dtype=float), temp.shape).ravel().copy()
         n = temp.size
@@ -134,6 +184,7 @@ class CompiledMechanism:
             raise ValueError(f"unknown solver {solver!r}; expected one of {SOLVERS}")
         if conc.dtype != np.float64 or not conc.flags.c_contiguous:
             raise ValueError("conc must be a C-contiguous float64 array (ncell, nvar)")
+        self._wait_background()
         n = conc.shape[0]
         atol = self.default_atol() if atol is None else np.broadcast_to(
             np.asarray(atol, dtype=float), (self.nvar,)).copy()
@@ -157,6 +208,32 @@ class CompiledMechanism:
             log.warning("%s: %d of %d cells hit the step limit (%d) with solver %s",
                         self.mechanism.path, bad, n, max_steps, solver)
         return IntegrationResult(rint, steps, h)
+
+
+_CHILD = ("import json, sys\n"
+          "from aqforecast.chemistry.solver import _compile_for_cache\n"
+          "_compile_for_cache(**json.load(sys.stdin))\n")
+
+
+def _stop_child(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:  # numba writes cache files atomically: stopping it is safe
+        proc.kill()
+        proc.wait()
+
+
+def _compile_for_cache(text: str, path: str, solver: str) -> None:
+    """Body of the :meth:`CompiledMechanism.compile_in_background` child: the argument types of
+    :meth:`CompiledMechanism.integrate` as the model makes them, on two cells."""
+    from . import aerosol
+    from .parser import parse_mechanism
+
+    cm = CompiledMechanism(parse_mechanism(text, path))
+    n = 2
+    kc = cm.rate_constants(np.full(n, 290.0), np.full(n, 9.0e4))
+    y = np.full((n, cm.nvar), 1e-6)
+    cm.integrate(y, kc, 1e-3, solver=solver, rtol=1e-3, first_step=np.zeros(n), max_steps=10)
+    rows = [np.full(n, 1e-9) for _ in range(6)]
+    aerosol.nh4no3_equilibrium(*rows)
 
 
 def compile_mechanism(mechanism: Mechanism | str | Path | None = None) -> CompiledMechanism:
