@@ -380,7 +380,7 @@ def _tile_work(n, h):
             np.empty(n * TILE))
 
 
-@parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[2] // TILE))
+@parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[2] // TILE), exact=True)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
     """Non-periodic sweep along axis 2 of ``q`` (nspec, nb, n + 2h, nx + 2h), lines along the
@@ -425,7 +425,7 @@ def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
                 dst[l] = geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l]
 
 
-@parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[1] // TILE))
+@parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[1] // TILE), exact=True)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
     """Non-periodic sweep along x: tiles of TILE rows j are transposed into the work arrays."""

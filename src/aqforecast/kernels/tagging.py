@@ -344,7 +344,10 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
                    closed, tag_rows, frac, bc_low, bc_high)
 
 
-_TAGGED_TILES = OneLayout(_tagged_tiles)
+# exact layouts: with every array typed 'A' the gathers of contiguous mass and flux rows ran the
+# whole tagged forecast 15-25 % slower (benchmarks/forecast.py); the model passes contiguous mass
+# and fluxes for all three directions, so this is still one specialisation
+_TAGGED_TILES = OneLayout(_tagged_tiles, exact=True)
 
 
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,

@@ -499,7 +499,7 @@ class DomainModel:
         else:
             qv = q[:, h, :, h:h + nx].transpose(0, 2, 1)[:, :, None, :]
             mv = np.ascontiguousarray(mass[0].T)[:, None, :]
-            fv = flux[0].T[:, None, :]
+            fv = np.ascontiguousarray(flux[0].T)[:, None, :]
             fr = (frac[:, :, 0].transpose(0, 1, 3, 2)[:, :, :, None, :] if nt
                   else np.zeros((0, 0, nx, 1, ny)))
             nlines = nx
@@ -532,7 +532,7 @@ class DomainModel:
         if nt and self.bc_tag >= 0:
             bh[:, self.bc_tag] = 1.0
             bl[:, self.bc_tag] = 1.0  # the ground face carries no flux
-        walcek_sweep_tagged(qv, h, m, fzl.transpose(1, 2, 0), scale, 1,
+        walcek_sweep_tagged(qv, h, m, np.ascontiguousarray(fzl.transpose(1, 2, 0)), scale, 1,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
                             self.advection_scheme == "upwind")
 
