@@ -504,11 +504,23 @@ def walcek_sweep_z(q, halo, mass, flux_z, scale, closed):
 
 
 @njit(cache=True, inline="always")
-def _face(flux, f, n, scale, closed):
-    """Scaled flux at face index f of n+1 faces, zero on closed walls."""
-    if (f == 0 and closed & 1) or (f == n and closed & 2):
-        return 0.0
-    return flux * scale
+def _upwind_mass(m0, fw, fe, fs, fn, fb, ft):
+    """Air mass after a donor-cell step from the six scaled face fluxes (kg)."""
+    return m0 + (fw - fe) + (fs - fn) + (fb - ft)
+
+
+@njit(cache=True, inline="always")
+def _upwind_cell(qc, qw, qe, qs, qn, qb, qt, m0, m1, fw, fe, fs, fn, fb, ft):
+    """Donor-cell mixing ratio of one cell from its neighbours and six scaled face fluxes: the
+    donor value enters as ``max(F, 0) q_low + min(F, 0) q_high`` (one term is exactly zero)."""
+    acc = qc * m0
+    acc += max(fw, 0.0) * qw + min(fw, 0.0) * qc
+    acc -= max(fe, 0.0) * qc + min(fe, 0.0) * qe
+    acc += max(fs, 0.0) * qs + min(fs, 0.0) * qc
+    acc -= max(fn, 0.0) * qc + min(fn, 0.0) * qn
+    acc += max(fb, 0.0) * qb + min(fb, 0.0) * qc
+    acc -= max(ft, 0.0) * qc + min(ft, 0.0) * qt
+    return acc / m1
 
 
 @parallel_kernel(lambda q, out, halo, mass, *_: mass.shape[0] * mass.shape[1], exact=True)
@@ -527,25 +539,42 @@ def upwind_step(start, stop, q, out, halo, mass, mass_out, flux_x, flux_y, flux_
     nspec = q.shape[0]
     nz, ny, nx = mass.shape
     h = halo
+    west = (closed_x & 1) == 0  # open low / high x walls
+    east = (closed_x & 2) == 0
     for kj in range(start, stop):
         k = kj // ny
         j = kj - k * ny
-        fw = np.empty(nx + 1)
-        fs = np.empty(nx)
-        fn = np.empty(nx)
-        fb = np.empty(nx)
-        ft = np.empty(nx)
+        fxr = flux_x[k, j]
+        fsr = flux_y[k, j]
+        fnr = flux_y[k, j + 1]
+        fbr = flux_z[k, j]
+        ftr = flux_z[k + 1, j]
         m0 = mass[k, j]
-        for i in range(nx + 1):
-            fw[i] = _face(flux_x[k, j, i], i, nx, scale, closed_x)
-        for i in range(nx):
-            fs[i] = _face(flux_y[k, j, i], j, ny, scale, closed_y)
-            fn[i] = _face(flux_y[k, j + 1, i], j + 1, ny, scale, closed_y)
-            fb[i] = _face(flux_z[k, j, i], k, nz, scale, closed_z)
-            ft[i] = _face(flux_z[k + 1, j, i], k + 1, nz, scale, closed_z)
+        # y and z faces of this row are either all open or all on a closed wall
+        open_s = not (j == 0 and (closed_y & 1) != 0)
+        open_n = not (j + 1 == ny and (closed_y & 2) != 0)
+        open_b = not (k == 0 and (closed_z & 1) != 0)
+        open_t = not (k + 1 == nz and (closed_z & 2) != 0)
         m1 = mass_out[k, j]
         for i in range(nx):
-            m1[i] = m0[i] + (fw[i] - fw[i + 1]) + (fs[i] - fn[i]) + (fb[i] - ft[i])
+            m1[i] = _upwind_mass(m0[i], fxr[i] * scale, fxr[i + 1] * scale,
+                                 fsr[i] * scale if open_s else 0.0,
+                                 fnr[i] * scale if open_n else 0.0,
+                                 fbr[i] * scale if open_b else 0.0,
+                                 ftr[i] * scale if open_t else 0.0)
+        if not west:
+            m1[0] = _upwind_mass(m0[0], 0.0, fxr[1] * scale,
+                                 fsr[0] * scale if open_s else 0.0,
+                                 fnr[0] * scale if open_n else 0.0,
+                                 fbr[0] * scale if open_b else 0.0,
+                                 ftr[0] * scale if open_t else 0.0)
+        if not east:
+            i = nx - 1
+            m1[i] = _upwind_mass(m0[i], fxr[i] * scale if (west or i > 0) else 0.0, 0.0,
+                                 fsr[i] * scale if open_s else 0.0,
+                                 fnr[i] * scale if open_n else 0.0,
+                                 fbr[i] * scale if open_b else 0.0,
+                                 ftr[i] * scale if open_t else 0.0)
         kk = k + h
         jj = j + h
         for s in range(nspec):
@@ -557,18 +586,25 @@ def upwind_step(start, stop, q, out, halo, mass, mass_out, flux_x, flux_y, flux_
             qb = q[s, kk - 1, jj, h:h + nx]
             qt = q[s, kk + 1, jj, h:h + nx]
             dst = out[s, kk, jj, h:h + nx]
+            # every face flux is scaled in the loop (no per-row face arrays): one pass over the
+            # row, with the closed x walls fixed up after it
             for i in range(nx):
-                qc = qc_[i]
-                a = fw[i]
-                e = fw[i + 1]
-                acc = qc * m0[i]
-                acc += max(a, 0.0) * qw[i] + min(a, 0.0) * qc
-                acc -= max(e, 0.0) * qc + min(e, 0.0) * qe[i]
-                acc += max(fs[i], 0.0) * qs_[i] + min(fs[i], 0.0) * qc
-                acc -= max(fn[i], 0.0) * qc + min(fn[i], 0.0) * qn[i]
-                acc += max(fb[i], 0.0) * qb[i] + min(fb[i], 0.0) * qc
-                acc -= max(ft[i], 0.0) * qc + min(ft[i], 0.0) * qt[i]
-                dst[i] = acc / m1[i]
+                dst[i] = _upwind_cell(qc_[i], qw[i], qe[i], qs_[i], qn[i], qb[i], qt[i], m0[i],
+                                      m1[i], fxr[i] * scale, fxr[i + 1] * scale,
+                                      fsr[i] * scale if open_s else 0.0,
+                                      fnr[i] * scale if open_n else 0.0,
+                                      fbr[i] * scale if open_b else 0.0,
+                                      ftr[i] * scale if open_t else 0.0)
+            for i in (0, nx - 1):
+                if (i == 0 and not west) or (i == nx - 1 and not east):
+                    a = 0.0 if (i == 0 and not west) else fxr[i] * scale
+                    e = 0.0 if (i == nx - 1 and not east) else fxr[i + 1] * scale
+                    dst[i] = _upwind_cell(qc_[i], qw[i], qe[i], qs_[i], qn[i], qb[i], qt[i],
+                                          m0[i], m1[i], a, e,
+                                          fsr[i] * scale if open_s else 0.0,
+                                          fnr[i] * scale if open_n else 0.0,
+                                          fbr[i] * scale if open_b else 0.0,
+                                          ftr[i] * scale if open_t else 0.0)
 
 
 def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):

@@ -61,7 +61,8 @@ class OneLayout:
                 try:
                     d.compile(sig)
                 finally:
-                    d.disable_compile(True)
+                    if d.signatures:  # (numba refuses to disable with none compiled)
+                        d.disable_compile(True)
                 self._signatures.add(sig)
         return self.dispatcher
 
