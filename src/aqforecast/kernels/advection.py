@@ -83,7 +83,7 @@ def _positive_pass(a, h, phi, m0, m1, flux):
         if phi[i + 1] > 0.0 and phi[i] >= 0.0:
             p = i + h
             qc = a[p]
-            qs = (qc * m0[i] + flux[i] - flux[i + 1]) / m1[i]
+            qs = (qc * m0[i] + flux[i] - flux[i + 1]) * (1.0 / m1[i])
             qup = a[p - 1] if phi[i] > 0.0 else qc
             lo = min(qc, qup)
             hi = max(qc, qup)
@@ -101,7 +101,7 @@ def _negative_pass(a, h, phi, m0, m1, flux):
         if phi[i] < 0.0 and phi[i + 1] <= 0.0:
             p = i + h
             qc = a[p]
-            qs = (qc * m0[i] + flux[i] - flux[i + 1]) / m1[i]
+            qs = (qc * m0[i] + flux[i] - flux[i + 1]) * (1.0 / m1[i])
             qup = a[p + 1] if phi[i + 1] < 0.0 else qc
             lo = min(qc, qup)
             hi = max(qc, qup)
@@ -180,7 +180,7 @@ def walcek_line(a, halo, phi, m0, m1, ext, flux, periodic=False):
     # 5. conservative update from the final fluxes
     for i in range(n):
         p = i + h
-        a[p] = (a[p] * m0[i] + flux[i] - flux[i + 1]) / m1[i]
+        a[p] = (a[p] * m0[i] + flux[i] - flux[i + 1]) * (1.0 / m1[i])
 
 
 @njit(cache=True, inline="always")
@@ -252,10 +252,12 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
 
     The work arrays are flat, row-major with the compile-time row length TILE (element (r, l) at
     ``r * TILE + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
-    included (read only). geo: (2n + 1) rows, the scaled face air-mass fluxes (kg, closed faces 0)
-    in rows 2f (f = 0..n) and the cell air masses before the sweep (kg) in rows 2i + 1, so that
-    both are one array for LLVM's alias analysis; the mass after the sweep is formed on the fly
-    as m0 - phi[i+1] + phi[i]. flux: (n + 1) rows, receives the final tracer fluxes; out: n rows,
+    included (read only). geo: (3n + 1) rows, the scaled face air-mass fluxes (kg, closed faces 0)
+    in rows 2f (f = 0..n), the cell air masses before the sweep (kg) in rows 2i + 1 and the
+    reciprocals of the masses after it (kg-1, :func:`_tile_geometry`) in rows 2n + 1 + i, so that
+    all are one array for LLVM's alias analysis; the mass after the sweep is formed on the fly
+    as m0 - phi[i+1] + phi[i]. Divisions by it are multiplications by its reciprocal, here and in
+    :func:`walcek_line` alike. flux: (n + 1) rows, receives the final tracer fluxes; out: n rows,
     receives the new interior mixing ratios.
 
     One forward loop computes each face's extremum flags and provisional flux and at once clips
@@ -290,6 +292,7 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
         gnm = _u(2 * cn + 1)
         gnh = _u(2 * cn + 2)  # its high face
         rfl = _u(cp)  # flux row of face f - 1 (row 0, unused, for f = 0)
+        gpi = _u(2 * n + 1 + cp)  # 1 / (its mass after the sweep)
         for l in range(nlu):
             ph = geo[gf + l]
             amm = a[rmm + l]
@@ -322,7 +325,7 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
             # positive-flow clipping of the cell f - 1 behind the face (its outflow face)
             fl = flux[rfl + l]
             mm1 = mp - ph + plo
-            qs = (a0 * mp + fl - fr) / mm1
+            qs = (a0 * mp + fl - fr) * geo[gpi + l]
             qup = am if plo > 0.0 else a0
             lo = min(a0, qup)
             hi = max(a0, qup)
@@ -334,17 +337,19 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
     for i in range(n - 1, -1, -1):
         ri = _u(i)
         gi = _u(2 * i)
+        gii = _u(2 * n + 1 + i)
         rq = _u(i + h)
         for l in range(nlu):
             p0 = geo[gi + l]
             mm0 = geo[gi + _TU + l]
             p1 = geo[gi + _TU + _TU + l]
             mm1 = mm0 - p1 + p0
+            im1 = geo[gii + l]
             qc = a[rq + l]
             qn = a[rq + _TU + l]
             fl = flux[ri + l]
             fr = flux[ri + _TU + l]
-            qs = (qc * mm0 + fl - fr) / mm1
+            qs = (qc * mm0 + fl - fr) * im1
             qup = qn if p1 < 0.0 else qc
             lo = min(qc, qup)
             hi = max(qc, qup)
@@ -353,12 +358,14 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
             clip = (p0 < 0.0) & (p1 <= 0.0) & ((qs > hi) | (qs < lo))
             fl = adj if clip else fl
             flux[ri + l] = fl
-            out[ri + l] = (qc * mm0 + fl - fr) / mm1
+            out[ri + l] = (qc * mm0 + fl - fr) * im1
 
 
 @njit(cache=True, inline="always")
 def _tile_geometry(geo, n, nl, scale, closed):
-    """Scale the tile's face fluxes (rows 2f of geo) and zero closed walls."""
+    """Scale the tile's face fluxes (rows 2f of geo), zero closed walls, and store the
+    reciprocal of each cell's mass after the sweep, 1 / (m0 - phi[i+1] + phi[i]), in rows
+    2n + 1 + i (shared by all species: one division per cell instead of three)."""
     nlu = np.uint64(nl)
     for f in range(n + 1):
         rf = _u(2 * f)
@@ -371,12 +378,17 @@ def _tile_geometry(geo, n, nl, scale, closed):
         rf = _u(2 * n)
         for l in range(nlu):
             geo[rf + l] = 0.0
+    for i in range(n):
+        g = _u(2 * i)
+        gi = _u(2 * n + 1 + i)
+        for l in range(nlu):
+            geo[gi + l] = 1.0 / (geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l])
 
 
 @njit(cache=True, inline="always")
 def _tile_work(n, h):
     """Work arrays of one tile: a, geo, flux, out (see :func:`walcek_tile`)."""
-    return (np.empty((n + 2 * h) * TILE), np.empty((2 * n + 1) * TILE), np.empty((n + 1) * TILE),
+    return (np.empty((n + 2 * h) * TILE), np.empty((3 * n + 1) * TILE), np.empty((n + 1) * TILE),
             np.empty(n * TILE))
 
 
