@@ -265,7 +265,9 @@ def bench_shape(shape, threads, nspec, run_pympdata, bandwidth):
         add(name, t, tn, per(16 + 8))
     op = Advection(shape, scheme="walcek", halo=h)
     m = mass.copy()
-    t = best_time(lambda: op(q, m, fx * 1e-9, fy * 1e-9, fz * 1e-9))
+    fxs, fys, fzs = fx * 1e-9, fy * 1e-9, fz * 1e-9
+    walcek_op = lambda: op(q, m, fxs, fys, fzs)  # noqa: E731
+    t = best_time(walcek_op)
     add("walcek 3-D step (op)", t, None, 3 * per(16 + 8))
     rho_dz = rng.uniform(20, 200, shape)
     cond = rng.uniform(0, 2, (nz + 1, ny, nx))
@@ -277,7 +279,7 @@ def bench_shape(shape, threads, nspec, run_pympdata, bandwidth):
     qi = np.ascontiguousarray(q[:, h:h + nz, h:h + ny, h:h + nx])
     tn = best_time(lambda: diffusion_numpy(qi, rho_dz, cond, dep, 60.0), repeat=2)
     add("vertical diffusion", t, tn, per(16))
-    pym = []
+    pym, head, solvers = [], [], {}
     if run_pympdata:
         psi = rng.uniform(0.5, 1.5, shape)
         cour = (np.full((nz + 1, ny, nx), 0.1), np.full((nz, ny + 1, nx), 0.2),
@@ -289,7 +291,30 @@ def bench_shape(shape, threads, nspec, run_pympdata, bandwidth):
             tc = time.perf_counter() - t0
             ts = best_time(lambda: sol.advance(n_steps=1), repeat=3)
             pym.append((name, ncell / ts / 1e6, tc))
-    return rows, pym
+            solvers[name] = sol
+        # head to head, interleaved call by call so that both see the same machine state (on a
+        # shared machine the throughput of runs minutes apart differs by up to 1.6x)
+        upw = lambda: kadv.upwind_step(q, out, h, mass, m_out, fx, fy, fz, 1.0, 0, 0, 0)  # noqa
+        for ours, fn, theirs in (("upwind 3-D step", upw, "upwind"),
+                                 ("walcek 3-D step (op)", walcek_op, "MPDATA-FCT")):
+            ta, tb = interleaved(fn, lambda: solvers[theirs].advance(n_steps=1))
+            head.append((ours, theirs, ncell / ta / 1e6, ncell / tb / 1e6))
+    return rows, pym, head
+
+
+def interleaved(fa, fb, rounds=7):
+    """Best wall times of fa() and fb() over `rounds` alternating calls."""
+    fa()
+    fb()
+    ta = tb = float("inf")
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fa()
+        ta = min(ta, time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        fb()
+        tb = min(tb, time.perf_counter() - t0)
+    return ta, tb
 
 
 def main(argv=None):
@@ -319,7 +344,7 @@ def main(argv=None):
         for nth in threads:
             numba.set_num_threads(nth)
             bw = triad_bandwidth(int(np.prod(shape)) * 3)
-            rows, pym = bench_shape(shape, nth, args.nspec, run_pym, bw)
+            rows, pym, head = bench_shape(shape, nth, args.nspec, run_pym, bw)
             print(f"\nshape {shape}, {nth} thread(s), triad bandwidth {bw:.1f} GB/s")
             print(f"{'kernel':<24}{'Mcell/s':>10}{'NumPy':>10}{'x NumPy':>9}{'B/cell':>8}"
                   f"{'% BW':>7}")
@@ -330,6 +355,9 @@ def main(argv=None):
             for name, mc, tc in pym:
                 print(f"{'PyMPDATA ' + name:<24}{mc:>10.1f}{'':>10}{'':>9}{'':>8}{'':>7}"
                       f"  (first call {tc:.1f} s)")
+            for ours, theirs, a, b in head:
+                print(f"head to head (interleaved, best of 7): {ours} {a:.1f} vs PyMPDATA "
+                      f"{theirs} {b:.1f} Mcell/s = {a / b:.2f}x")
     if not args.no_cone:
         print("\nrotating cone, 101 x 101, 6 revolutions (libmpdata++ MPDATA-FCT: "
               "min 1.0, max 3.525, rms 3.6731e-4)")

@@ -59,6 +59,13 @@ def _walcek_face_value(qc, qd, qu, ext_down, ext_up, c):
     qc, qd, qu: centre (upwind of the face), downwind and upwind-of-centre values; ext_down,
     ext_up: extremum flags of the downwind and upwind cells; c: Courant number in [0, 1].
     """
+    return _walcek_face_value_ci(qc, qd, qu, ext_down, ext_up, c, 1.0 / c)
+
+
+@njit(cache=True, inline="always")
+def _walcek_face_value_ci(qc, qd, qu, ext_down, ext_up, c, ic):
+    """:func:`_walcek_face_value` given the Courant number and its reciprocal ``ic = 1 / c``
+    (species-independent: the tiles compute both once per face)."""
     alpha = 1.0
     alpha = 1.7763 - 0.5 * c if ext_down else alpha
     alpha = 1.2578 + 0.58502 * c if ext_up else alpha
@@ -66,7 +73,6 @@ def _walcek_face_value(qc, qd, qu, ext_down, ext_up, c):
     # is not used here; the alphas above stay <= 1.78), so it is skipped. Both branches (c < 0.5
     # and c >= 0.5) are evaluated and one is selected, so that loops over faces vectorise.
     w = alpha * (1.0 / 12.0)
-    ic = 1.0 / c
     small = c < 0.5
     cqc = 1.0 + 2.0 * w * (2.0 * c - 1.0) if small else 1.0 - 2.0 * w * (ic + 2.0 * c - 3.0)
     cqd = w * (4.0 - 5.0 * c) if small else w * (ic - c)
@@ -252,10 +258,12 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
 
     The work arrays are flat, row-major with the compile-time row length TILE (element (r, l) at
     ``r * TILE + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
-    included (read only). geo: (3n + 1) rows, the scaled face air-mass fluxes (kg, closed faces 0)
-    in rows 2f (f = 0..n), the cell air masses before the sweep (kg) in rows 2i + 1 and the
-    reciprocals of the masses after it (kg-1, :func:`_tile_geometry`) in rows 2n + 1 + i, so that
-    all are one array for LLVM's alias analysis; the mass after the sweep is formed on the fly
+    included (read only). geo: (5n + 3) rows, the scaled face air-mass fluxes (kg, closed faces 0)
+    in rows 2f (f = 0..n), the cell air masses before the sweep (kg) in rows 2i + 1, and, from
+    :func:`_tile_geometry`, the reciprocals of the masses after it (kg-1) in rows 2n + 1 + i and
+    each face's Courant number (outflow / upwind mass) and its reciprocal in rows 3n + 1 + f and
+    4n + 2 + f: all divisions are species-independent and done once per tile, and all are one
+    array for LLVM's alias analysis; the mass after the sweep is formed on the fly
     as m0 - phi[i+1] + phi[i]. Divisions by it are multiplications by its reciprocal, here and in
     :func:`walcek_line` alike. flux: (n + 1) rows, receives the final tracer fluxes; out: n rows,
     receives the new interior mixing ratios.
@@ -289,10 +297,11 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
         cn = f if has_n else n - 1  # upwind cell of negative flow
         gpm = _u(2 * cp + 1)  # its mass row
         gpl = _u(2 * cp)  # its low face
-        gnm = _u(2 * cn + 1)
         gnh = _u(2 * cn + 2)  # its high face
         rfl = _u(cp)  # flux row of face f - 1 (row 0, unused, for f = 0)
         gpi = _u(2 * n + 1 + cp)  # 1 / (its mass after the sweep)
+        gfc = _u(3 * n + 1 + f)  # Courant number of face f and its reciprocal
+        gfi = _u(4 * n + 2 + f)
         for l in range(nlu):
             ph = geo[gf + l]
             amm = a[rmm + l]
@@ -308,7 +317,6 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
             e2 = (((a2 >= a1) & (a2 >= a3)) | ((a2 <= a1) & (a2 <= a3))) & (not edge_2)
             plo = geo[gpl + l]  # low face of the positive-flow upwind cell (phi[f-1])
             mp = geo[gpm + l]  # its mass (m0[f-1])
-            mn = geo[gnm + l]
             donor_p = (plo < 0.0) & has_p
             donor_n = (geo[gnh + l] > 0.0) & has_n
             pos = ph > 0.0
@@ -317,9 +325,8 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
             qu = am if pos else a2
             ed = e1 if pos else e0
             eu = em if pos else e2
-            mu = mp if pos else mn
             donor = donor_p if pos else donor_n
-            qf = _walcek_face_value(qc, qd, qu, ed, eu, abs(ph) / mu)
+            qf = _walcek_face_value_ci(qc, qd, qu, ed, eu, geo[gfc + l], geo[gfi + l])
             qf = qc if donor else qf
             fr = ph * qf if ph != 0.0 else 0.0
             # positive-flow clipping of the cell f - 1 behind the face (its outflow face)
@@ -364,8 +371,10 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
 @njit(cache=True, inline="always")
 def _tile_geometry(geo, n, nl, scale, closed):
     """Scale the tile's face fluxes (rows 2f of geo), zero closed walls, and store the
-    reciprocal of each cell's mass after the sweep, 1 / (m0 - phi[i+1] + phi[i]), in rows
-    2n + 1 + i (shared by all species: one division per cell instead of three)."""
+    species-independent quotients of :func:`walcek_tile` (shared by all species, so a sweep of
+    many species divides only here): the reciprocal of each cell's mass after the sweep,
+    1 / (m0 - phi[i+1] + phi[i]), in rows 2n + 1 + i, and each face's Courant number
+    c = |phi| / m0[upwind] and 1 / c in rows 3n + 1 + f and 4n + 2 + f."""
     nlu = np.uint64(nl)
     for f in range(n + 1):
         rf = _u(2 * f)
@@ -383,12 +392,24 @@ def _tile_geometry(geo, n, nl, scale, closed):
         gi = _u(2 * n + 1 + i)
         for l in range(nlu):
             geo[gi + l] = 1.0 / (geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l])
+    for f in range(n + 1):
+        gf = _u(2 * f)
+        gpm = _u(2 * (f - 1 if f >= 1 else 0) + 1)  # mass of the upwind cell, positive flow
+        gnm = _u(2 * (f if f < n else n - 1) + 1)  # ... negative flow
+        gfc = _u(3 * n + 1 + f)
+        gfi = _u(4 * n + 2 + f)
+        for l in range(nlu):
+            ph = geo[gf + l]
+            mu = geo[gpm + l] if ph > 0.0 else geo[gnm + l]
+            c = abs(ph) / mu
+            geo[gfc + l] = c
+            geo[gfi + l] = 1.0 / c
 
 
 @njit(cache=True, inline="always")
 def _tile_work(n, h):
     """Work arrays of one tile: a, geo, flux, out (see :func:`walcek_tile`)."""
-    return (np.empty((n + 2 * h) * TILE), np.empty((3 * n + 1) * TILE), np.empty((n + 1) * TILE),
+    return (np.empty((n + 2 * h) * TILE), np.empty((5 * n + 3) * TILE), np.empty((n + 1) * TILE),
             np.empty(n * TILE))
 
 
@@ -638,11 +659,39 @@ def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):
     out[:5] = np.maximum(part.max(axis=0), 0.0)
 
 
+@njit(cache=True, inline="always")
+def _courant_cell(m, w, e, s, n, b, t, inv_cmax):
+    """The five quantities of :func:`max_courant` for one cell (mass m, face fluxes w, e, s, n,
+    b, t on its west, east, south, north, bottom and top faces)."""
+    xo = max(e, 0.0) + max(-w, 0.0)
+    yo = max(n, 0.0) + max(-s, 0.0)
+    zo = max(t, 0.0) + max(-b, 0.0)
+    dx_ = max(e - w, 0.0)
+    dy_ = max(n - s, 0.0)
+    dz_ = max(t - b, 0.0)
+    div = e - w + n - s + t - b
+    mlo = min(m, m - div)
+    mlo = mlo if mlo > 0.0 else 1e-300  # inconsistent fluxes: the mass would vanish
+    im = 1.0 / m
+    il = 1.0 / mlo
+    c3 = max((xo * inv_cmax + dy_ + dz_) * il,
+             max((yo * inv_cmax + dx_ + dz_) * il, (zo * inv_cmax + dx_ + dy_) * il))
+    return xo * im, yo * im, zo * im, c3, (xo + yo + zo) * inv_cmax * il
+
+
+#: Independent running maxima per row in :func:`_courant_rows` (a max over a row is a reduction
+#: LLVM does not vectorise; a max into _LANES accumulators, element by element, it does).
+_LANES = 8
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _courant_rows(start, stop, mass, flux_x, flux_y, flux_z, courant_max, part):
     """Rows ``start .. stop-1`` (index k ny + j) of :func:`max_courant`: part (nz ny, 5)."""
     nz, ny, nx = mass.shape
     inv_cmax = 1.0 / courant_max
+    acc = np.empty((5, _LANES))
+    work = np.empty((5, nx))
+    nfull = nx - nx % _LANES
     for kj in range(start, stop):
         k = kj // ny
         j = kj - k * ny
@@ -652,38 +701,27 @@ def _courant_rows(start, stop, mass, flux_x, flux_y, flux_z, courant_max, part):
         fn = flux_y[k, j + 1]
         fb = flux_z[k, j]
         ft = flux_z[k + 1, j]
-        b0 = 0.0
-        b1 = 0.0
-        b2 = 0.0
-        b3 = 0.0
-        b4 = 0.0
         for i in range(nx):
-            w = fw[i]
-            e = fw[i + 1]
-            xo = max(e, 0.0) + max(-w, 0.0)
-            yo = max(fn[i], 0.0) + max(-fs[i], 0.0)
-            zo = max(ft[i], 0.0) + max(-fb[i], 0.0)
-            dx_ = max(e - w, 0.0)
-            dy_ = max(fn[i] - fs[i], 0.0)
-            dz_ = max(ft[i] - fb[i], 0.0)
-            div = e - w + fn[i] - fs[i] + ft[i] - fb[i]
-            mi = m[i]
-            mlo = min(mi, mi - div)
-            mlo = mlo if mlo > 0.0 else 1e-300  # inconsistent fluxes: the mass would vanish
-            im = 1.0 / mi
-            il = 1.0 / mlo
-            b0 = max(b0, xo * im)
-            b1 = max(b1, yo * im)
-            b2 = max(b2, zo * im)
-            b3 = max(b3, max((xo * inv_cmax + dy_ + dz_) * il,
-                             max((yo * inv_cmax + dx_ + dz_) * il,
-                                 (zo * inv_cmax + dx_ + dy_) * il)))
-            b4 = max(b4, (xo + yo + zo) * inv_cmax * il)
-        part[kj, 0] = b0
-        part[kj, 1] = b1
-        part[kj, 2] = b2
-        part[kj, 3] = b3
-        part[kj, 4] = b4
+            v0, v1, v2, v3, v4 = _courant_cell(m[i], fw[i], fw[i + 1], fs[i], fn[i], fb[i],
+                                               ft[i], inv_cmax)
+            work[0, i] = v0
+            work[1, i] = v1
+            work[2, i] = v2
+            work[3, i] = v3
+            work[4, i] = v4
+        for c in range(5):
+            row = work[c]
+            lanes = acc[c]
+            lanes[:] = 0.0
+            for i0 in range(0, nfull, _LANES):
+                for l in range(_LANES):
+                    lanes[l] = max(lanes[l], row[i0 + l])
+            for i in range(nfull, nx):
+                lanes[0] = max(lanes[0], row[i])
+            b = 0.0
+            for l in range(_LANES):
+                b = max(b, lanes[l])
+            part[kj, c] = b
 
 
-_COURANT_ROWS = OneLayout(_courant_rows)
+_COURANT_ROWS = OneLayout(_courant_rows, exact=True)
