@@ -59,13 +59,6 @@ def _walcek_face_value(qc, qd, qu, ext_down, ext_up, c):
     qc, qd, qu: centre (upwind of the face), downwind and upwind-of-centre values; ext_down,
     ext_up: extremum flags of the downwind and upwind cells; c: Courant number in [0, 1].
     """
-    return _walcek_face_value_ci(qc, qd, qu, ext_down, ext_up, c, 1.0 / c)
-
-
-@njit(cache=True, inline="always")
-def _walcek_face_value_ci(qc, qd, qu, ext_down, ext_up, c, ic):
-    """:func:`_walcek_face_value` given the Courant number and its reciprocal ``ic = 1 / c``
-    (species-independent: the tiles compute both once per face)."""
     alpha = 1.0
     alpha = 1.7763 - 0.5 * c if ext_down else alpha
     alpha = 1.2578 + 0.58502 * c if ext_up else alpha
@@ -73,6 +66,7 @@ def _walcek_face_value_ci(qc, qd, qu, ext_down, ext_up, c, ic):
     # is not used here; the alphas above stay <= 1.78), so it is skipped. Both branches (c < 0.5
     # and c >= 0.5) are evaluated and one is selected, so that loops over faces vectorise.
     w = alpha * (1.0 / 12.0)
+    ic = 1.0 / c
     small = c < 0.5
     cqc = 1.0 + 2.0 * w * (2.0 * c - 1.0) if small else 1.0 - 2.0 * w * (ic + 2.0 * c - 3.0)
     cqd = w * (4.0 - 5.0 * c) if small else w * (ic - c)
@@ -258,12 +252,10 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
 
     The work arrays are flat, row-major with the compile-time row length TILE (element (r, l) at
     ``r * TILE + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
-    included (read only). geo: (5n + 3) rows, the scaled face air-mass fluxes (kg, closed faces 0)
-    in rows 2f (f = 0..n), the cell air masses before the sweep (kg) in rows 2i + 1, and, from
-    :func:`_tile_geometry`, the reciprocals of the masses after it (kg-1) in rows 2n + 1 + i and
-    each face's Courant number (outflow / upwind mass) and its reciprocal in rows 3n + 1 + f and
-    4n + 2 + f: all divisions are species-independent and done once per tile, and all are one
-    array for LLVM's alias analysis; the mass after the sweep is formed on the fly
+    included (read only). geo: (3n + 1) rows, the scaled face air-mass fluxes (kg, closed faces 0)
+    in rows 2f (f = 0..n), the cell air masses before the sweep (kg) in rows 2i + 1 and the
+    reciprocals of the masses after it (kg-1, :func:`_tile_geometry`) in rows 2n + 1 + i, so that
+    all are one array for LLVM's alias analysis; the mass after the sweep is formed on the fly
     as m0 - phi[i+1] + phi[i]. Divisions by it are multiplications by its reciprocal, here and in
     :func:`walcek_line` alike. flux: (n + 1) rows, receives the final tracer fluxes; out: n rows,
     receives the new interior mixing ratios.
@@ -297,11 +289,10 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
         cn = f if has_n else n - 1  # upwind cell of negative flow
         gpm = _u(2 * cp + 1)  # its mass row
         gpl = _u(2 * cp)  # its low face
+        gnm = _u(2 * cn + 1)
         gnh = _u(2 * cn + 2)  # its high face
         rfl = _u(cp)  # flux row of face f - 1 (row 0, unused, for f = 0)
         gpi = _u(2 * n + 1 + cp)  # 1 / (its mass after the sweep)
-        gfc = _u(3 * n + 1 + f)  # Courant number of face f and its reciprocal
-        gfi = _u(4 * n + 2 + f)
         for l in range(nlu):
             ph = geo[gf + l]
             amm = a[rmm + l]
@@ -317,6 +308,7 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
             e2 = (((a2 >= a1) & (a2 >= a3)) | ((a2 <= a1) & (a2 <= a3))) & (not edge_2)
             plo = geo[gpl + l]  # low face of the positive-flow upwind cell (phi[f-1])
             mp = geo[gpm + l]  # its mass (m0[f-1])
+            mn = geo[gnm + l]
             donor_p = (plo < 0.0) & has_p
             donor_n = (geo[gnh + l] > 0.0) & has_n
             pos = ph > 0.0
@@ -325,8 +317,9 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
             qu = am if pos else a2
             ed = e1 if pos else e0
             eu = em if pos else e2
+            mu = mp if pos else mn
             donor = donor_p if pos else donor_n
-            qf = _walcek_face_value_ci(qc, qd, qu, ed, eu, geo[gfc + l], geo[gfi + l])
+            qf = _walcek_face_value(qc, qd, qu, ed, eu, abs(ph) / mu)
             qf = qc if donor else qf
             fr = ph * qf if ph != 0.0 else 0.0
             # positive-flow clipping of the cell f - 1 behind the face (its outflow face)
@@ -371,10 +364,8 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
 @njit(cache=True, inline="always")
 def _tile_geometry(geo, n, nl, scale, closed):
     """Scale the tile's face fluxes (rows 2f of geo), zero closed walls, and store the
-    species-independent quotients of :func:`walcek_tile` (shared by all species, so a sweep of
-    many species divides only here): the reciprocal of each cell's mass after the sweep,
-    1 / (m0 - phi[i+1] + phi[i]), in rows 2n + 1 + i, and each face's Courant number
-    c = |phi| / m0[upwind] and 1 / c in rows 3n + 1 + f and 4n + 2 + f."""
+    reciprocal of each cell's mass after the sweep, 1 / (m0 - phi[i+1] + phi[i]), in rows
+    2n + 1 + i (shared by all species: one division per cell instead of three)."""
     nlu = np.uint64(nl)
     for f in range(n + 1):
         rf = _u(2 * f)
@@ -392,24 +383,12 @@ def _tile_geometry(geo, n, nl, scale, closed):
         gi = _u(2 * n + 1 + i)
         for l in range(nlu):
             geo[gi + l] = 1.0 / (geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l])
-    for f in range(n + 1):
-        gf = _u(2 * f)
-        gpm = _u(2 * (f - 1 if f >= 1 else 0) + 1)  # mass of the upwind cell, positive flow
-        gnm = _u(2 * (f if f < n else n - 1) + 1)  # ... negative flow
-        gfc = _u(3 * n + 1 + f)
-        gfi = _u(4 * n + 2 + f)
-        for l in range(nlu):
-            ph = geo[gf + l]
-            mu = geo[gpm + l] if ph > 0.0 else geo[gnm + l]
-            c = abs(ph) / mu
-            geo[gfc + l] = c
-            geo[gfi + l] = 1.0 / c
 
 
 @njit(cache=True, inline="always")
 def _tile_work(n, h):
     """Work arrays of one tile: a, geo, flux, out (see :func:`walcek_tile`)."""
-    return (np.empty((n + 2 * h) * TILE), np.empty((5 * n + 3) * TILE), np.empty((n + 1) * TILE),
+    return (np.empty((n + 2 * h) * TILE), np.empty((3 * n + 1) * TILE), np.empty((n + 1) * TILE),
             np.empty(n * TILE))
 
 
