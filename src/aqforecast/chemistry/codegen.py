@@ -455,9 +455,8 @@ def generate_source(mech: Mechanism) -> str:
     return "\n".join(out)
 
 
-def _function(signature: str, body: list[str], inline: bool = False) -> str:
-    deco = '@njit(cache=True, inline="always")' if inline else "@njit(cache=True)"
-    return "\n" + deco + "\ndef " + signature + ":\n" + "\n".join(body or ["    pass"]) + "\n"
+def _function(signature: str, body: list[str]) -> str:
+    return "\n@njit(cache=True)\ndef " + signature + ":\n" + "\n".join(body or ["    pass"]) + "\n"
 
 
 def _cache_dir() -> Path:

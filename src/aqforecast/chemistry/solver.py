@@ -78,7 +78,7 @@ class CompiledMechanism:
         self._pece = OneLayout(self.module.integrate_pece, exact=True)
         self.invariants = conservation_matrix(mechanism)
         self._tableaux = {m: rosenbrock_tableau(m) for m in ROSENBROCK_METHODS}
-        self._background: subprocess.Popen | None = None
+        self._background = None  # (child process, its stderr file) while one runs
         self._background_started = False
 
     def compile_in_background(self, solver: str = "ros3") -> bool:
@@ -100,27 +100,26 @@ class CompiledMechanism:
             err = tempfile.TemporaryFile()
             proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
                                     stdout=subprocess.DEVNULL, stderr=err)
-            proc.errors_file = err
             proc.stdin.write(payload.encode())
             proc.stdin.close()
         except OSError as exc:  # no subprocesses here: compile in this process
             log.debug("background compilation not started: %s", exc)
             return False
-        self._background = proc
+        self._background = (proc, err)
         atexit.register(_stop_child, proc)
         return True
 
     def _wait_background(self) -> None:
-        proc, self._background = self._background, None
-        if proc is None:
+        if self._background is None:
             return
+        (proc, errors), self._background = self._background, None
         rc = proc.wait()
-        proc.errors_file.seek(0)
-        err = proc.errors_file.read().decode(errors="replace")
-        proc.errors_file.close()
+        errors.seek(0)
+        err = errors.read().decode(errors="replace")
+        errors.close()
         if rc != 0:
             log.warning("background compilation of %s failed (compiling here instead): %s",
-                        self.mechanism.path, err.strip().splitlines()[-1:] or "")
+                        self.mechanism.path, (err.strip().splitlines() or [""])[-1])
 
     @property
     def nvar(self) -> int:

@@ -206,13 +206,13 @@ def _walcek_lines(start, stop, q, h, mass, flux, scale, closed):
     nspec = q.shape[0]
     n0, n1, n = mass.shape
     periodic = (closed & 4) != 0
+    phi = np.empty(n + 1)
+    m1 = np.empty(n)
+    ext = np.empty(n + 2 * h, dtype=np.int8)
+    work = np.empty(n + 1)
+    m0 = np.empty(n)
+    a = np.empty(n + 2 * h)
     for k in range(start, stop):
-        phi = np.empty(n + 1)
-        m1 = np.empty(n)
-        ext = np.empty(n + 2 * h, dtype=np.int8)
-        work = np.empty(n + 1)
-        m0 = np.empty(n)
-        a = np.empty(n + 2 * h)
         for j in range(n1):
             for i in range(n):
                 m0[i] = mass[k, j, i]
@@ -401,11 +401,11 @@ def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
     nspec = q.shape[0]
     nb, n, nx = mass.shape
     ntile = (nx + TILE - 1) // TILE
+    a, geo, work, out = _tile_work(n, h)  # once per range of tiles
     for bt in range(start, stop):
         b = bt // ntile
         i0 = (bt - b * ntile) * TILE
         nl = min(TILE, nx - i0)
-        a, geo, work, out = _tile_work(n, h)
         nlu = np.uint64(nl)  # unsigned offsets and counters: the copies vectorise
         for f in range(n + 1):
             src = flux[b, f, i0:i0 + nl]
@@ -444,11 +444,11 @@ def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
     nspec = q.shape[0]
     nz, ny, n = mass.shape
     ntile = (ny + TILE - 1) // TILE
+    a, geo, work, out = _tile_work(n, h)  # once per range of tiles
     for kt in range(start, stop):
         k = kt // ntile
         j0 = (kt - k * ntile) * TILE
         nl = min(TILE, ny - j0)
-        a, geo, work, out = _tile_work(n, h)
         for l in range(nl):
             src = flux[k, j0 + l]
             lu = np.uint64(l)
@@ -516,15 +516,36 @@ def walcek_sweep_z(q, halo, mass, flux_z, scale, closed):
 
 
 @njit(cache=True, inline="always")
-def _upwind_mass(m0, fw, fe, fs, fn, fb, ft):
-    """Air mass after a donor-cell step from the six scaled face fluxes (kg)."""
+def _x_faces(fx, i, nx, scale, west, east):
+    """Scaled west and east face fluxes of cell i of a row, 0 on a closed x wall."""
+    return (fx[i] * scale if (west or i > 0) else 0.0,
+            fx[i + 1] * scale if (east or i < nx - 1) else 0.0)
+
+
+@njit(cache=True, inline="always")
+def _yz_faces(fs, fn, fb, ft, i, scale, open_s, open_n, open_b, open_t):
+    """Scaled south, north, bottom and top face fluxes of cell i of a row (rows of faces on a
+    closed wall give 0)."""
+    return (fs[i] * scale if open_s else 0.0, fn[i] * scale if open_n else 0.0,
+            fb[i] * scale if open_b else 0.0, ft[i] * scale if open_t else 0.0)
+
+
+@njit(cache=True, inline="always")
+def _upwind_mass(m0, x_faces, yz_faces):
+    """Air mass after a donor-cell step from the scaled face fluxes (kg): x_faces (west, east),
+    yz_faces (south, north, bottom, top)."""
+    fw, fe = x_faces
+    fs, fn, fb, ft = yz_faces
     return m0 + (fw - fe) + (fs - fn) + (fb - ft)
 
 
 @njit(cache=True, inline="always")
-def _upwind_cell(qc, qw, qe, qs, qn, qb, qt, m0, m1, fw, fe, fs, fn, fb, ft):
-    """Donor-cell mixing ratio of one cell from its neighbours and six scaled face fluxes: the
-    donor value enters as ``max(F, 0) q_low + min(F, 0) q_high`` (one term is exactly zero)."""
+def _upwind_cell(qc, qw, qe, qs, qn, qb, qt, m0, m1, x_faces, yz_faces):
+    """Donor-cell mixing ratio of one cell from its neighbours and the scaled face fluxes (as
+    :func:`_upwind_mass`): the donor value enters as ``max(F, 0) q_low + min(F, 0) q_high``
+    (one term is exactly zero)."""
+    fw, fe = x_faces
+    fs, fn, fb, ft = yz_faces
     acc = qc * m0
     acc += max(fw, 0.0) * qw + min(fw, 0.0) * qc
     acc -= max(fe, 0.0) * qc + min(fe, 0.0) * qe
@@ -569,24 +590,16 @@ def upwind_step(start, stop, q, out, halo, mass, mass_out, flux_x, flux_y, flux_
         open_t = not (k + 1 == nz and (closed_z & 2) != 0)
         m1 = mass_out[k, j]
         for i in range(nx):
-            m1[i] = _upwind_mass(m0[i], fxr[i] * scale, fxr[i + 1] * scale,
-                                 fsr[i] * scale if open_s else 0.0,
-                                 fnr[i] * scale if open_n else 0.0,
-                                 fbr[i] * scale if open_b else 0.0,
-                                 ftr[i] * scale if open_t else 0.0)
-        if not west:
-            m1[0] = _upwind_mass(m0[0], 0.0, fxr[1] * scale,
-                                 fsr[0] * scale if open_s else 0.0,
-                                 fnr[0] * scale if open_n else 0.0,
-                                 fbr[0] * scale if open_b else 0.0,
-                                 ftr[0] * scale if open_t else 0.0)
-        if not east:
-            i = nx - 1
-            m1[i] = _upwind_mass(m0[i], fxr[i] * scale if (west or i > 0) else 0.0, 0.0,
-                                 fsr[i] * scale if open_s else 0.0,
-                                 fnr[i] * scale if open_n else 0.0,
-                                 fbr[i] * scale if open_b else 0.0,
-                                 ftr[i] * scale if open_t else 0.0)
+            m1[i] = _upwind_mass(m0[i], (fxr[i] * scale, fxr[i + 1] * scale),
+                                 _yz_faces(fsr, fnr, fbr, ftr, i, scale, open_s, open_n, open_b,
+                                           open_t))
+        # the loops scale every x face; cells on a closed x wall are done again after them
+        for i in (0, nx - 1):
+            if (i > 0 or west) and (i < nx - 1 or east):
+                continue
+            m1[i] = _upwind_mass(m0[i], _x_faces(fxr, i, nx, scale, west, east),
+                                 _yz_faces(fsr, fnr, fbr, ftr, i, scale, open_s, open_n, open_b,
+                                           open_t))
         kk = k + h
         jj = j + h
         for s in range(nspec):
@@ -598,25 +611,19 @@ def upwind_step(start, stop, q, out, halo, mass, mass_out, flux_x, flux_y, flux_
             qb = q[s, kk - 1, jj, h:h + nx]
             qt = q[s, kk + 1, jj, h:h + nx]
             dst = out[s, kk, jj, h:h + nx]
-            # every face flux is scaled in the loop (no per-row face arrays): one pass over the
-            # row, with the closed x walls fixed up after it
+            # one pass over the row, faces scaled in the loop (no per-row face arrays)
             for i in range(nx):
                 dst[i] = _upwind_cell(qc_[i], qw[i], qe[i], qs_[i], qn[i], qb[i], qt[i], m0[i],
-                                      m1[i], fxr[i] * scale, fxr[i + 1] * scale,
-                                      fsr[i] * scale if open_s else 0.0,
-                                      fnr[i] * scale if open_n else 0.0,
-                                      fbr[i] * scale if open_b else 0.0,
-                                      ftr[i] * scale if open_t else 0.0)
+                                      m1[i], (fxr[i] * scale, fxr[i + 1] * scale),
+                                      _yz_faces(fsr, fnr, fbr, ftr, i, scale, open_s, open_n,
+                                                open_b, open_t))
             for i in (0, nx - 1):
-                if (i == 0 and not west) or (i == nx - 1 and not east):
-                    a = 0.0 if (i == 0 and not west) else fxr[i] * scale
-                    e = 0.0 if (i == nx - 1 and not east) else fxr[i + 1] * scale
-                    dst[i] = _upwind_cell(qc_[i], qw[i], qe[i], qs_[i], qn[i], qb[i], qt[i],
-                                          m0[i], m1[i], a, e,
-                                          fsr[i] * scale if open_s else 0.0,
-                                          fnr[i] * scale if open_n else 0.0,
-                                          fbr[i] * scale if open_b else 0.0,
-                                          ftr[i] * scale if open_t else 0.0)
+                if (i > 0 or west) and (i < nx - 1 or east):
+                    continue
+                dst[i] = _upwind_cell(qc_[i], qw[i], qe[i], qs_[i], qn[i], qb[i], qt[i], m0[i],
+                                      m1[i], _x_faces(fxr, i, nx, scale, west, east),
+                                      _yz_faces(fsr, fnr, fbr, ftr, i, scale, open_s, open_n,
+                                                open_b, open_t))
 
 
 def max_courant(mass, flux_x, flux_y, flux_z, courant_max, out):

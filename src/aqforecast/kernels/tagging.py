@@ -195,6 +195,14 @@ def upwind_line(a, halo, phi, m0, m1, flux):
         a[p] = (a[p] * m0[i] + flux[i] - flux[i + 1]) / m1[i]
 
 
+@nb.njit(cache=True, inline="always")
+def _tag_work(n, ntag):
+    """Work arrays of the per-line tag update: resident tracer mass (n,), the boundary inflow
+    fractions (ntag,) x 2, and the ``g`` (ntag, n) and ``w`` (3, n) of
+    :func:`tag_fraction_line_work`."""
+    return np.empty(n), np.empty(ntag), np.empty(ntag), np.empty((ntag, n)), np.empty((3, n))
+
+
 @parallel_kernel(lambda q, halo, mass, *_: mass.shape[0])
 @nb.njit(nogil=True, cache=True, error_model="numpy")
 def walcek_lines_tagged(start, stop, q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
@@ -223,18 +231,14 @@ def walcek_lines_tagged(start, stop, q, halo, mass, flux_air, scale, closed, tag
     ntagged = tag_rows.shape[0]
     ntag = frac.shape[1]
     periodic = (closed & 4) != 0
+    phi = np.empty(n + 1)
+    m0 = np.empty(n)
+    m1 = np.empty(n)
+    ext = np.empty(n + 2 * h, dtype=np.int8)
+    flux = np.empty(n + 1)
+    line = np.empty(n + 2 * h)
+    resident, fl, fh, g, w = _tag_work(n, ntag)
     for a in range(start, stop):
-        phi = np.empty(n + 1)
-        m0 = np.empty(n)
-        m1 = np.empty(n)
-        ext = np.empty(n + 2 * h, dtype=np.int8)
-        flux = np.empty(n + 1)
-        line = np.empty(n + 2 * h)
-        resident = np.empty(n)
-        fl = np.empty(ntag)
-        fh = np.empty(ntag)
-        g = np.empty((ntag, n))
-        w = np.empty((3, n))
         for b in range(n1):
             for i in range(n):
                 m0[i] = mass[a, b, i]
@@ -271,15 +275,18 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
     ntagged = tag_rows.shape[0]
     ntag = frac.shape[1]
     nlines = n0 * n1
+    # work arrays once per range of tiles
+    la = np.empty(TILE, dtype=np.int64)
+    lb = np.empty(TILE, dtype=np.int64)
+    a, geo, work, out = _tile_work(n, h)
+    resident, fl, fh, g, w = _tag_work(n, ntag)
+    lflux = np.empty(n + 1)
     for t in range(t0, t1):
         first = t * TILE
         nl = min(TILE, nlines - first)
-        la = np.empty(TILE, dtype=np.int64)
-        lb = np.empty(TILE, dtype=np.int64)
         for l in range(nl):
             la[l] = (first + l) // n1
             lb[l] = first + l - la[l] * n1
-        a, geo, work, out = _tile_work(n, h)
         for l in range(nl):
             lu = np.uint64(l)
             src = flux_air[la[l], lb[l]]
@@ -289,12 +296,6 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
             for i in range(n):
                 geo[_u(2 * i + 1) + lu] = src[i]
         _tile_geometry(geo, n, nl, scale, closed)
-        resident = np.empty(n)
-        lflux = np.empty(n + 1)
-        fl = np.empty(ntag)
-        fh = np.empty(ntag)
-        g = np.empty((ntag, n))
-        w = np.empty((3, n))
         for s in range(nspec):
             for l in range(nl):
                 src = q[s, la[l], lb[l]]
