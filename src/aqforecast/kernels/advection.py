@@ -231,7 +231,12 @@ def _walcek_lines(start, stop, q, h, mass, flux, scale, closed):
 #: Lines per tile: the tile's work arrays ((n + 2h) x TILE) stay in the core's L1/L2 cache and the
 #: innermost loops run over TILE contiguous lines (SIMD).
 TILE = 32
-_TU = np.uint64(TILE)
+#: Elements from one row of a tile's work arrays to the next: TILE plus a pad of 4, so that the
+#: rows are not a power of two apart (256 B). Copying a line into a tile stores one element per
+#: row; with 256 B rows those stores fall into 16 of L1's 64 sets and evict each other (a plain
+#: line-by-line transposing copy measured 1.9 ns per element at 256 B, 0.54 at 288 B).
+ROW = TILE + 4
+_TU = np.uint64(ROW)
 #: Offsets are masked to 40 bits: the bound lets LLVM prove that ``offset + l`` does not wrap, which
 #: it needs to form the run-time alias checks of loops whose offsets it cannot bound otherwise
 #: (e.g. under a descending outer loop).
@@ -240,9 +245,9 @@ _OFFSET_MASK = np.uint64((1 << 40) - 1)
 
 @njit(cache=True, inline="always")
 def _u(i):
-    """Row offset ``i * TILE`` as uint64 (unsigned indices skip numba's negative-index check,
+    """Row offset ``i * ROW`` as uint64 (unsigned indices skip numba's negative-index check,
     which would otherwise turn the vector loads into gathers); i >= 0."""
-    return np.uint64(i * TILE) & _OFFSET_MASK
+    return np.uint64(i * ROW) & _OFFSET_MASK
 
 
 @njit(cache=True, inline="always", error_model="numpy")
@@ -250,8 +255,8 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
     """Walcek (2000) update of ``nl <= TILE`` lines at once; the same arithmetic as
     :func:`walcek_line` (bit for bit) for non-periodic lines.
 
-    The work arrays are flat, row-major with the compile-time row length TILE (element (r, l) at
-    ``r * TILE + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
+    The work arrays are flat, row-major with the compile-time row stride ROW >= TILE (element
+    (r, l) at ``r * ROW + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
     included (read only). geo: (3n + 1) rows, the scaled face air-mass fluxes (kg, closed faces 0)
     in rows 2f (f = 0..n), the cell air masses before the sweep (kg) in rows 2i + 1 and the
     reciprocals of the masses after it (kg-1, :func:`_tile_geometry`) in rows 2n + 1 + i, so that
@@ -388,8 +393,8 @@ def _tile_geometry(geo, n, nl, scale, closed):
 @njit(cache=True, inline="always")
 def _tile_work(n, h):
     """Work arrays of one tile: a, geo, flux, out (see :func:`walcek_tile`)."""
-    return (np.empty((n + 2 * h) * TILE), np.empty((3 * n + 1) * TILE), np.empty((n + 1) * TILE),
-            np.empty(n * TILE))
+    return (np.empty((n + 2 * h) * ROW), np.empty((3 * n + 1) * ROW), np.empty((n + 1) * ROW),
+            np.empty(n * ROW))
 
 
 @parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[2] // TILE), exact=True)
@@ -440,7 +445,12 @@ def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
 @parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[1] // TILE), exact=True)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
-    """Non-periodic sweep along x: tiles of TILE rows j are transposed into the work arrays."""
+    """Non-periodic sweep along x: tiles of TILE rows j are transposed into the work arrays.
+
+    The transposing copies run along the sweep axis outermost and across the tile's lines
+    innermost (strided loads, contiguous stores into the tile and the reverse on the way out):
+    4x faster than copying line by line with strided stores into the tile.
+    """
     nspec = q.shape[0]
     nz, ny, n = mass.shape
     ntile = (ny + TILE - 1) // TILE
@@ -449,33 +459,33 @@ def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
         k = kt // ntile
         j0 = (kt - k * ntile) * TILE
         nl = min(TILE, ny - j0)
-        for l in range(nl):
-            src = flux[k, j0 + l]
-            lu = np.uint64(l)
-            for f in range(n + 1):
-                geo[_u(2 * f) + lu] = src[f]
-            src = mass[k, j0 + l]
-            for i in range(n):
-                geo[_u(2 * i + 1) + lu] = src[i]
+        nlu = np.uint64(nl)
+        fk = flux[k, j0:j0 + nl]
+        mk = mass[k, j0:j0 + nl]
+        for f in range(n + 1):
+            rf = _u(2 * f)
+            for l in range(nlu):
+                geo[rf + l] = fk[l, f]
+        for i in range(n):
+            ri = _u(2 * i + 1)
+            for l in range(nlu):
+                geo[ri + l] = mk[l, i]
         _tile_geometry(geo, n, nl, scale, closed)
         for s in range(nspec):
-            for l in range(nl):
-                src = q[s, k + h, j0 + h + l]
-                lu = np.uint64(l)
-                for p in range(n + 2 * h):
-                    a[_u(p) + lu] = src[p]
+            qk = q[s, k + h, j0 + h:j0 + h + nl]
+            for p in range(n + 2 * h):
+                rp = _u(p)
+                for l in range(nlu):
+                    a[rp + l] = qk[l, p]
             walcek_tile(a, h, n, nl, geo, work, out)
-            for l in range(nl):
-                dst = q[s, k + h, j0 + h + l]
-                lu = np.uint64(l)
-                for i in range(n):
-                    dst[i + h] = out[_u(i) + lu]
-        for l in range(nl):
-            dst = mass[k, j0 + l]
-            lu = np.uint64(l)
             for i in range(n):
-                g = _u(2 * i) + lu
-                dst[i] = geo[g + _TU] - geo[g + _TU + _TU] + geo[g]
+                ri = _u(i)
+                for l in range(nlu):
+                    qk[l, i + h] = out[ri + l]
+        for i in range(n):
+            g = _u(2 * i)
+            for l in range(nlu):
+                mk[l, i] = geo[g + _TU + l] - geo[g + _TU + _TU + l] + geo[g + l]
 
 
 def walcek_sweep_x(q, halo, mass, flux_x, scale, closed):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .advection import TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
+from .advection import ROW, TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
 from .layout import OneLayout
 from .threads import parallel_kernel, parallel_range
@@ -313,9 +313,9 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                     continue
                 for l in range(nl):
                     for i in range(n):
-                        resident[i] = a[(i + h) * TILE + l] * geo[(2 * i + 1) * TILE + l]
+                        resident[i] = a[(i + h) * ROW + l] * geo[(2 * i + 1) * ROW + l]
                     for f in range(n + 1):
-                        lflux[f] = work[f * TILE + l]
+                        lflux[f] = work[f * ROW + l]
                     for k in range(ntag):
                         fl[k] = bc_low[ti, k, la[l], lb[l]]
                         fh[k] = bc_high[ti, k, la[l], lb[l]]
