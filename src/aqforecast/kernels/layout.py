@@ -15,8 +15,9 @@ import threading
 
 import numba
 from numba.core import types
+from numba.core.extending import intrinsic
 
-__all__ = ["OneLayout", "any_layout"]
+__all__ = ["OneLayout", "any_layout", "contiguous_column"]
 
 
 def any_layout(tp):
@@ -68,3 +69,26 @@ class OneLayout:
 
     def __call__(self, *args):
         return self.prepare(*args)(*args)
+
+
+@intrinsic
+def _float64_pointer(typingctx, address):
+    """The integer ``address`` as a float64 pointer (for :func:`numba.carray`)."""
+    sig = types.CPointer(types.float64)(types.intp)
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
+
+    return sig, codegen
+
+
+@numba.njit(cache=True, inline="always")
+def contiguous_column(v, i):
+    """Column ``v[:, i]`` of a 2-D float64 view whose rows are adjacent (``v.strides[0] == 8``;
+    the caller checks) as a 1-D array that numba types C-contiguous.
+
+    numba types any strided view as layout 'A', so loops over such a column use the run-time
+    stride and LLVM does not vectorise them (or uses gathers); the same memory typed 'C' gives
+    plain vector loads and stores. The result aliases ``v``, which must outlive it.
+    """
+    return numba.carray(_float64_pointer(v.ctypes.data + i * v.strides[1]), v.shape[0])

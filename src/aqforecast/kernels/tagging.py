@@ -40,7 +40,7 @@ import numpy as np
 
 from .advection import ROW, TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
-from .layout import OneLayout
+from .layout import OneLayout, contiguous_column
 from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
@@ -266,6 +266,132 @@ def walcek_lines_tagged(start, stop, q, halo, mass, flux_air, scale, closed, tag
                 mass[a, b, i] = m1[i]
 
 
+@nb.njit(cache=True, inline="always")
+def _tile_lines(t, n0, n1, la, lb):
+    """Lines of tile ``t`` into la, lb; returns their number. A tile is TILE consecutive lines
+    of one row a of the (n0, n1) line grid, or, when n1 == 1, TILE consecutive rows."""
+    if n1 == 1:
+        first = t * TILE
+        nl = min(TILE, n0 - first)
+        for l in range(nl):
+            la[l] = first + l
+            lb[l] = 0
+    else:
+        per_row = (n1 + TILE - 1) // TILE
+        a = t // per_row
+        b0 = (t - a * per_row) * TILE
+        nl = min(TILE, n1 - b0)
+        for l in range(nl):
+            la[l] = a
+            lb[l] = b0 + l
+    return nl
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _tile_tag_weights(a, h, n, nl, geo, flux, tw):
+    """Per-cell weights of a tile's tag update (the ``w`` of :func:`tag_fraction_line_work`, for
+    all lines at once); returns True if some cell of the tile is a deficit cell.
+
+    a, geo, flux: the tile's pre-sweep mixing ratios, geometry and final tracer fluxes
+    (:func:`aqforecast.kernels.advection.walcek_tile`); tw: (4n) rows of ROW: the resident
+    tracer mass R in rows i, then the weights of the cell's own, left and right donors'
+    fractions in rows n + i, 2n + i, 3n + i. Same arithmetic as the line kernel.
+    """
+    nlu = np.uint64(nl)
+    deficit = False
+    for i in range(n):
+        ra = _u(i + h)
+        rm = _u(2 * i + 1)
+        rf = _u(i)
+        rr = _u(i)
+        rk = _u(n + i)
+        rl = _u(2 * n + i)
+        rw = _u(3 * n + i)
+        for l in range(nlu):
+            res = a[ra + l] * geo[rm + l]
+            fl = flux[rf + l]
+            fr = flux[rf + _TU + l]
+            fin_l = fl if fl > 0.0 else 0.0
+            fin_r = -fr if fr < 0.0 else 0.0
+            fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
+            keep = res - fout
+            deficit |= (keep < 0.0) & (fin_l + fin_r > 0.0)
+            keep = keep if keep >= 0.0 else 0.0
+            denom = keep + fin_l + fin_r
+            inv = 1.0 / denom
+            pos = denom > 0.0
+            tw[rr + l] = res
+            tw[rk + l] = keep * inv if pos else 1.0
+            tw[rl + l] = fin_l * inv if pos else 0.0
+            tw[rw + l] = fin_r * inv if pos else 0.0
+    return deficit
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _tile_deficit_pass(n, nl, flux, tw, f, g, flo, fhi, forward):
+    """One pass of :func:`outflow_fractions` over a tile (all lines at once): deficit cells not
+    fed from the right (forward) or from the left (backward) pass on inflow material for the
+    excess of their outflow over their resident mass. f, g: tile rows of the pre-sweep and the
+    outflow fractions of one tag; flo, fhi: (TILE,) the boundary inflow fractions."""
+    nlu = np.uint64(nl)
+    for j in range(n):
+        i = j if forward else n - 1 - j
+        rf = _u(i)
+        rm = _u(i - 1) if i > 0 else rf
+        rp = _u(i + 1) if i < n - 1 else rf
+        for l in range(nlu):
+            fl = flux[rf + l]
+            fr = flux[rf + _TU + l]
+            fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
+            fin_l = fl if fl > 0.0 else 0.0
+            fin_r = -fr if fr < 0.0 else 0.0
+            fin = fin_l + fin_r
+            deficit = fout - tw[rf + l]
+            share = deficit / fout if deficit < fout else 1.0
+            dl = flo[l] if i == 0 else g[rm + l]
+            dr = fhi[l] if i == n - 1 else g[rp + l]
+            gin = (dl * fin_l + dr * fin_r) / fin
+            skip = (fr < 0.0) if forward else (fl > 0.0)
+            act = (not skip) & (deficit > 0.0) & (fin > 0.0)
+            g[rf + l] = f[rf + l] * (1.0 - share) + gin * share if act else g[rf + l]
+
+
+@nb.njit(cache=True, inline="always", error_model="numpy")
+def _tile_tag_update(v, n, nl, flux, tw, deficit, f, g, flo, fhi):
+    """New fractions of one tag for a tile's lines, in place on ``v`` (nl, n): a view of the
+    tag's fractions whose lines are adjacent in memory (``v.strides[0] == 8``: the model's y
+    and z sweeps). Same arithmetic as :func:`tag_fraction_line_work`, vectorised across the
+    lines. (For x, whose lines are each contiguous, copying them in and out transposed measured
+    slower than the line-by-line update.)"""
+    nlu = np.uint64(nl)
+    for i in range(n):
+        col = contiguous_column(v, i)
+        ri = _u(i)
+        for l in range(nlu):
+            f[ri + l] = col[l]
+    if deficit:
+        for i in range(n):
+            ri = _u(i)
+            for l in range(nlu):
+                g[ri + l] = f[ri + l]
+        _tile_deficit_pass(n, nl, flux, tw, f, g, flo, fhi, True)
+        _tile_deficit_pass(n, nl, flux, tw, f, g, flo, fhi, False)
+    else:
+        g = f
+    for i in range(n):
+        col = contiguous_column(v, i)
+        ri = _u(i)
+        rm = _u(i - 1) if i > 0 else ri
+        rp = _u(i + 1) if i < n - 1 else ri
+        rk = _u(n + i)
+        rl = _u(2 * n + i)
+        rw = _u(3 * n + i)
+        for l in range(nlu):
+            left = flo[l] if i == 0 else g[rm + l]
+            right = fhi[l] if i == n - 1 else g[rp + l]
+            col[l] = f[ri + l] * tw[rk + l] + left * tw[rl + l] + right * tw[rw + l]
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, bc_low, bc_high):
     """Tiles ``t0 .. t1-1`` of :func:`walcek_tiles_tagged` (run on threads by
@@ -274,19 +400,19 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
     n0, n1, n = mass.shape
     ntagged = tag_rows.shape[0]
     ntag = frac.shape[1]
-    nlines = n0 * n1
     # work arrays once per range of tiles
     la = np.empty(TILE, dtype=np.int64)
     lb = np.empty(TILE, dtype=np.int64)
     a, geo, work, out = _tile_work(n, h)
     resident, fl, fh, g, w = _tag_work(n, ntag)
     lflux = np.empty(n + 1)
+    tw = np.empty(4 * n * ROW)
+    ft = np.empty(n * ROW)
+    gt = np.empty(n * ROW)
+    flo = np.empty(TILE)
+    fhi = np.empty(TILE)
     for t in range(t0, t1):
-        first = t * TILE
-        nl = min(TILE, nlines - first)
-        for l in range(nl):
-            la[l] = (first + l) // n1
-            lb[l] = first + l - la[l] * n1
+        nl = _tile_lines(t, n0, n1, la, lb)
         for l in range(nl):
             lu = np.uint64(l)
             src = flux_air[la[l], lb[l]]
@@ -308,8 +434,25 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                 lu = np.uint64(l)
                 for i in range(n):
                     dst[i + h] = out[_u(i) + lu]
+            weighted = False
+            deficit = False
             for ti in range(ntagged):
                 if tag_rows[ti] != s:
+                    continue
+                # lines adjacent in memory (y, z): the tile update, SIMD across lines
+                if n1 == 1:
+                    v = frac[ti, :, la[0]:la[0] + nl, 0, :]
+                else:
+                    v = frac[ti, :, la[0], lb[0]:lb[0] + nl, :]
+                if nl > 1 and v.strides[1] == 8:
+                    if not weighted:
+                        deficit = _tile_tag_weights(a, h, n, nl, geo, work, tw)
+                        weighted = True
+                    for k in range(ntag):
+                        for l in range(nl):
+                            flo[l] = bc_low[ti, k, la[l], lb[l]]
+                            fhi[l] = bc_high[ti, k, la[l], lb[l]]
+                        _tile_tag_update(v[k], n, nl, work, tw, deficit, ft, gt, flo, fhi)
                     continue
                 for l in range(nl):
                     for i in range(n):
@@ -334,15 +477,20 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     """:func:`walcek_lines_tagged` (Walcek, non-periodic) computed TILE lines at a time with the
     vectorised :func:`aqforecast.kernels.advection.walcek_tile`; bit for bit the same result.
 
-    The lines (a, b) of the (n0, n1) line grid are taken TILE at a time in row-major order
-    (so a tile may span several rows a), gathered into the tile's work arrays (sweep position
-    major, line minor), swept together, and scattered back; the tags of tagged rows are then
-    updated line by line from the tile's final tracer fluxes (:func:`tag_fraction_line_work`).
-    Arguments as :func:`walcek_lines_tagged`.
+    A tile is TILE consecutive lines (a, b0 + l) of one row a of the (n0, n1) line grid (or,
+    when n1 == 1, TILE consecutive rows a); its lines are gathered into the tile's work arrays
+    (sweep position major, line minor), swept together, and scattered back. The tags of tagged
+    rows are then updated from the tile's final tracer fluxes: all lines at once (SIMD across
+    lines, :func:`_tile_tag_update`) when the tile's lines lie next to each other in ``frac``
+    (the model's y and z sweeps), else line by line (:func:`tag_fraction_line_work`); both give
+    the same bits. Arguments as :func:`walcek_lines_tagged`.
     """
+    if frac.dtype != np.float64:
+        raise TypeError(f"tag fractions must be float64, got {frac.dtype}")
     n0, n1 = mass.shape[:2]
-    parallel_range(_TAGGED_TILES, (n0 * n1 + TILE - 1) // TILE, q, halo, mass, flux_air, scale,
-                   closed, tag_rows, frac, bc_low, bc_high)
+    ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
+    parallel_range(_TAGGED_TILES, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows, frac,
+                   bc_low, bc_high)
 
 
 # exact layouts: with every array typed 'A' the gathers of contiguous mass and flux rows ran the
