@@ -109,11 +109,11 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
     runs. Only chains of such deficit cells are sequential (settled after their donors).
     """
     ntag, n = frac.shape
-    outflow_fractions(mass, flux, frac, f_low, f_high, g)
-    # new fractions: per-cell weights of (own, left donor, right donor) once, then per tag
+    # per-cell weights of (own, left donor, right donor) once, then per tag
     wk = w[0]
     wl = w[1]
     wr = w[2]
+    deficit = False
     for i in range(n):
         fl = flux[i]
         fr = flux[i + 1]
@@ -121,6 +121,7 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
         fin_r = -fr if fr < 0.0 else 0.0
         fout = (fr if fr > 0.0 else 0.0) + (-fl if fl < 0.0 else 0.0)
         keep = mass[i] - fout
+        deficit |= (keep < 0.0) & (fin_l + fin_r > 0.0)
         if keep < 0.0:
             keep = 0.0  # a deficit cell keeps only inflow material
         denom = keep + fin_l + fin_r
@@ -133,6 +134,20 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
             wk[i] = 1.0
             wl[i] = 0.0
             wr[i] = 0.0
+    if not deficit:
+        # every cell sends out its own fractions (g = frac): update straight from frac, keeping
+        # the left neighbour's pre-sweep value (out may be frac)
+        for k in range(ntag):
+            fk = frac[k]
+            ok = out[k]
+            prev = f_low[k]
+            for i in range(n - 1):
+                cur = fk[i]
+                ok[i] = cur * wk[i] + prev * wl[i] + fk[i + 1] * wr[i]
+                prev = cur
+            ok[n - 1] = fk[n - 1] * wk[n - 1] + prev * wl[n - 1] + f_high[k] * wr[n - 1]
+        return
+    outflow_fractions(mass, flux, frac, f_low, f_high, g)
     for k in range(ntag):
         fk = frac[k]
         gk = g[k]
