@@ -5,7 +5,8 @@ layout: C-contiguous ('C'), Fortran ('F') or any strides ('A'). A sweep kernel c
 view (contiguous), a y view (sliced) and a z view (transposed) is therefore compiled three times,
 which for a large ``prange`` kernel costs seconds each. :class:`OneLayout` compiles the kernel
 for layout 'A' only and lets numba convert C/F arrays to it (a safe conversion), so one
-specialisation serves every view; it costs one ``numba.typeof`` per argument and call.
+specialisation serves every view; it costs one memoised type lookup per argument and call
+(:func:`fast_typeof`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,41 @@ import inspect
 import threading
 
 import numba
+import numpy as np
 from numba.core import types
 from numba.core.extending import intrinsic
 
 __all__ = ["OneLayout", "any_layout", "contiguous_column"]
+
+
+def _array_key(a):
+    """What numba's type of an ndarray depends on: dtype, ndim, layout, writeable, aligned
+    (as ``numba.typeof`` maps them)."""
+    f = a.flags
+    layout = "C" if f.c_contiguous else ("F" if f.f_contiguous else "A")
+    return (a.dtype, a.ndim, layout, f.writeable, f.aligned)
+
+
+_ARRAY_TYPES = {}
+_SCALARS = (bool, float, np.bool_, np.integer, np.floating)  # fixed-width: type alone decides
+
+
+def fast_typeof(a):
+    """``numba.typeof(a)``, memoised for ndarrays and plain scalars (numba.typeof costs ~15 us
+    per array; the model's small per-level kernel calls pass ~14 of them)."""
+    if type(a) is np.ndarray:
+        key = _array_key(a)
+        tp = _ARRAY_TYPES.get(key)
+        if tp is None:
+            tp = _ARRAY_TYPES[key] = numba.typeof(a)
+        return tp
+    if isinstance(a, _SCALARS) or (type(a) is int and -2**63 <= a < 2**63):
+        key = type(a)
+        tp = _ARRAY_TYPES.get(key)
+        if tp is None:
+            tp = _ARRAY_TYPES[key] = numba.typeof(a)
+        return tp
+    return numba.typeof(a)
 
 
 def any_layout(tp):
@@ -51,7 +83,7 @@ class OneLayout:
     def prepare(self, *args):
         """Compile (or load) the specialisation for ``args`` if needed; returns the dispatcher,
         which then runs it for these argument types from any thread."""
-        sig = tuple(self._convert(numba.typeof(a)) for a in args) + self._defaults[len(args):]
+        sig = tuple(self._convert(fast_typeof(a)) for a in args) + self._defaults[len(args):]
         if sig not in self._signatures:
             if None in sig:
                 raise TypeError(f"{self.__name__}() takes {len(self._defaults)} arguments, "
