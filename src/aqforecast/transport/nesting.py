@@ -39,10 +39,19 @@ def bilinear_weights(fj: np.ndarray, fi: np.ndarray, ny: int, nx: int):
 
 
 def _interp(field, w):
-    """field (..., ny, nx) at the separable positions -> (..., len(fj), len(fi))."""
+    """field (..., ny, nx) at the separable positions -> (..., len(fj), len(fi)).
+
+    Only the four parent points around each output point are gathered (the boundary strips
+    are thin: interpolating whole parent rows first cost ~20x more for the tags); rows first,
+    then columns, (f00 (1 - wj) + f10 wj) (1 - wi) + (f01 (1 - wj) + f11 wj) wi.
+    """
     j0, j1, wj, i0, i1, wi = w
-    a = field[..., j0, :] * (1 - wj)[:, None] + field[..., j1, :] * wj[:, None]
-    return a[..., i0] * (1 - wi) + a[..., i1] * wi
+    rj0, rj1 = j0[:, None], j1[:, None]
+    ci0, ci1 = i0[None, :], i1[None, :]
+    cj, dj = (1 - wj)[:, None], wj[:, None]
+    a0 = field[..., rj0, ci0] * cj + field[..., rj1, ci0] * dj
+    a1 = field[..., rj0, ci1] * cj + field[..., rj1, ci1] * dj
+    return a0 * (1 - wi) + a1 * wi
 
 
 class NestBoundary:
@@ -69,15 +78,16 @@ class NestBoundary:
         lay = p.layout
         from ..parallel.gather import allgather_field
 
-        conc = np.ascontiguousarray(p.conc())
-        full = conc if lay.serial else allgather_field(p.comm, lay.decomp, conc)
         sj, si = self.window
-        full = full[..., sj, si]
+        want_tags = p.ntag and self.child.ntag
+        if lay.serial:  # views of the window only (no copy of the parent's tags)
+            tags = p.tagc[p.interior][..., sj, si] if want_tags else None
+            return p.conc()[..., sj, si], tags
+        full = allgather_field(p.comm, lay.decomp, np.ascontiguousarray(p.conc()))[..., sj, si]
         tags = None
-        if p.ntag and self.child.ntag:
+        if want_tags:
             tc = np.ascontiguousarray(p.tagc[p.interior])
-            tfull = tc if lay.serial else allgather_field(p.comm, lay.decomp, tc)
-            tags = tfull[..., sj, si]
+            tags = allgather_field(p.comm, lay.decomp, tc)[..., sj, si]
         return full, tags
 
     def __call__(self, child):
@@ -98,16 +108,26 @@ class NestBoundary:
                   "north": (slice(ny + h, ny + 2 * h), slice(h, h + nx))}
         # the ghost cell next to each face gives the tag fractions of the inflow
         inner = {"west": h - 1, "east": 0, "south": h - 1, "north": 0}
-        f_lev = full[:, levels]
-        t_lev = None if tagc is None else tagc[:, levels]
+        if np.array_equal(levels, np.arange(full.shape[1])):  # all levels: no copy
+            f_lev, t_lev = full, tagc
+        else:
+            f_lev = full[:, levels]
+            t_lev = None if tagc is None else tagc[:, levels]
         vals, tags = {}, ({} if t_lev is not None else None)
         for face, (sj, si) in strips.items():
             w = (j0[sj], j1[sj], wj[sj], i0[si], i1[si], wi[si])
             vals[face] = _interp(f_lev, w)
             if t_lev is not None:
-                sel = ((Ellipsis, inner[face]) if face in ("west", "east")
-                       else (Ellipsis, inner[face], slice(None)))
+                k = inner[face]
+                if face in ("west", "east"):
+                    sel = (Ellipsis, k)
+                    wt = w[:3] + tuple(v[k:k + 1] for v in w[3:])
+                else:
+                    sel = (Ellipsis, k, slice(None))
+                    wt = tuple(v[k:k + 1] for v in w[:3]) + w[3:]
                 bulk = np.ascontiguousarray(vals[face][sel])
-                tags[face] = self.parent._fractions(
-                    bulk, np.ascontiguousarray(_interp(t_lev, w)[sel]))
+                # the tags only at that ghost line
+                tline = _interp(t_lev, wt)[(Ellipsis, 0) if face in ("west", "east")
+                                           else (Ellipsis, 0, slice(None))]
+                tags[face] = self.parent._fractions(bulk, np.ascontiguousarray(tline))
         return vals, tags
