@@ -3,8 +3,9 @@
 Tag arrays are ``(ntag, nz, ny, nx)`` (float64 or float32; strided views, e.g. interiors of
 halo-padded arrays, are accepted and updated in place); per-cell fields are ``(nz, ny, nx)``
 float64. Each kernel runs (level, row) lines on threads (:func:`.threads.parallel_kernel`: the
-public functions take the arguments after ``start, stop``) and loops over tags inside a cell;
-arithmetic is float64 whatever the storage type.
+public functions take the arguments after ``start, stop``); :func:`apportion_production_loss`
+loops over tags with the row's cells innermost (SIMD), :func:`repartition_family` over tags
+inside a cell; arithmetic is float64 whatever the storage type.
 
 :func:`apportion_production_loss` -- one species whose bulk goes from ``before`` to ``after``
 with gross production ``P`` (units of the species) over the step::
@@ -32,6 +33,7 @@ total ammonia TA = NH3 + NH4) in cells where ``active``: each tag keeps its fami
 from __future__ import annotations
 
 import numba as nb
+import numpy as np
 
 from .threads import parallel_kernel
 
@@ -44,26 +46,29 @@ _TINY = 1e-15
 
 
 @nb.njit(cache=True, inline="always")
-def _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f, t, k, j, i):
-    """Tag t after production ``p`` shared by the mode's weights, scaled by ``f`` (>= 0):
-    mode 1 precursor shares (a1 + ca2 a2 with weight wa, b1 with 1 - wa), mode 0 the tag's own
-    share, else equal shares."""
-    if mode == 1:
-        w = 0.0
-        if wa > 0.0:
-            w += wa * (a1[t, k, j, i] + ca2 * a2[t, k, j, i]) / sa
-        if wa < 1.0:
-            w += (1.0 - wa) * b1[t, k, j, i] / sb
-    elif mode == 0:
-        w = tags[t, k, j, i] / s0
+def _row_updated_tags(t, k, j, tags, a1, a2, ca2, b1, use_precursors, ca, cb, cs, ce, p, f, out):
+    """Tag t of row (k, j) after production shared by the per-cell weights
+    w = ca (a1 + ca2 a2) + cb b1 + cs tag + ce, scaled by f, floored at 0: out (nx,)."""
+    row = tags[t, k, j]
+    nx = row.shape[0]
+    if use_precursors:
+        r1 = a1[t, k, j]
+        r2 = a2[t, k, j]
+        rb = b1[t, k, j]
+        for i in range(nx):
+            c = float(row[i])
+            w = ca[i] * (r1[i] + ca2 * r2[i]) + cb[i] * rb[i] + cs[i] * c + ce[i]
+            v = (c + p[i] * w) * f[i]
+            out[i] = v if v > 0.0 else 0.0
     else:
-        w = 1.0 / ntag
-    v = (tags[t, k, j, i] + p * w) * f
-    return 0.0 if v < 0.0 else v
+        for i in range(nx):
+            c = float(row[i])
+            v = (c + p[i] * (cs[i] * c + ce[i])) * f[i]
+            out[i] = v if v > 0.0 else 0.0
 
 
 @parallel_kernel(lambda tags, *_: tags.shape[1] * tags.shape[2])
-@nb.njit(nogil=True, cache=True)
+@nb.njit(nogil=True, cache=True, error_model="numpy")
 def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_precursors,
                               production, before, after, correction):
     """Production by precursor weights, loss by shares, renormalised (module docstring).
@@ -71,31 +76,63 @@ def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_
     tags, a1, a2, b1: (ntag, nz, ny, nx); weight_a, production, before, after, correction:
     (nz, ny, nx). ``use_precursors`` False gives production by the species' own shares
     (precursor arrays are then not read). ``tags`` may be the same array as a precursor.
+
+    Each (level, row) line is done tag by tag with the row's cells innermost (contiguous rows,
+    SIMD): the per-cell sums, then per cell the weight coefficients w_k = ca A_k + cb B_k +
+    cs c_k + ce (ca = a/sum(A), cb = (1 - a)/sum(B) for precursor weights; cs = 1/sum(c) for own
+    shares; ce = 1/ntag for equal shares; the others 0), then the tags in two passes (sum, then
+    write).
     """
     ntag, nz, ny, nx = tags.shape
+    s0 = np.empty(nx)
+    sa = np.empty(nx)
+    sb = np.empty(nx)
+    s1 = np.empty(nx)
+    ca = np.empty(nx)
+    cb = np.empty(nx)
+    cs = np.empty(nx)
+    ce = np.empty(nx)
+    p_row = np.empty(nx)
+    f_row = np.empty(nx)
+    scale = np.empty(nx)
+    v = np.empty(nx)
     for line in range(start, stop):
         k = line // ny
         j = line - k * ny
-        for i in range(nx):
-            s0 = 0.0
+        s0[:] = 0.0
+        for t in range(ntag):
+            row = tags[t, k, j]
+            for i in range(nx):
+                s0[i] += row[i]
+        sa[:] = 0.0
+        sb[:] = 0.0
+        if use_precursors:
             for t in range(ntag):
-                s0 += tags[t, k, j, i]
-            sa = 0.0
-            sb = 0.0
-            if use_precursors:
-                for t in range(ntag):
-                    sa += a1[t, k, j, i] + ca2 * a2[t, k, j, i]
-                    sb += b1[t, k, j, i]
+                r1 = a1[t, k, j]
+                r2 = a2[t, k, j]
+                rb = b1[t, k, j]
+                for i in range(nx):
+                    sa[i] += r1[i] + ca2 * r2[i]
+                    sb[i] += rb[i]
+        for i in range(nx):
             wa = weight_a[k, j, i]
-            mode = 0                      # 0 own shares, 1 precursors, 2 equal shares
-            if use_precursors and (sa > 0.0 or sb > 0.0):
-                mode = 1
-                if not sa > 0.0:
+            ca[i] = 0.0
+            cb[i] = 0.0
+            cs[i] = 0.0
+            ce[i] = 0.0
+            if use_precursors and (sa[i] > 0.0 or sb[i] > 0.0):
+                if not sa[i] > 0.0:
                     wa = 0.0
-                elif not sb > 0.0:
+                elif not sb[i] > 0.0:
                     wa = 1.0
-            elif not s0 > 0.0:
-                mode = 2
+                if wa > 0.0:
+                    ca[i] = wa / sa[i]
+                if wa < 1.0:
+                    cb[i] = (1.0 - wa) / sb[i]
+            elif s0[i] > 0.0:
+                cs[i] = 1.0 / s0[i]
+            else:
+                ce[i] = 1.0 / ntag
             aft = after[k, j, i]
             bef = before[k, j, i]
             p = production[k, j, i]
@@ -104,30 +141,34 @@ def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_
             if p < 0.0:
                 p = 0.0
             denom = bef + p
-            f = aft / denom if denom > 0.0 else 0.0
-            # pass 1: sum of the updated tags
-            s1 = 0.0
-            for t in range(ntag):
-                v = _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f,
-                                 t, k, j, i)
-                s1 += v
-            if aft > 0.0 and s1 > 0.0:
-                scale = aft / s1
-                correction[k, j, i] = abs(s1 - aft) / max(aft, _TINY)
-            else:
-                scale = 0.0
+            p_row[i] = p
+            f_row[i] = aft / denom if denom > 0.0 else 0.0
+        # pass 1: sum of the updated tags
+        s1[:] = 0.0
+        for t in range(ntag):
+            _row_updated_tags(t, k, j, tags, a1, a2, ca2, b1, use_precursors, ca, cb, cs, ce,
+                              p_row, f_row, v)
+            for i in range(nx):
+                s1[i] += v[i]
+        for i in range(nx):
+            aft = after[k, j, i]
+            if aft > 0.0 and s1[i] > 0.0:
+                scale[i] = aft / s1[i]
+                correction[k, j, i] = abs(s1[i] - aft) / max(aft, _TINY)
+            elif s1[i] > 0.0:
+                scale[i] = 0.0
+                correction[k, j, i] = 0.0
+            else:  # no tag left: equal shares of the bulk
+                scale[i] = 0.0
                 correction[k, j, i] = 1.0 if aft > 0.0 else 0.0
-            # pass 2: write (weights read before the tag they belong to is overwritten; the
-            # precursor sums were taken above, so tags may alias a precursor)
-            for t in range(ntag):
-                v = _updated_tag(mode, wa, a1, a2, ca2, sa, b1, sb, tags, s0, ntag, p, f,
-                                 t, k, j, i)
-                if s1 > 0.0:
-                    tags[t, k, j, i] = v * scale
-                else:
-                    tags[t, k, j, i] = aft / ntag
-            if not s1 > 0.0 and aft > 0.0:
-                correction[k, j, i] = 1.0
+        # pass 2: write (a tag's row is read before it is overwritten; the precursor sums were
+        # taken above, so tags may alias a precursor)
+        for t in range(ntag):
+            _row_updated_tags(t, k, j, tags, a1, a2, ca2, b1, use_precursors, ca, cb, cs, ce,
+                              p_row, f_row, v)
+            row = tags[t, k, j]
+            for i in range(nx):
+                row[i] = v[i] * scale[i] if s1[i] > 0.0 else after[k, j, i] / ntag
 
 
 @parallel_kernel(lambda a, *_: a.shape[1] * a.shape[2])
