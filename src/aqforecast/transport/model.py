@@ -489,16 +489,18 @@ class DomainModel:
         h = self.halo
         ny, nx = self.shape[1:]
         nt = len(self.tagged)
+        # the kernel replaces the air mass it is given by the post-sweep mass: give it a copy
+        # (the caller advances its own mass; a view of a contiguous x row would be updated twice)
         if axis == 0:
             qv = q[:, h, h:h + ny, None, :]
-            mv = mass[0][:, None, :]
+            mv = np.array(mass[0][:, None, :], order="C")
             fv = flux[0][:, None, :]
             fr = frac[:, :, 0, :, None, :] if nt else np.zeros((0, 0, ny, 1, nx))
             nlines = ny
             lo, hi = "west", "east"
         else:
             qv = q[:, h, :, h:h + nx].transpose(0, 2, 1)[:, :, None, :]
-            mv = np.ascontiguousarray(mass[0].T)[:, None, :]
+            mv = np.array(mass[0].T, order="C")[:, None, :]
             fv = np.ascontiguousarray(flux[0].T)[:, None, :]
             fr = (frac[:, :, 0].transpose(0, 1, 3, 2)[:, :, :, None, :] if nt
                   else np.zeros((0, 0, nx, 1, ny)))
@@ -512,7 +514,7 @@ class DomainModel:
             elif self.bc_tag >= 0:
                 bl[:, self.bc_tag] = 1.0
                 bh[:, self.bc_tag] = 1.0
-        walcek_sweep_tagged(qv, h, np.ascontiguousarray(mv), fv, scale, 0,
+        walcek_sweep_tagged(qv, h, mv, fv, scale, 0,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
                             self.advection_scheme == "upwind")
 
@@ -525,7 +527,7 @@ class DomainModel:
         nt = len(self.tagged)
         self.zadv.fill_ghosts(self.q, 2, (zx, zy, fzl), {"top": top[:, None, None, None]})
         qv = self.q[:, :, h:h + nyl, h:h + nxl].transpose(0, 2, 3, 1)
-        m = np.ascontiguousarray(mass.transpose(1, 2, 0))
+        m = np.array(mass.transpose(1, 2, 0), order="C")  # a copy: the kernel updates it
         fr = frac.transpose(0, 1, 3, 4, 2) if nt else np.zeros((0, 0, nyl, nxl, nz))
         bl = np.zeros((nt, self.ntag, nyl, nxl))
         bh = np.zeros((nt, self.ntag, nyl, nxl))
