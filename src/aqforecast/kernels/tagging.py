@@ -437,18 +437,36 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
             for i in range(n):
                 geo[_u(2 * i + 1) + lu] = src[i]
         _tile_geometry(geo, n, nl, scale, closed)
+        nlu = np.uint64(nl)
         for s in range(nspec):
-            for l in range(nl):
-                src = q[s, la[l], lb[l]]
-                lu = np.uint64(l)
+            # the tile's lines of q; adjacent in memory for the model's y and z sweeps
+            qt = q[s, la[0]:la[0] + nl, 0, :] if n1 == 1 else q[s, la[0], lb[0]:lb[0] + nl, :]
+            adjacent = nl > 1 and qt.strides[0] == 8
+            if adjacent:
                 for p in range(n + 2 * h):
-                    a[_u(p) + lu] = src[p]
+                    col = contiguous_column(qt, p)
+                    rp = _u(p)
+                    for l in range(nlu):
+                        a[rp + l] = col[l]
+            else:
+                for l in range(nl):
+                    src = q[s, la[l], lb[l]]
+                    lu = np.uint64(l)
+                    for p in range(n + 2 * h):
+                        a[_u(p) + lu] = src[p]
             walcek_tile(a, h, n, nl, geo, work, out)
-            for l in range(nl):
-                dst = q[s, la[l], lb[l]]
-                lu = np.uint64(l)
+            if adjacent:
                 for i in range(n):
-                    dst[i + h] = out[_u(i) + lu]
+                    col = contiguous_column(qt, i + h)
+                    ri = _u(i)
+                    for l in range(nlu):
+                        col[l] = out[ri + l]
+            else:
+                for l in range(nl):
+                    dst = q[s, la[l], lb[l]]
+                    lu = np.uint64(l)
+                    for i in range(n):
+                        dst[i + h] = out[_u(i) + lu]
             weighted = False
             deficit = False
             for ti in range(ntagged):
@@ -500,8 +518,9 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     (the model's y and z sweeps), else line by line (:func:`tag_fraction_line_work`); both give
     the same bits. Arguments as :func:`walcek_lines_tagged`.
     """
-    if frac.dtype != np.float64:
-        raise TypeError(f"tag fractions must be float64, got {frac.dtype}")
+    if frac.dtype != np.float64 or q.dtype != np.float64:
+        raise TypeError(f"mixing ratios and tag fractions must be float64, got {q.dtype} and "
+                        f"{frac.dtype}")
     n0, n1 = mass.shape[:2]
     ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
     parallel_range(_TAGGED_TILES, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows, frac,
