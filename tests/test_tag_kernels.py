@@ -233,10 +233,10 @@ def test_tiled_tagged_sweep_equals_line_kernel(closed):
 
 @pytest.mark.parametrize("closed", [0, 3])
 def test_tiled_tagged_sweep_vectorised_tag_update_equals_line_kernel(closed):
-    """With the fractions given as a view whose lines lie next to each other in memory (as the
-    model passes them for y and z sweeps), the tiled sweep updates the tags of TILE lines at
-    once (SIMD across lines, deficit cells included) and still gives bit for bit the line
-    kernel's bulk, air mass and fractions."""
+    """With the mixing ratios and fractions given as views whose lines lie next to each other
+    in memory (as the model passes them for y and z sweeps), the tiled sweep copies the bulk and
+    updates the tags of TILE lines at once (SIMD across lines, deficit cells included) and still
+    gives bit for bit the line kernel's bulk, air mass and fractions."""
     from aqforecast.kernels.advection import TILE
     from aqforecast.kernels.tagging import walcek_sweep_tagged
 
@@ -246,8 +246,10 @@ def test_tiled_tagged_sweep_vectorised_tag_update_equals_line_kernel(closed):
     deficits = 0
     for n0, n1, n, nspec, ntagged, ntag in cases:
         h = 3
-        q = rng.uniform(0.0, 2.0, (nspec, n0, n1, n + 2 * h))
-        q[q < 0.5] = 0.0
+        # mixing ratios as a view whose lines are adjacent in memory, too (positions outermost)
+        qbase = rng.uniform(0.0, 2.0, (nspec, n + 2 * h, n0, n1))
+        qbase[qbase < 0.5] = 0.0
+        q = qbase.transpose(0, 2, 3, 1)
         mass = rng.uniform(1.0, 2.0, (n0, n1, n))
         flux = rng.normal(0.0, 0.4, (n0, n1, n + 1))
         rows = np.sort(rng.choice(nspec, ntagged, replace=False)).astype(np.int64)
@@ -261,7 +263,7 @@ def test_tiled_tagged_sweep_vectorised_tag_update_equals_line_kernel(closed):
         bh = rng.dirichlet(np.ones(ntag), (ntagged, n0, n1)).transpose(0, 3, 1, 2).copy()
         q1, m1, f1 = q.copy(), mass.copy(), frac.copy()
         walcek_lines_tagged(q1, h, m1, flux, 0.9, closed, rows, f1, bl, bh)
-        q2, m2, b2 = q.copy(), mass.copy(), base.copy()
+        q2, m2, b2 = qbase.copy().transpose(0, 2, 3, 1), mass.copy(), base.copy()
         f2 = b2.transpose(0, 1, 3, 4, 2)
         walcek_sweep_tagged(q2, h, m2, flux, 0.9, closed, rows, f2, bl, bh)
         np.testing.assert_array_equal(q2, q1)
