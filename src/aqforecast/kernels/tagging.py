@@ -318,7 +318,6 @@ def _tile_tag_weights(a, h, n, nl, geo, flux, tw):
         ra = _u(i + h)
         rm = _u(2 * i + 1)
         rf = _u(i)
-        rr = _u(i)
         rk = _u(n + i)
         rl = _u(2 * n + i)
         rw = _u(3 * n + i)
@@ -335,7 +334,7 @@ def _tile_tag_weights(a, h, n, nl, geo, flux, tw):
             denom = keep + fin_l + fin_r
             inv = 1.0 / denom
             pos = denom > 0.0
-            tw[rr + l] = res
+            tw[rf + l] = res
             tw[rk + l] = keep * inv if pos else 1.0
             tw[rl + l] = fin_l * inv if pos else 0.0
             tw[rw + l] = fin_r * inv if pos else 0.0
