@@ -57,14 +57,18 @@ def _row_updated_tags(t, k, j, tags, a1, a2, ca2, b1, use_precursors, ca, cb, cs
         rb = b1[t, k, j]
         for i in range(nx):
             c = float(row[i])
-            w = ca[i] * (r1[i] + ca2 * r2[i]) + cb[i] * rb[i] + cs[i] * c + ce[i]
+            # a precursor set without weight is not read (selected, not multiplied by 0: its
+            # tags may be non-finite where its bulk sum is, as the weight rule excluded it)
+            wa_part = ca[i] * (r1[i] + ca2 * r2[i]) if ca[i] != 0.0 else 0.0
+            wb_part = cb[i] * rb[i] if cb[i] != 0.0 else 0.0
+            w = wa_part + wb_part + cs[i] * c + ce[i]
             v = (c + p[i] * w) * f[i]
-            out[i] = v if v > 0.0 else 0.0
+            out[i] = 0.0 if v < 0.0 else v
     else:
         for i in range(nx):
             c = float(row[i])
             v = (c + p[i] * (cs[i] * c + ce[i])) * f[i]
-            out[i] = v if v > 0.0 else 0.0
+            out[i] = 0.0 if v < 0.0 else v
 
 
 @parallel_kernel(lambda tags, *_: tags.shape[1] * tags.shape[2])
