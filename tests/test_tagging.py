@@ -139,6 +139,32 @@ def test_production_loss_kernel_matches_numpy_reference(ntag, shape, seed):
     assert np.all(big[:, :, 0] == 0) and np.all(big[:, :, :, -1] == 0)
 
 
+def test_production_loss_ignores_a_precursor_set_it_gives_no_weight():
+    """Where one precursor set's tags are not finite (its sum fails ``> 0``), the weights come
+    from the other set alone, and the non-finite tags do not reach the result (as in a
+    cell-by-cell evaluation of the rule)."""
+    rng = np.random.default_rng(7)
+    ntag, shape = 4, (1, 2, 3)
+    tags = rng.uniform(0, 1, (ntag,) + shape)
+    a1 = rng.uniform(0, 1, (ntag,) + shape)
+    a1[:, 0, 1, 2] = np.nan
+    a2 = rng.uniform(0, 1, (ntag,) + shape)
+    b1 = rng.uniform(0, 1, (ntag,) + shape)
+    wa = np.full(shape, 0.6)
+    prod = np.full(shape, 0.3)
+    before = tags.sum(0)
+    after = before * 0.9 + 0.3
+    got = tags.copy()
+    corr = np.empty(shape)
+    apportion_production_loss(got, a1, a2, 1.0, b1, wa, True, prod, before, after, corr)
+    assert np.all(np.isfinite(got))
+    A, B = a1 + a2, b1
+    w = wa * A / A.sum(0) + (1 - wa) * B / B.sum(0)
+    w[:, 0, 1, 2] = (B / B.sum(0))[:, 0, 1, 2]  # A excluded there: B alone
+    np.testing.assert_allclose(got, _reference_pl(tags, w, prod, before, after), rtol=1e-13)
+    assert corr.max() < 1e-12
+
+
 def test_kernel_fallbacks_without_precursors_or_tags():
     shape = (1, 1, 2)
     tags = np.array([[[[0.0, 1.0]]], [[[0.0, 3.0]]]])
