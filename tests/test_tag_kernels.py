@@ -299,3 +299,33 @@ def _count_deficit_cells(q, h, mass, phi, closed, rows):
                 fin = np.maximum(f[:-1], 0.0) + np.maximum(-f[1:], 0.0)
                 count += int(np.sum((fout > resident) & (fin > 0.0)))
     return count
+
+
+def test_tag_fractions_stay_finite_with_denormal_fluxes():
+    """Tracer fluxes of ~1e-316 (an emptied cell next to a nearly empty one) occur in real
+    runs; the weights must not overflow (1/denom = inf, 0 * inf = NaN) in the line and the tile
+    kernels."""
+    from aqforecast.kernels.tagging import tag_fraction_line, walcek_sweep_tagged
+
+    tiny = -3.83e-316
+    mass = np.array([9.8e-6, 0.0, 1.6e-315])
+    flux = np.array([-5.0e-2, -9.8e-6, tiny, tiny])
+    frac = np.array([[0.25, 0.5, 1.0], [0.75, 0.5, 0.0]])
+    out = np.empty_like(frac)
+    tag_fraction_line(mass, flux, frac, np.array([0.5, 0.5]), np.array([0.3, 0.7]), out)
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out.sum(axis=0), 1.0, rtol=1e-12)
+    # the same line in a tile of lines adjacent in memory
+    h, n, nlines = 3, 3, 4
+    qbase = np.zeros((1, n + 2 * h, nlines, 1))
+    qbase[0, h:h + n, :, 0] = np.array([2.97e-14, 0.0, 4.9e-324])[:, None]
+    q = qbase.transpose(0, 2, 3, 1)
+    m = np.full((nlines, 1, n), 3.3e8)
+    f = np.zeros((nlines, 1, n + 1))
+    f[:, 0, 2:] = -1.3e-307
+    base = np.zeros((1, 2, n, nlines, 1))
+    base[0, 0] = 1.0
+    fr = base.transpose(0, 1, 3, 4, 2)
+    walcek_sweep_tagged(q, h, m, f, 1.0, 0, np.zeros(1, np.int64), fr,
+                        np.full((1, 2, nlines, 1), 0.5), np.full((1, 2, nlines, 1), 0.5))
+    assert np.all(np.isfinite(fr))

@@ -126,10 +126,11 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
             keep = 0.0  # a deficit cell keeps only inflow material
         denom = keep + fin_l + fin_r
         if denom > 0.0:
-            inv = 1.0 / denom
-            wk[i] = keep * inv
-            wl[i] = fin_l * inv
-            wr[i] = fin_r * inv
+            # divisions, not a reciprocal: 1/denom overflows for a denormal denom (tracer
+            # fluxes of ~1e-316 occur) and 0 * inf would give NaN fractions
+            wk[i] = keep / denom
+            wl[i] = fin_l / denom
+            wr[i] = fin_r / denom
         else:
             wk[i] = 1.0
             wl[i] = 0.0
@@ -332,12 +333,12 @@ def _tile_tag_weights(a, h, n, nl, geo, flux, tw):
             deficit |= (keep < 0.0) & (fin_l + fin_r > 0.0)
             keep = keep if keep >= 0.0 else 0.0
             denom = keep + fin_l + fin_r
-            inv = 1.0 / denom
             pos = denom > 0.0
             tw[rf + l] = res
-            tw[rk + l] = keep * inv if pos else 1.0
-            tw[rl + l] = fin_l * inv if pos else 0.0
-            tw[rw + l] = fin_r * inv if pos else 0.0
+            # divisions, as in the line kernel (a denormal denom overflows 1/denom)
+            tw[rk + l] = keep / denom if pos else 1.0
+            tw[rl + l] = fin_l / denom if pos else 0.0
+            tw[rw + l] = fin_r / denom if pos else 0.0
     return deficit
 
 
