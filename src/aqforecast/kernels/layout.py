@@ -30,7 +30,7 @@ def _array_key(a):
     return (a.dtype, a.ndim, layout, f.writeable, f.aligned)
 
 
-_ARRAY_TYPES = {}
+_TYPES = {}
 _SCALARS = (bool, float, np.bool_, np.integer, np.floating)  # fixed-width: type alone decides
 
 
@@ -39,17 +39,14 @@ def fast_typeof(a):
     per array; the model's small per-level kernel calls pass ~14 of them)."""
     if type(a) is np.ndarray:
         key = _array_key(a)
-        tp = _ARRAY_TYPES.get(key)
-        if tp is None:
-            tp = _ARRAY_TYPES[key] = numba.typeof(a)
-        return tp
-    if isinstance(a, _SCALARS) or (type(a) is int and -2**63 <= a < 2**63):
+    elif isinstance(a, _SCALARS) or (type(a) is int and -2**63 <= a < 2**63):
         key = type(a)
-        tp = _ARRAY_TYPES.get(key)
-        if tp is None:
-            tp = _ARRAY_TYPES[key] = numba.typeof(a)
-        return tp
-    return numba.typeof(a)
+    else:
+        return numba.typeof(a)
+    tp = _TYPES.get(key)
+    if tp is None:
+        tp = _TYPES[key] = numba.typeof(a)
+    return tp
 
 
 def any_layout(tp):
