@@ -99,7 +99,7 @@ def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_
     p_row = np.empty(nx)
     f_row = np.empty(nx)
     scale = np.empty(nx)
-    v = np.empty(nx)
+    v = np.empty((ntag, nx))
     for line in range(start, stop):
         k = line // ny
         j = line - k * ny
@@ -147,13 +147,14 @@ def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_
             denom = bef + p
             p_row[i] = p
             f_row[i] = aft / denom if denom > 0.0 else 0.0
-        # pass 1: sum of the updated tags
+        # pass 1: the updated tags (kept for pass 2) and their sum
         s1[:] = 0.0
         for t in range(ntag):
+            vt = v[t]
             _row_updated_tags(t, k, j, tags, a1, a2, ca2, b1, use_precursors, ca, cb, cs, ce,
-                              p_row, f_row, v)
+                              p_row, f_row, vt)
             for i in range(nx):
-                s1[i] += v[i]
+                s1[i] += vt[i]
         for i in range(nx):
             aft = after[k, j, i]
             if aft > 0.0 and s1[i] > 0.0:
@@ -165,14 +166,12 @@ def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_
             else:  # no tag left: equal shares of the bulk
                 scale[i] = 0.0
                 correction[k, j, i] = 1.0 if aft > 0.0 else 0.0
-        # pass 2: write (a tag's row is read before it is overwritten; the precursor sums were
-        # taken above, so tags may alias a precursor)
+        # pass 2: write (everything was read in pass 1, so tags may alias a precursor)
         for t in range(ntag):
-            _row_updated_tags(t, k, j, tags, a1, a2, ca2, b1, use_precursors, ca, cb, cs, ce,
-                              p_row, f_row, v)
+            vt = v[t]
             row = tags[t, k, j]
             for i in range(nx):
-                row[i] = v[i] * scale[i] if s1[i] > 0.0 else after[k, j, i] / ntag
+                row[i] = vt[i] * scale[i] if s1[i] > 0.0 else after[k, j, i] / ntag
 
 
 @parallel_kernel(lambda a, *_: a.shape[1] * a.shape[2])
