@@ -192,6 +192,82 @@ def cone_errors(run_pympdata, nt=628 * 6):
     return rows
 
 
+# -- compute floor of the Walcek sweep -----------------------------------------------------------
+@njit(cache=True, error_model="numpy")
+def _tile_in_cache(a, h, n, geo, work, out, reps):
+    for _ in range(reps):
+        kadv.walcek_tile(a, h, n, kadv.TILE, geo, work, out)
+
+
+@njit(cache=True, error_model="numpy")
+def _face_values(am2, am, a0, a1, a2, a3, ph, mp, mn, out, reps):
+    """Walcek face flux of contiguous faces (flags, candidates, face value): no clipping."""
+    for _ in range(reps):
+        for i in range(out.shape[0]):
+            x = ph[i]
+            pos = x > 0.0
+            em = ((am[i] >= am2[i]) & (am[i] >= a0[i])) | ((am[i] <= am2[i]) & (am[i] <= a0[i]))
+            e0 = ((a0[i] >= am[i]) & (a0[i] >= a1[i])) | ((a0[i] <= am[i]) & (a0[i] <= a1[i]))
+            e1 = ((a1[i] >= a0[i]) & (a1[i] >= a2[i])) | ((a1[i] <= a0[i]) & (a1[i] <= a2[i]))
+            e2 = ((a2[i] >= a1[i]) & (a2[i] >= a3[i])) | ((a2[i] <= a1[i]) & (a2[i] <= a3[i]))
+            qc = a0[i] if pos else a1[i]
+            qd = a1[i] if pos else a0[i]
+            qu = am[i] if pos else a2[i]
+            mu = mp[i] if pos else mn[i]
+            qf = kadv._walcek_face_value(qc, qd, qu, e1 if pos else e0, em if pos else e2,
+                                         abs(x) / mu)
+            out[i] = x * qf
+
+
+def walcek_floor(n=300, reps=100):
+    """ns per cell of the Walcek arithmetic with its data in cache, one thread.
+
+    Returns (tile, face): ``walcek_tile`` (all of a sweep's arithmetic: face values, both clipping
+    passes, update) on one L2-resident tile of TILE lines of n cells, called repeatedly; and the
+    face flux alone (no clipping) over 4096 contiguous L1-resident faces, vectorised.
+    """
+    rng = np.random.default_rng(1)
+    row, tile, h = kadv.ROW, kadv.TILE, HALO
+    a = rng.uniform(0.5, 1.5, (n + 2 * h) * row)
+    geo = np.zeros((3 * n + 1) * row)
+    g = geo.reshape(3 * n + 1, row)
+    g[0:2 * n + 1:2, :tile] = rng.uniform(-0.4, 0.4, (n + 1, tile))  # face air-mass fluxes
+    g[1:2 * n:2, :tile] = rng.uniform(1.0, 1.1, (n, tile))  # masses before the sweep
+    g[2 * n + 1:, :tile] = 1.0 / (g[1:2 * n:2, :tile] - g[2:2 * n + 1:2, :tile]
+                                  + g[0:2 * n - 1:2, :tile])
+    work, out = np.empty((n + 1) * row), np.empty(n * row)
+    t_tile = best_time(lambda: _tile_in_cache(a, h, n, geo, work, out, reps)) / (reps * n * tile)
+    m = 4096
+    arrs = [rng.uniform(0.5, 1.5, m) for _ in range(6)]
+    ph, mp, mn, o = rng.uniform(-0.4, 0.4, m), rng.uniform(1, 1.1, m), rng.uniform(1, 1.1, m), \
+        np.empty(m)
+    t_face = best_time(lambda: _face_values(*arrs, ph, mp, mn, o, reps * 10)) / (reps * 10 * m)
+    return t_tile * 1e9, t_face * 1e9
+
+
+def print_floor(fct_rate):
+    """The bounds the in-cache arithmetic puts on a split Walcek step, per thread; fct_rate:
+    PyMPDATA MPDATA-FCT Mcell/s on 1 thread measured in this run (None: not run)."""
+    numba.set_num_threads(1)
+    bandwidth = triad_bandwidth(0)
+    tile, face = walcek_floor()
+    need = 40 / (0.7 * bandwidth)  # ns per cell-sweep for 70 % of the 1-thread triad at 40 B
+    print(f"\nWalcek arithmetic with its data in cache, 1 thread: {tile:.2f} ns per cell-sweep "
+          f"(walcek_tile: face values, clipping, update), {face:.2f} ns per face (face value "
+          f"alone)")
+    print(f"  a sweep at 70 % of the 1-thread triad ({bandwidth:.1f} GB/s, 40 B/cell) must take "
+          f"<= {need:.2f} ns per cell: arithmetic alone allows "
+          f"<= {100 * 40 / tile / bandwidth:.0f} % (face values alone {100 * 40 / face / bandwidth:.0f} %)")
+    up = 1e3 / (3 * tile)
+    upf = 1e3 / (3 * face)
+    line = (f"  a split 3-D step (3 sweeps) can reach at most {up:.0f} Mcell/s per thread "
+            f"({upf:.0f} from the face values alone)")
+    if fct_rate:
+        line += (f" = {up / fct_rate:.1f}x ({upf / fct_rate:.1f}x) PyMPDATA MPDATA-FCT's "
+                 f"{fct_rate:.1f} Mcell/s on 1 thread in this run (target 10x)")
+    print(line)
+
+
 # -- compile time --------------------------------------------------------------------------------
 _WARM = r"""
 import time; t0 = time.perf_counter()
@@ -340,11 +416,13 @@ def main(argv=None):
             run_pym = False
     print(f"numba {numba.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs, "
           f"nspec = {args.nspec}, float64")
+    results = {}
     for shape in shapes:
         for nth in threads:
             numba.set_num_threads(nth)
             bw = triad_bandwidth(int(np.prod(shape)) * 3)
             rows, pym, head = bench_shape(shape, nth, args.nspec, run_pym, bw)
+            results[shape, nth] = rows, pym, head
             print(f"\nshape {shape}, {nth} thread(s), triad bandwidth {bw:.1f} GB/s")
             print(f"{'kernel':<24}{'Mcell/s':>10}{'NumPy':>10}{'x NumPy':>9}{'B/cell':>8}"
                   f"{'% BW':>7}")
@@ -358,6 +436,9 @@ def main(argv=None):
             for ours, theirs, a, b in head:
                 print(f"head to head (interleaved, best of 7): {ours} {a:.1f} vs PyMPDATA "
                       f"{theirs} {b:.1f} Mcell/s = {a / b:.2f}x")
+    fct1 = [r for (shape, nth), (_, pym, _) in results.items() if nth == 1
+            for r in pym if r[0] == "MPDATA-FCT"]
+    print_floor(min((r[1] for r in fct1), default=None))
     if not args.no_cone:
         print("\nrotating cone, 101 x 101, 6 revolutions (libmpdata++ MPDATA-FCT: "
               "min 1.0, max 3.525, rms 3.6731e-4)")
