@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .layout import OneLayout
+from .layout import OneLayout, prefetch_rows
 from .threads import parallel_kernel, parallel_range
 
 __all__ = [
@@ -251,7 +251,7 @@ def _u(i):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def walcek_tile(a, h, n, nl, geo, flux, out):
+def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
     """Walcek (2000) update of ``nl <= TILE`` lines at once; the same arithmetic as
     :func:`walcek_line` (bit for bit) for non-periodic lines.
 
@@ -271,10 +271,18 @@ def walcek_tile(a, h, n, nl, geo, flux, out):
     faces are final. The innermost loops run over the lines with no branches (every candidate is
     loaded, then selected), with unsigned indices at constant offsets from each other: LLVM
     vectorises them with few run-time alias checks.
+
+    upcoming: None, or a tuple of 2-D views (rows along the sweep, lines contiguous or not) that
+    the caller copies in next (the next species' lines, the next tile's fluxes and masses); the
+    forward loop prefetches a share of their rows per face (:func:`.layout.prefetch_rows`), so
+    they arrive while this tile computes. Results do not depend on it.
     """
     npad = n + 2 * h
     nlu = np.uint64(nl)
     for f in range(n + 1):
+        if upcoming is not None:
+            for v in upcoming:
+                prefetch_rows(v, f, n + 1)
         has_p = f >= 1
         has_n = f < n
         rf = _u(f)
@@ -423,13 +431,24 @@ def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
             for l in range(nlu):
                 geo[ri + l] = src[l]
         _tile_geometry(geo, n, nl, scale, closed)
+        # what is copied in after this tile: prefetched while it computes
+        bt1 = bt + 1 if bt + 1 < stop else bt
+        b1 = bt1 // ntile
+        i1 = (bt1 - b1 * ntile) * TILE
+        nl1 = min(TILE, nx - i1)
         for s in range(nspec):
             for p in range(n + 2 * h):
                 src = q[s, b, p, i0 + h:i0 + h + nl]
                 rp = _u(p)
                 for l in range(nlu):
                     a[rp + l] = src[l]
-            walcek_tile(a, h, n, nl, geo, work, out)
+            if s + 1 < nspec:
+                upcoming = (q[s + 1, b, :, i0 + h:i0 + h + nl], flux[b, :0, i0:i0 + nl],
+                            mass[b, :0, i0:i0 + nl])
+            else:
+                upcoming = (q[0, b1, :, i1 + h:i1 + h + nl1], flux[b1, :, i1:i1 + nl1],
+                            mass[b1, :, i1:i1 + nl1])
+            walcek_tile(a, h, n, nl, geo, work, out, upcoming)
             for i in range(n):
                 dst = q[s, b, i + h, i0 + h:i0 + h + nl]
                 ri = _u(i)
@@ -477,6 +496,8 @@ def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
                 rp = _u(p)
                 for l in range(nlu):
                     a[rp + l] = qk[l, p]
+            # no software prefetch: the rows along x are contiguous and the hardware streams
+            # them (prefetching the next tile measured 0.92x at 600 x 600)
             walcek_tile(a, h, n, nl, geo, work, out)
             for i in range(n):
                 ri = _u(i)

@@ -454,7 +454,12 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                     lu = np.uint64(l)
                     for p in range(n + 2 * h):
                         a[_u(p) + lu] = src[p]
-            walcek_tile(a, h, n, nl, geo, work, out)
+            # the next species' lines (adjacent lines: strided rows along the sweep, which the
+            # hardware does not prefetch) arrive while this one computes; none along x
+            s1 = s + 1 if s + 1 < nspec else s
+            nxt = (q[s1, la[0]:la[0] + nl, 0, :] if n1 == 1
+                   else q[s1, la[0], lb[0]:lb[0] + nl, :]).T
+            walcek_tile(a, h, n, nl, geo, work, out, (nxt if adjacent and s1 > s else nxt[:0],))
             if adjacent:
                 for i in range(n):
                     col = contiguous_column(qt, i + h)
