@@ -4,7 +4,7 @@
 ``conc_<domain>.nc`` (species, dims (time, lev, y, x)), ``tags_<domain>.nc`` (dims (tag, time,
 lev, y, x) with tag_region/tag_sector) and ``budget_<domain>.csv``, plus restart files in
 ``out_dir/restart/``. Warm start from ``inputs.restart_dir`` when it holds a restart valid at the
-cycle start; cold start from background profiles otherwise (logged and recorded in the files'
+cycle start; cold start from background profiles (or the boundary-condition file) otherwise (logged and recorded in the files'
 ``start_type`` attribute). ``--resume`` continues a killed run from its last restart and gives
 the same files as an uninterrupted run.
 """
@@ -26,6 +26,8 @@ from .io.output import FieldSeriesWriter
 from .io.restart import read_restart, write_restart
 from .parallel import get_comm
 from .tagging import ModelTagChemistry, TagSet
+from .io.boundary_file import BoundaryFile
+from .transport.boundary import FileBoundary
 from .transport.model import BUDGET_TERMS, DomainModel
 from .transport.nesting import NestBoundary
 from .transport.simulation import Callback, Simulation, TimeInterval
@@ -45,6 +47,10 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
     grids = grids_from_config(cfg)
     nests = nests_from_config(cfg, grids)
     start = np.datetime64(cfg.time.start, "s")
+    bfile = None
+    if cfg.inputs.boundary.kind == "file":  # checked here, before any model is built
+        bfile = BoundaryFile(resolve_path(cfg, cfg.inputs.boundary.path), cfg.species)
+        bfile.check_covers(*grids[cfg.domains[0].name].lonlat, start, start)
     models: dict[str, DomainModel] = {}
     for d in cfg.domains:
         grid = grids[d.name]
@@ -67,6 +73,10 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
                             tags=tag_spec, tag_chemistry=tag_chem,
                             comm=comm, process_grid=cfg.parallel.process_grid,
                             advection_scheme=cfg.transport.advection_scheme)
+        if bfile is not None:  # lid and cold start of every domain, lateral of the outer ones
+            model.background_source = FileBoundary(bfile, model)
+            if d.parent is None:
+                model.boundary_source = model.background_source
         if d.parent is not None:
             model.parent = models[d.parent]
             model.boundary_source = NestBoundary(nests[d.name], models[d.parent], model)
@@ -129,6 +139,9 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
     models = build_models(cfg, comm, tags)
     start = np.datetime64(cfg.time.start, "s")
     stop = start + np.timedelta64(lead, "h")
+    for m in models:  # the boundary-condition file must cover the whole run
+        if isinstance(m.background_source, FileBoundary):
+            m.background_source.file.check_covers([], [], start, stop)
     dt = float(cfg.time.sync_step_s)
     nz = models[0].shape[0]
     levels = cfg.outputs.levels if cfg.outputs.levels is not None else list(range(nz))
@@ -169,7 +182,9 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
             else:
                 m.cold_start()
         log.info("%s start at %s (%s)", start_type, start,
-                 f"from {prev}" if start_type == "warm" else "background profiles")
+                 f"from {prev}" if start_type == "warm" else
+                 ("the boundary-condition file" if cfg.inputs.boundary.kind == "file"
+                  else "background profiles"))
     for m in models:
         initial.setdefault(m.name, m.total_mass())
 

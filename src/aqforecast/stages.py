@@ -8,7 +8,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .config import RunConfig, config_schema_json, load_config
+import numpy as np
+
+from .config import RunConfig, config_schema_json, load_config, resolve_path
 from .grid import grids_from_config, nests_from_config
 from .io import atomic_path, grid_dataset, write_dataset
 
@@ -41,9 +43,31 @@ def validate(config_path: str | Path) -> tuple[RunConfig, str]:
         ntag = len(cfg.tags.regions) * max(1, len(cfg.tags.sectors))
         lines.append(f"  tags: {len(cfg.tags.regions)} regions x {len(cfg.tags.sectors)} "
                      f"sectors = {ntag} (+ IC/BC/other) on {', '.join(cfg.tags.species)}")
+    lines.append("  boundary: " + _boundary_summary(cfg, grids))
     windows = ", ".join(f"every {w.every_hours} h to {w.until_hours} h" for w in cfg.time.windows)
     lines.append(f"  products: {windows}")
     return cfg, "\n".join(lines)
+
+
+def _boundary_summary(cfg: RunConfig, grids) -> str:
+    """Check a boundary-condition file against the outer domains and the forecast period."""
+    if cfg.inputs.boundary.kind != "file":
+        return "background profiles (lateral inflow, lid, cold start)"
+    from .io.boundary_file import BoundaryFile
+
+    path = resolve_path(cfg, cfg.inputs.boundary.path)
+    bf = BoundaryFile(path, cfg.species)
+    try:
+        start = np.datetime64(cfg.time.start, "s")
+        end = start + np.timedelta64(int(cfg.time.lead_hours), "h")
+        for d in cfg.domains:
+            if d.parent is None:
+                bf.check_covers(*grids[d.name].corner_lonlat, start, end)
+        kept = f"; profiles for {', '.join(bf.missing)}" if bf.missing else ""
+        return (f"file {path}: {len(bf.variables)} species, {bf.times[0]} ... {bf.times[-1]}"
+                f"{kept}")
+    finally:
+        bf.close()
 
 
 def write_grids(config_path: str | Path, out_dir: str | Path) -> list[Path]:

@@ -11,6 +11,10 @@ boundary layer.
 
 Values are returned in model units: gases mol mol-1, aerosols kg kg-1 (via the dry-air density
 at standard conditions of the layer, so the profile is consistent in ug m-3 near the surface).
+
+With a boundary-condition file (``inputs.boundary.kind: file``, :mod:`aqforecast.io.boundary_file`)
+:class:`FileBoundary` gives the outer domain's lateral inflow, every domain's lid inflow and the
+cold-start fields from the file instead; species the file lacks keep the profiles.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import numpy as np
 
 from .. import species as species_registry
 
-__all__ = ["BACKGROUND", "background_profile"]
+__all__ = ["BACKGROUND", "background_profile", "FileBoundary"]
 
 #: species -> (surface value, value aloft (at 8 km), e-folding height of the transition, m)
 #: gases in ppb, aerosols in ug m-3 at the surface; aloft values in the same units.
@@ -61,3 +65,89 @@ def background_profile(name: str, z: np.ndarray, air_density: np.ndarray) -> np.
     # aerosol: ug m-3 referenced to the surface density, mass mixing ratio conserved aloft
     rho0 = 1.2
     return value * 1e-9 / rho0 * np.ones_like(np.asarray(air_density, dtype=float))
+
+
+class FileBoundary:
+    """Boundary and initial values of one :class:`~aqforecast.transport.model.DomainModel` from a
+    :class:`~aqforecast.io.boundary_file.BoundaryFile`.
+
+    ``lateral(model, s)`` -> (dict face -> (nspec, nl, n_across, halo-strip) inflow values in the
+    level layout, None): the ghost cells beyond the four lateral faces (the same strips as
+    :class:`~aqforecast.transport.nesting.NestBoundary`), at the file's values for the model's
+    time and the heights of the nearest interior column (layer centres, from the met state
+    ``s``); ``lid(model, s)`` -> (nspec, 1, nyl, nxl) above the model top of the local columns;
+    ``initial(model, s)`` -> (nspec, nz, nyl, nxl) at every local cell. Construction checks that
+    the file covers the domain with its ghost cells.
+    """
+
+    def __init__(self, bfile, model):
+        self.file = bfile
+        grid = model.grid
+        h = model.halo
+        ny, nx = grid.ny, grid.nx
+        self.halo = h
+        inner_j, inner_i = np.arange(ny), np.arange(nx)
+        lo, hi_x, hi_y = np.arange(-h, 0), np.arange(nx, nx + h), np.arange(ny, ny + h)
+        # face -> (rows j, columns i) of its ghost strip
+        self.strips = {"west": (inner_j, lo), "east": (inner_j, hi_x),
+                       "south": (lo, inner_i), "north": (hi_y, inner_i)}
+        self._lateral_w = {}
+        for face, (jj, ii) in self.strips.items():
+            y = grid.y0 + (jj + 0.5) * grid.dx
+            x = grid.x0 + (ii + 0.5) * grid.dx
+            lon, lat = grid.to_lonlat(*np.meshgrid(x, y))
+            self._lateral_w[face] = bfile.weights(lon, lat)
+        lon, lat = (model.layout.local(v) for v in grid.lonlat)
+        self._local_w = bfile.weights(lon, lat)
+        self._local_shape = lon.shape
+        self._names = [n for n in model.species if n in bfile.variables]
+        self._rows = np.array([model.species.index(n) for n in self._names], dtype=np.int64)
+
+    def _fill(self, out, values):
+        for r, n in zip(self._rows, self._names):
+            out[r] = values[n]
+
+    def lateral(self, model, s):
+        levels = model.layout.levels
+        ny, nx = model.grid.ny, model.grid.nx
+        prof = model._background(s)[:, levels]  # (nspec, nl) where the file has no species
+        vals = {}
+        for face, (jj, ii) in self.strips.items():
+            # heights and density of the nearest interior column of each ghost cell
+            cj = np.clip(jj, 0, ny - 1)[:, None]
+            ci = np.clip(ii, 0, nx - 1)[None, :]
+            z = s.z_centre[levels][:, cj, ci].reshape(len(levels), -1)
+            rho = s.rho_dry[levels][:, cj, ci].reshape(len(levels), -1)
+            shape = (len(levels), jj.size, ii.size)
+            out = np.broadcast_to(prof[:, :, None, None], (model.nspec,) + shape).copy()
+            got = self.file.sample(model.time, self._lateral_w[face], z, rho, key=(id(self), face))
+            self._fill(out, {n: v.reshape(shape) for n, v in got.items()})
+            vals[face] = out
+        return vals, None
+
+    def __call__(self, model, s):
+        return self.lateral(model, s)
+
+    def _local(self, model, s, levels, key):
+        loc = model.layout.local
+        z = loc(s.z_centre)[levels].reshape(len(levels), -1)
+        rho = loc(s.rho_dry)[levels].reshape(len(levels), -1)
+        got = self.file.sample(model.time, self._local_w, z, rho, key=(id(self), key))
+        return {n: v.reshape((len(levels),) + self._local_shape) for n, v in got.items()}
+
+    def lid(self, model, s):
+        nz = model.shape[0]
+        out = np.broadcast_to(model._background(s)[:, -1][:, None, None, None],
+                              (model.nspec, 1) + self._local_shape).copy()
+        self._fill(out, self._local(model, s, [nz - 1], "lid"))
+        return out
+
+    def initial(self, model, s):
+        loc = model.layout.local
+        nz = model.shape[0]
+        out = np.empty((model.nspec, nz) + self._local_shape)
+        z, rho = loc(s.z_centre), loc(s.rho_dry)
+        for i, name in enumerate(model.species):
+            out[i] = background_profile(name, z, rho)
+        self._fill(out, self._local(model, s, list(range(nz)), "initial"))
+        return out

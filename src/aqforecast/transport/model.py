@@ -85,7 +85,10 @@ class DomainModel:
         self.scaling = scaling
         self.comm = comm or SerialComm()
         self.parent = None
-        self.boundary_source = boundary_source  # callable(model) -> dict face -> values
+        self.boundary_source = boundary_source  # callable(model, s) -> dict face -> values
+        #: lid inflow and cold-start values instead of the background profiles (an object with
+        #: ``lid(model, s)`` and ``initial(model, s)``, e.g. a FileBoundary), or None
+        self.background_source = None
         self.time = np.datetime64(start, "s")
         if advection_scheme not in ("walcek", "upwind"):
             raise ValueError(f"advection_scheme must be 'walcek' or 'upwind', got "
@@ -162,13 +165,17 @@ class DomainModel:
         return s
 
     def cold_start(self) -> None:
-        """Initial state from the background profiles (SCIENCE.md 1.6); IC tag = bulk."""
+        """Initial state from the background profiles (SCIENCE.md 1.6), or from the
+        boundary-condition file (:attr:`background_source`); IC tag = bulk."""
         s = self.met.state(self.time)
         loc = self.layout.local
         z, rho = loc(s.z_centre), loc(s.rho_dry)
         c = self.conc()
-        for i, name in enumerate(self.species):
-            c[i] = background_profile(name, z, rho)
+        if self.background_source is not None:
+            c[...] = self.background_source.initial(self, s)
+        else:
+            for i, name in enumerate(self.species):
+                c[i] = background_profile(name, z, rho)
         self.mass[...] = loc(s.mass)
         if self.ntag and self.ic_tag >= 0:
             tc = self.tagc[self.interior]
@@ -227,6 +234,12 @@ class DomainModel:
         rho = s.rho_dry.mean(axis=(1, 2))
         return np.stack([background_profile(n, z, rho) for n in self.species])
 
+    def _lid_values(self, s):
+        """Inflow values above the model top, broadcastable to (nspec, halo, nyl, nxl)."""
+        if self.background_source is not None:
+            return self.background_source.lid(self, s)
+        return self._background(s)[:, -1][:, None, None, None]
+
     def boundary_values(self, s) -> tuple[dict, dict]:
         """Inflow ghost values for the bulk and the tag fractions, per face, level layout.
 
@@ -234,7 +247,7 @@ class DomainModel:
         face -> (ntagged, ntag, nl, n) fractions on the face's lines.
         """
         if self.boundary_source is not None:
-            return self.boundary_source(self)
+            return self.boundary_source(self, s)
         prof = self._background(s)[:, self.layout.levels]  # (nspec, nl)
         vals = {f: prof[:, :, None, None] for f in _FACES}
         return vals, None
@@ -397,7 +410,7 @@ class DomainModel:
             frac_col = self._fractions(self.conc(), self.tagc[self.interior])
             frac_lev = frac_col if lay.serial else np.zeros((nt, self.ntag, nl, ny, nx))
         bvals, btags = self.boundary_values(s)
-        top = self._background(s)[:, -1]
+        top = self._lid_values(s)
         fzl = np.ascontiguousarray(lay.local(fz))
         zx = np.zeros((nz, nyl, nxl + 1))
         zy = np.zeros((nz, nyl + 1, nxl))
@@ -529,7 +542,7 @@ class DomainModel:
         nz = self.shape[0]
         nyl, nxl = self.layout.block_shape
         nt = len(self.tagged)
-        self.zadv.fill_ghosts(self.q, 2, (zx, zy, fzl), {"top": top[:, None, None, None]})
+        self.zadv.fill_ghosts(self.q, 2, (zx, zy, fzl), {"top": top})
         qv = self.q[:, :, h:h + nyl, h:h + nxl].transpose(0, 2, 3, 1)
         m = np.array(mass.transpose(1, 2, 0), order="C")  # a copy: the kernel updates it
         fr = frac.transpose(0, 1, 3, 4, 2) if nt else np.zeros((0, 0, nyl, nxl, nz))

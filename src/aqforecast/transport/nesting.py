@@ -90,7 +90,7 @@ class NestBoundary:
             tags = allgather_field(p.comm, lay.decomp, tc)[..., sj, si]
         return full, tags
 
-    def __call__(self, child):
+    def __call__(self, child, s=None):
         if self._cache_time != self.parent.time:
             self._cache = self._compute(child)
             self._cache_time = self.parent.time
