@@ -190,3 +190,51 @@ def test_validate_reports_and_checks_the_file(tmp_path):
     case.write_text(yaml.safe_dump(data, sort_keys=False))
     with pytest.raises(InputFileError, match="do not cover 2026-07-21T00:00:00"):
         validate(case)
+
+
+@pytest.mark.mpi
+def test_two_ranks_equal_one_rank_with_a_boundary_file(tmp_path):
+    """Initial, lateral and lid values from the file do not depend on the decomposition: a
+    2-rank run (2 x 1 blocks) writes the serial run's files bit for bit."""
+    import os
+    import subprocess
+    import sys
+
+    from aqforecast.forecast import run_forecast
+
+    from test_forecast import _mpiexec
+
+    exe = _mpiexec()
+    if exe is None:
+        pytest.skip("mpiexec/mpi4py not available")
+    _file_config(tmp_path, {"O3": ("ppb", linear_field), "SO4": ("ug m-3", linear_field)})
+    case = tmp_path / "small.yaml"
+    run_forecast(case, 2, tmp_path / "serial", tags=False, progress=False)
+    data = yaml.safe_load(case.read_text())
+    data["parallel"]["process_grid"] = [2, 1]
+    mpi_case = tmp_path / "mpi.yaml"
+    mpi_case.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = dict(os.environ, NUMBA_NUM_THREADS="1")
+    res = subprocess.run([exe, "-n", "2", sys.executable, "-m", "aqforecast.cli", "forecast",
+                          str(mpi_case), "--lead-hours", "2", "--out", str(tmp_path / "mpi"),
+                          "--no-progress", "--no-tags"],
+                         capture_output=True, text=True, timeout=900, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    for name in ("conc_d01", "conc_d02"):
+        a = xr.open_dataset(tmp_path / "serial" / f"{name}.nc")
+        b = xr.open_dataset(tmp_path / "mpi" / f"{name}.nc")
+        assert a.attrs["start_type"] == "cold"
+        for v in a.data_vars:
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{name} {v}")
+
+
+def test_a_single_record_is_used_at_all_times_and_only_a_window_is_read(tmp_path):
+    """One time record (a climatology) applies at any time; sampling reads only the lon/lat
+    window around the points (same values as from the whole grid)."""
+    path = write_file(tmp_path / "clim.nc", {"O3": ("ppb", linear_field)}, hours=np.array([0]))
+    bf = BoundaryFile(path, ["O3"])
+    bf.check_covers([120.0], [30.0], T0 - np.timedelta64(30, "D"), T0 + np.timedelta64(30, "D"))
+    lon, lat = np.array([119.9, 120.45]), np.array([29.7, 30.85])
+    z = np.array([[10.0, 300.0], [2500.0, 100.0]])
+    got = bf.sample(T0 + np.timedelta64(400, "h"), bf.weights(lon, lat), z, np.ones_like(z))
+    np.testing.assert_allclose(got["O3"], linear_field(0.0, z, lat, lon) * 1e-9, rtol=1e-12)

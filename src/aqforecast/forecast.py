@@ -40,6 +40,7 @@ __all__ = ["build_models", "run_forecast"]
 def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainModel]:
     """One :class:`DomainModel` per domain (parents first), nests wired to their parents."""
     from .chemistry import ChemistryOperator
+    from .chemistry.units import mixing_ratio_scale
     from .emissions import EmissionModel
     from .met import MetProvider
 
@@ -62,6 +63,10 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
                 cfg, cfg.chemistry.mechanism)
             solver = {"rosenbrock": "ros3", "grs_qssa": "pece"}[cfg.chemistry.solver]
             chem = ChemistryOperator(mech, cfg.species, solver=solver, rtol=cfg.chemistry.rtol)
+            # chemistry.atol_ppb in the mechanism's units (the smallest over the cells for
+            # number densities, as the solver's default)
+            chem.atol = float(np.min(cfg.chemistry.atol_ppb * 1e-9 * mixing_ratio_scale(
+                chem.mechanism.conc_unit)))
             if comm.rank == 0 and (os.cpu_count() or 1) > 1:
                 chem.compile_in_background()  # overlaps the largest compilation with set-up
         tag_spec = tag_chem = None
@@ -72,7 +77,8 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
         model = DomainModel(grid, cfg.species, met, start, emissions=em, chemistry=chem,
                             tags=tag_spec, tag_chemistry=tag_chem,
                             comm=comm, process_grid=cfg.parallel.process_grid,
-                            advection_scheme=cfg.transport.advection_scheme)
+                            advection_scheme=cfg.transport.advection_scheme,
+                            courant_max=cfg.time.cfl)
         if bfile is not None:  # lid and cold start of every domain, lateral of the outer ones
             model.background_source = FileBoundary(bfile, model)
             if d.parent is None:

@@ -3,7 +3,7 @@
 The file is what a global or regional model (CAMS, GEOS-Chem, WACCM, a coarser aqforecast run)
 gives after regridding to heights: CF NetCDF with the 1-D coordinates
 
-* ``time`` -- CF time, increasing;
+* ``time`` -- CF time, increasing (a single record is used at all times: a climatology);
 * ``height`` -- layer height above ground, m (``units = "m"``), increasing;
 * ``lat`` -- degrees_north, ``lon`` -- degrees_east; regular or not, monotonic either way;
 
@@ -131,7 +131,7 @@ class BoundaryFile:
                 f"not cover the model domain and its ghost cells (lon {lon.min():.3f}..."
                 f"{lon.max():.3f}, lat {lat.min():.3f}...{lat.max():.3f})")
         for t in (start, end):
-            if t is None:
+            if t is None or self.times.size == 1:  # one record: valid at all times
                 continue
             t = np.datetime64(t, "s")
             if t < self.times[0] or t > self.times[-1]:
@@ -162,10 +162,14 @@ class BoundaryFile:
         if ck in self._records:
             return self._records[ck]
         j0, j1, wj, i0, i1, wi = weights
+        # read only the window around the points (a global file's record is large)
+        ja, jb, ia, ib = int(j0.min()), int(j1.max()) + 1, int(i0.min()), int(i1.max()) + 1
+        j0, j1, i0, i1 = j0 - ja, j1 - ja, i0 - ia, i1 - ia
         out = {}
         for name, (factor, _) in self.variables.items():
             try:
-                f = np.asarray(self._ds[name].isel(time=it).values, dtype=float)
+                f = np.asarray(self._ds[name].isel(time=it, lat=slice(ja, jb),
+                                                   lon=slice(ia, ib)).values, dtype=float)
             except Exception as exc:  # a truncated or corrupt file
                 raise InputFileError(f"{self.path}: cannot read {name!r} at record {it}: "
                                      f"{exc}") from None
@@ -189,6 +193,8 @@ class BoundaryFile:
         per-volume aerosol units). Returns name -> (nz, npts) for the species in the file.
         """
         t = np.datetime64(time, "s")
+        if self.times.size == 1:
+            t = self.times[0]
         if t < self.times[0] or t > self.times[-1]:
             raise InputFileError(f"{self.path}: boundary-condition times {self.times[0]} ... "
                                  f"{self.times[-1]} do not cover {t}")

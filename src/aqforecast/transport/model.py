@@ -65,13 +65,16 @@ class DomainModel:
     advection_scheme: "walcek" (monotone, the default) or "upwind" (first-order donor cell,
         linear: each source tag then equals a run with only that source to round-off; more
         diffusive). Both use the same sweeps, sub-steps and air-mass update.
+    courant_max: largest outflow Courant number of one sweep (``time.cfl``; SCIENCE.md 1.5):
+        the horizontal and vertical sub-steps are planned so that no sweep exceeds it.
     """
 
     halo = 3
 
     def __init__(self, grid, species, met, start, *, emissions=None, chemistry=None, tags=None,
                  tag_chemistry=None, comm=None, process_grid=None, scaling=None,
-                 boundary_source=None, name=None, advection_scheme="walcek"):
+                 boundary_source=None, name=None, advection_scheme="walcek",
+                 courant_max=0.75):
         from ..parallel import SerialComm
 
         self.grid = grid
@@ -94,6 +97,9 @@ class DomainModel:
             raise ValueError(f"advection_scheme must be 'walcek' or 'upwind', got "
                              f"{advection_scheme!r}")
         self.advection_scheme = advection_scheme
+        if not 0.0 < courant_max <= 1.0:
+            raise ValueError(f"courant_max must be in (0, 1], got {courant_max}")
+        self.courant_max = float(courant_max)
         nz, ny, nx = grid.vertical.nz, grid.ny, grid.nx
         self.shape = (nz, ny, nx)
         h = self.halo
@@ -384,12 +390,13 @@ class DomainModel:
         zero = np.zeros((2,) + m0.shape[1:])
         for k in range(nz):
             kadv.max_courant(m_h[k:k + 1], fx[k:k + 1] / n_outer, fy[k:k + 1] / n_outer, zero,
-                             0.75, out)
+                             self.courant_max, out)
             per_level[k] = max(1, math.ceil(out[3] - 1e-12))
         zx = np.zeros(m0.shape[:2] + (m0.shape[2] + 1,))
         zy = np.zeros((m0.shape[0], m0.shape[1] + 1, m0.shape[2]))
         # the vertical phase after a horizontal one
-        kadv.max_courant(m0 - np.maximum(div_h, 0.0) / n_outer, zx, zy, fz / n_outer, 0.75, out)
+        kadv.max_courant(m0 - np.maximum(div_h, 0.0) / n_outer, zx, zy, fz / n_outer,
+                         self.courant_max, out)
         n_z = max(1, math.ceil(out[3] - 1e-12))
         return n_outer, per_level, n_z
 
