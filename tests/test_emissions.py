@@ -245,6 +245,19 @@ def test_point_source_cells(model, grid):
     assert np.count_nonzero(above) <= 2
 
 
+def test_dense_fields_of_the_emitting_layers_only(model):
+    """to_dense(emitting_layers()) is the full field without its empty upper layers."""
+    t = datetime(2017, 7, 19, 6)
+    for f in (model.emissions(t), model.tagged_emissions(t)):
+        full = f.to_dense()
+        ne = f.emitting_layers()
+        assert 1 < ne < full.shape[-3]  # the 100 m stack reaches above layer 1
+        assert np.array_equal(f.to_dense(ne), full[..., :ne, :, :])
+        assert not full[..., ne:, :, :].any() and full[..., ne - 1, :, :].any()
+    with pytest.raises(ValueError, match="nlayers"):
+        f.to_dense(0)
+
+
 def test_tag_split_sums_to_total_exactly(model):
     t = datetime(2017, 7, 19, 6)
     tagged = model.tagged_emissions(t)

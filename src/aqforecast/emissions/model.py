@@ -66,16 +66,29 @@ class EmissionFields:
     def units(self, name: str) -> str:
         return "mol m-2 s-1" if registry.get(name).phase == "gas" else "kg m-2 s-1"
 
-    def to_dense(self) -> np.ndarray:
-        """All emissions per layer, (..., nspec, nz, ny, nx)."""
+    def to_dense(self, nlayers: int | None = None) -> np.ndarray:
+        """All emissions per layer, (..., nspec, nz, ny, nx); only the lowest ``nlayers``
+        layers if given (e.g. :meth:`emitting_layers`, so that a step does not build and
+        scan the empty upper layers)."""
         nz, ny, nx = self.shape
+        nl = nz if nlayers is None else int(nlayers)
+        if not 1 <= nl <= nz:
+            raise ValueError(f"nlayers must be in 1..{nz}, got {nlayers}")
         lead = self.surface.shape[:-2]
-        out = np.zeros(lead + (nz, ny, nx))
+        out = np.zeros(lead + (nl, ny, nx))
         out[..., 0, :, :] = self.surface
         if self.columns.size:
             j, i = self.columns[:, 0], self.columns[:, 1]
-            np.add.at(out, (..., slice(None), j, i), self.elevated)
+            np.add.at(out, (..., slice(None), j, i), self.elevated[..., :nl, :])
         return out
+
+    def emitting_layers(self) -> int:
+        """Number of layers from the ground up to the highest one with a non-zero source."""
+        if not self.columns.size:
+            return 1
+        nonzero = np.nonzero(np.any(self.elevated != 0, axis=tuple(range(self.elevated.ndim - 2))
+                                    + (self.elevated.ndim - 1,)))[0]
+        return int(nonzero.max(initial=0)) + 1
 
     def column_total(self) -> np.ndarray:
         """Vertically integrated flux (..., nspec, ny, nx)."""

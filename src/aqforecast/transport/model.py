@@ -326,10 +326,8 @@ class DomainModel:
             return None, None
         loc = self.layout.local
         tagged = em.tagged_emissions(self.time, self.scaling)
-        dense = tagged.to_dense()  # (ntag_em, nspec_em, nz, ny, nx), SI per area
-        ne = int(np.max(np.nonzero(dense.reshape(dense.shape[:3] + (-1,)).any(axis=(0, 1, 3)))[0],
-                        initial=0)) + 1
-        dense = loc(dense[:, :, :ne])
+        ne = tagged.emitting_layers()
+        dense = loc(tagged.to_dense(ne))  # (ntag_em, nspec_em, ne, nyl, nxl), SI per area
         nyl, nxl = self.layout.block_shape
         bulk = np.zeros((self.nspec, ne, nyl, nxl))
         tag_rows = np.zeros((len(self.tagged) * self.ntag, ne, nyl, nxl)) if self.ntag else None
