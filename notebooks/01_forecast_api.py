@@ -3,15 +3,18 @@
 #
 # Grid -> Model -> Simulation on the sample case (run `make sample-met` first). The notebook is
 # kept as a percent-format script (open it with Jupytext, or run `python notebooks/01_forecast_api.py`).
+# `AQF_CONFIG` names another configuration (the tests run it on a small case).
 
 # %%
+import os
+
 import numpy as np
 
 from aqforecast.config import load_config
 from aqforecast.forecast import build_models
 from aqforecast.transport.simulation import Callback, Simulation, TimeInterval
 
-cfg = load_config("config/config.yaml")
+cfg = load_config(os.environ.get("AQF_CONFIG", "config/config.yaml"))
 models = build_models(cfg, tags=False)
 for m in models:
     m.cold_start()
