@@ -410,3 +410,26 @@ def test_sample_case_builds(sample_config):
     assert np.all(f.surface >= 0) and f.surface[f.index("NO")].max() > 0
     assert 0.3 < em.report["gridded_outside_fraction"]["NOx"] < 0.8
     assert "P01" not in em.report["points_outside"]
+
+
+def test_inventory_base_year_must_match_the_config(sample_config, tmp_path):
+    """inputs.emissions.base_year describes the inventory: a file that says otherwise (its
+    base_year attribute) is refused, naming the file and both years."""
+    import yaml
+
+    from aqforecast.config import load_config, read_yaml
+    from aqforecast.grid import grids_from_config
+    from aqforecast.io import InputFileError
+
+    data = read_yaml(sample_config)
+    data["base_dir"] = str(sample_config.parent.parent)
+    data["inputs"]["emissions"]["base_year"] = 2020
+    if hasattr(data["time"]["start"], "isoformat"):
+        data["time"]["start"] = data["time"]["start"].isoformat()
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    cfg = load_config(path)
+    with pytest.raises(InputFileError, match=r"inventory_yrd2017_sample.nc: inventory attribute "
+                                             r"base_year = 2017, but inputs.emissions.base_year "
+                                             r"is 2020"):
+        EmissionModel.from_config(cfg, grids_from_config(cfg)["d01"])

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import species as registry
+from ..io import InputFileError
 from .inventory import (POLLUTANTS, AreaSources, GriddedInventory, PointSources,
                         read_gridded_inventory, read_point_sources)
 from .regions import RegionMasks, project_geometry, region_fractions
@@ -328,6 +329,12 @@ class EmissionModel:
 
         e = cfg.inputs.emissions
         inv = read_gridded_inventory(resolve_path(cfg, e.gridded)) if e.gridded else None
+        if inv is not None and "base_year" in inv.attrs:
+            year = int(np.asarray(inv.attrs["base_year"]).ravel()[0])
+            if year != e.base_year:
+                raise InputFileError(f"{inv.source}: inventory attribute base_year = {year}, but "
+                                     f"inputs.emissions.base_year is {e.base_year}: the "
+                                     f"configuration does not describe this inventory")
         pts = read_point_sources(resolve_path(cfg, e.points)) if e.points else None
         temporal = (TemporalProfiles.from_csv(resolve_path(cfg, e.profiles)) if e.profiles
                     else TemporalProfiles())
