@@ -158,8 +158,9 @@ class Advection:
                 continue
             fidx = [slice(None)] * 3
             fidx[2 - axis] = slice(face, face + 1)
-            inflow = (sign * flux[tuple(fidx)]) > 0.0  # shape of the face, keepdims
-            q[ghost] = np.where(inflow[None], np.broadcast_to(values, q[ghost].shape), q[ghost])
+            face_flux = flux[tuple(fidx)]  # shape of the face, keepdims
+            inflow = face_flux > 0.0 if sign > 0 else face_flux < 0.0
+            np.copyto(q[ghost], values, where=inflow[None])
 
     # -- the step --------------------------------------------------------------------------
     def __call__(self, q, mass, flux_x, flux_y, flux_z, boundary_values=None):
