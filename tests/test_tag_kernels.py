@@ -329,3 +329,34 @@ def test_tag_fractions_stay_finite_with_denormal_fluxes():
     walcek_sweep_tagged(q, h, m, f, 1.0, 0, np.zeros(1, np.int64), fr,
                         np.full((1, 2, nlines, 1), 0.5), np.full((1, 2, nlines, 1), 0.5))
     assert np.all(np.isfinite(fr))
+
+
+def test_tag_cell_kernels_read_and_write_padded_arrays_in_place():
+    """fractions_from_tag_cells / tags_from_fraction_cells on halo-padded views equal the
+    NumPy formulas (f = c_k / c, the fallback tag takes empty cells; c_k = f c) bit for bit,
+    and leave the halos alone."""
+    from aqforecast.kernels.tagging import fractions_from_tag_cells, tags_from_fraction_cells
+
+    rng = np.random.default_rng(11)
+    nspec, ntag, nz, ny, nx, h = 5, 4, 3, 6, 7, 2
+    rows = np.array([3, 1], dtype=np.int64)
+    nt = rows.size
+    q = rng.uniform(0.0, 2.0, (nspec, nz + 2 * h, ny + 2 * h, nx + 2 * h))
+    q[1, h, h, h:h + 3] = 0.0  # empty cells
+    tagc = rng.uniform(0.0, 1.0, (nt * ntag, nz + 2 * h, ny + 2 * h, nx + 2 * h))
+    inner = (slice(None), slice(h, h + nz), slice(h, h + ny), slice(h, h + nx))
+    bulk = q[inner][rows]
+    frac = np.empty((nt, ntag, nz, ny, nx))
+    fractions_from_tag_cells(q[inner], rows, tagc[inner], ntag, 2, frac)
+    c = tagc[inner].reshape(nt, ntag, nz, ny, nx)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        want = np.where(bulk[:, None] > 0, c / bulk[:, None],
+                        (np.arange(ntag) == 2)[None, :, None, None, None] * 1.0)
+    assert np.array_equal(frac, want)
+    assert np.all(frac[1, :, 0, 0, :3] == (np.arange(ntag) == 2)[:, None])
+    before = tagc.copy()
+    tags_from_fraction_cells(q[inner], rows, frac, ntag, tagc[inner])
+    assert np.array_equal(tagc[inner], (frac * bulk[:, None]).reshape(nt * ntag, nz, ny, nx))
+    halo = np.ones(tagc.shape, bool)
+    halo[inner] = False
+    assert np.array_equal(tagc[halo], before[halo])

@@ -44,7 +44,9 @@ from .layout import OneLayout, contiguous_column
 from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
-           "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line"]
+           "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line",
+           "fractions_from_tags", "tags_from_fractions", "fractions_from_tag_cells",
+           "tags_from_fraction_cells"]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -581,3 +583,49 @@ def tags_from_fractions(start, stop, bulk, frac, out):
         k = tk - t * ntag
         for c in range(m):
             out[t, k, c] = frac[t, k, c] * bulk[t, c]
+
+
+@parallel_kernel(lambda q, rows, tagc, *_: tagc.shape[0] * tagc.shape[1])
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
+    """:func:`fractions_from_tags` on the model's arrays in place (no gathering copies).
+
+    q: (nspec, nz, ny, nx) bulk mixing ratios (any strides, e.g. the interior of a halo-padded
+    array); rows: (nt,) rows of q of the tagged species; tagc: (nt * ntag, nz, ny, nx) tag
+    concentrations (any strides); out: (nt, ntag, nz, ny, nx) receives the fractions, the same
+    arithmetic as :func:`fractions_from_tags`.
+    """
+    nz, ny, nx = tagc.shape[1:]
+    for rk in range(start, stop):
+        r = rk // nz
+        k = rk - r * nz
+        t = r // ntag
+        kt = r - t * ntag
+        b2 = q[rows[t], k]
+        c2 = tagc[r, k]
+        o2 = out[t, kt, k]
+        empty = 1.0 if kt == fallback else 0.0
+        for j in range(ny):
+            for i in range(nx):
+                b = b2[j, i]
+                o2[j, i] = c2[j, i] / b if b > 0.0 else empty
+
+
+@parallel_kernel(lambda q, rows, frac, ntag, out: out.shape[0] * out.shape[1])
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, out):
+    """:func:`tags_from_fractions` into the model's tag array in place: c_k = f_k * c with q,
+    rows as :func:`fractions_from_tag_cells`, frac (nt, ntag, nz, ny, nx), out (nt * ntag, nz,
+    ny, nx) (any strides)."""
+    nz, ny, nx = out.shape[1:]
+    for rk in range(start, stop):
+        r = rk // nz
+        k = rk - r * nz
+        t = r // ntag
+        kt = r - t * ntag
+        b2 = q[rows[t], k]
+        f2 = frac[t, kt, k]
+        o2 = out[r, k]
+        for j in range(ny):
+            for i in range(nx):
+                o2[j, i] = f2[j, i] * b2[j, i]

@@ -412,7 +412,10 @@ class DomainModel:
         nt = len(self.tagged)
         frac_col = frac_lev = None
         if nt:
-            frac_col = self._fractions(self.conc(), self.tagc[self.interior])
+            # read in place from the halo-padded arrays (no copies of the tag array)
+            frac_col = np.empty((nt, self.ntag) + self.conc().shape[1:])
+            ktag.fractions_from_tag_cells(self.conc(), self.tag_rows, self.tagc[self.interior],
+                                          self.ntag, self.ic_tag, frac_col)
             frac_lev = frac_col if lay.serial else np.zeros((nt, self.ntag, nl, ny, nx))
         bvals, btags = self.boundary_values(s)
         top = self._lid_values(s)
@@ -434,10 +437,8 @@ class DomainModel:
                         self._zsweep(m, fzl, zx, zy, scale, top, frac_col)
                         mass = mass - fz[1:] * scale + fz[:-1] * scale
         if nt:
-            bulk = np.ascontiguousarray(self.conc()[self.tag_rows]).reshape(nt, -1)
-            out = np.empty((nt, self.ntag, bulk.shape[1]))
-            ktag.tags_from_fractions(bulk, np.ascontiguousarray(frac_col).reshape(out.shape), out)
-            self.tagc[self.interior] = out.reshape(self.tagc[self.interior].shape)
+            ktag.tags_from_fraction_cells(self.conc(), self.tag_rows, frac_col, self.ntag,
+                                          self.tagc[self.interior])
         self.mass[...] = lay.local(mass)
         self.budget["boundary"] += self.total_local() - before
         # the diagnosed vertical flux makes the mass equal the met's at t + dt; adopt the met's
