@@ -333,7 +333,7 @@ def test_tag_fractions_stay_finite_with_denormal_fluxes():
 
 def test_tag_cell_kernels_read_and_write_padded_arrays_in_place():
     """fractions_from_tag_cells / tags_from_fraction_cells on halo-padded views equal the
-    NumPy formulas (f = c_k / c, the fallback tag takes empty cells; c_k = f c) bit for bit,
+    NumPy formulas (f = c_k / c, the fallback tag takes empty cells; c_k = (f c) s) bit for bit,
     and leave the halos alone."""
     from aqforecast.kernels.tagging import fractions_from_tag_cells, tags_from_fraction_cells
 
@@ -355,8 +355,10 @@ def test_tag_cell_kernels_read_and_write_padded_arrays_in_place():
     assert np.array_equal(frac, want)
     assert np.all(frac[1, :, 0, 0, :3] == (np.arange(ntag) == 2)[:, None])
     before = tagc.copy()
-    tags_from_fraction_cells(q[inner], rows, frac, ntag, tagc[inner])
-    assert np.array_equal(tagc[inner], (frac * bulk[:, None]).reshape(nt * ntag, nz, ny, nx))
+    scale = rng.uniform(0.9, 1.1, (nz, ny, nx))
+    tags_from_fraction_cells(q[inner], rows, frac, ntag, scale, tagc[inner])
+    assert np.array_equal(tagc[inner], ((frac * bulk[:, None]) * scale).reshape(
+        nt * ntag, nz, ny, nx))
     halo = np.ones(tagc.shape, bool)
     halo[inner] = False
     assert np.array_equal(tagc[halo], before[halo])

@@ -611,12 +611,13 @@ def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
                 o2[j, i] = c2[j, i] / b if b > 0.0 else empty
 
 
-@parallel_kernel(lambda q, rows, frac, ntag, out: out.shape[0] * out.shape[1])
+@parallel_kernel(lambda q, rows, frac, ntag, scale, out: out.shape[0] * out.shape[1])
 @nb.njit(nogil=True, cache=True, error_model="numpy")
-def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, out):
-    """:func:`tags_from_fractions` into the model's tag array in place: c_k = f_k * c with q,
-    rows as :func:`fractions_from_tag_cells`, frac (nt, ntag, nz, ny, nx), out (nt * ntag, nz,
-    ny, nx) (any strides)."""
+def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, scale, out):
+    """:func:`tags_from_fractions` into the model's tag array in place, times a per-cell factor:
+    c_k = (f_k * c) * scale with q, rows as :func:`fractions_from_tag_cells`, frac (nt, ntag,
+    nz, ny, nx), scale (nz, ny, nx) (e.g. the ratio that moves the mixing ratios onto the met's
+    air mass; ones for none), out (nt * ntag, nz, ny, nx) (any strides)."""
     nz, ny, nx = out.shape[1:]
     for rk in range(start, stop):
         r = rk // nz
@@ -625,7 +626,8 @@ def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, out):
         kt = r - t * ntag
         b2 = q[rows[t], k]
         f2 = frac[t, kt, k]
+        s2 = scale[k]
         o2 = out[r, k]
         for j in range(ny):
             for i in range(nx):
-                o2[j, i] = f2[j, i] * b2[j, i]
+                o2[j, i] = (f2[j, i] * b2[j, i]) * s2[j, i]

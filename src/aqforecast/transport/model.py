@@ -436,18 +436,17 @@ class DomainModel:
                         m = np.ascontiguousarray(lay.local(mass))
                         self._zsweep(m, fzl, zx, zy, scale, top, frac_col)
                         mass = mass - fz[1:] * scale + fz[:-1] * scale
-        if nt:
-            ktag.tags_from_fraction_cells(self.conc(), self.tag_rows, frac_col, self.ntag,
-                                          self.tagc[self.interior])
         self.mass[...] = lay.local(mass)
         self.budget["boundary"] += self.total_local() - before
         # the diagnosed vertical flux makes the mass equal the met's at t + dt; adopt the met's
-        # to drop round-off, keeping the tracer mass
+        # to drop round-off, keeping the tracer mass (the tags in the same pass that rebuilds
+        # them from their fractions)
         end = lay.local(fl.mass_end)
-        ratio = (self.mass / end)[None]
-        self.conc()[...] *= ratio
+        ratio = self.mass / end
         if nt:
-            self.tagc[self.interior] *= ratio
+            ktag.tags_from_fraction_cells(self.conc(), self.tag_rows, frac_col, self.ntag, ratio,
+                                          self.tagc[self.interior])
+        self.conc()[...] *= ratio[None]
         self.mass[...] = end
         self.last_substeps = (n_outer * int(per_level.max()), n_outer * n_z)
 
