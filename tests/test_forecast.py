@@ -331,3 +331,12 @@ def test_config_cfl_and_chemistry_atol_reach_the_model(tmp_path):
     assert o1 == o2  # outer steps depend on the divergence, not on the CFL limit
     assert np.all((h2 >= 2 * h1 - 1) & (h2 <= 2 * h1)) and h2.max() > h1.max(), (h1, h2)
     assert 2 * z1 - 1 <= z2 <= 2 * z1
+
+
+def test_runs_of_adjacent_levels():
+    """The batched horizontal sweeps group the levels with a sub-step left into runs."""
+    from aqforecast.transport.model import _runs
+
+    assert _runs(np.array([True, True, False, True, False, False, True])) == [(0, 2), (3, 4),
+                                                                             (6, 7)]
+    assert _runs(np.zeros(4, bool)) == [] and _runs(np.ones(3, bool)) == [(0, 3)]

@@ -45,6 +45,12 @@ BUDGET_TERMS = ("emitted", "dry_deposited", "wet_deposited", "chemistry", "bound
 _FACES = ("west", "east", "south", "north")
 
 
+def _runs(mask):
+    """(start, stop) of each run of adjacent True entries of a 1-D boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 class DomainModel:
     """The CTM on one grid.
 
@@ -137,7 +143,7 @@ class DomainModel:
                          if nrow else None)
         scheme = str(met.wrf.attrs.get("MMINLU", "USGS")) if hasattr(met, "wrf") else "USGS"
         self.drydep = DryDeposition(self.species, lay.local(met.lu_index), scheme)
-        self._hfill = Advection((1, ny, nx), "walcek", ("inflow", "inflow", "closed"), h)
+        self._hfills = {}  # ghost fillers of runs of adjacent levels, by length
         self.zadv = Advection((nz, nyl, nxl), "walcek", ("closed", "closed", "inflow"), h)
         self._forward = True
         self.budget = {k: np.zeros(self.nspec) for k in BUDGET_TERMS}
@@ -452,34 +458,43 @@ class DomainModel:
 
     def _horizontal(self, mass, fx, fy, n_outer, per_level, frac_col, frac_lev, bvals, btags,
                     forward):
-        """x/y sweeps of every level (level layout) for one outer step; returns the new mass."""
+        """x/y sweeps of every level (level layout) for one outer step; returns the new mass.
+
+        Level k takes ``per_level[k]`` sub-steps with the x/y order alternating. The levels are
+        independent here, so sub-step r of every level that has one runs together: one ghost
+        fill and one kernel call per run of adjacent such levels and direction, with the fluxes
+        scaled per level beforehand (the same products as scaling them in the kernel), instead
+        of one call per level (bit for bit the level-by-level result).
+        """
         lay = self.layout
         h = self.halo
-        levels = lay.levels
+        levels = np.asarray(lay.levels)
         nt = len(self.tagged)
         lay.to_levels(self.q, self._q_lev)
         if nt and not lay.serial:
             lay.to_levels(frac_col, frac_lev, padded=False)
-        for li, k in enumerate(levels):
-            n_k = int(per_level[k])
-            scale = 1.0 / (n_outer * n_k)
-            qk = self._q_lev[:, li:li + 2 * h + 1]  # one level with its (unused) z ghosts
-            fk = (fx[k:k + 1], fy[k:k + 1])
-            zz = np.zeros((2,) + fx.shape[1:2] + (fx.shape[2] - 1,))
-            frk = frac_lev[:, :, li:li + 1] if nt else None
-            bk = {f: v[:, li:li + 1] for f, v in bvals.items()}
-            btk = None if btags is None else {f: v[:, :, li:li + 1] for f, v in btags.items()}
-            mk = mass[k:k + 1].copy()
-            for sub in range(n_k):
-                order = (0, 1) if (forward ^ (sub % 2 == 1)) else (1, 0)
+        n_lev = np.asarray(per_level)[levels].astype(np.int64)
+        scale = (1.0 / (n_outer * n_lev))[:, None, None]
+        fxs = fx[levels] * scale
+        fys = fy[levels] * scale
+        m_lev = mass[levels]  # (copies) the air mass of each local level, as the sweeps move it
+        for r in range(int(n_lev.max(initial=0))):
+            order = (0, 1) if (forward ^ (r % 2 == 1)) else (1, 0)
+            for a, b in _runs(n_lev > r):
+                qk = self._q_lev[:, a:b + 2 * h]  # the run's levels with their (unused) z ghosts
+                fill = self._hfill_levels(b - a)
+                fk = (fxs[a:b], fys[a:b], None)
+                bk = {f: v[:, a:b] for f, v in bvals.items()}
+                frk = frac_lev[:, :, a:b] if nt else None
+                btk = None if btags is None else {f: v[:, :, a:b] for f, v in btags.items()}
                 for axis in order:
-                    self._hfill.fill_ghosts(qk, axis, (fk[0], fk[1], zz), bk)
-                    self._sweep(qk, np.ascontiguousarray(mk), fk[axis], scale, axis, frk, btk, 1)
+                    fill.fill_ghosts(qk, axis, fk, bk)
+                    self._sweep(qk, m_lev[a:b], fk[axis], axis, frk, btk)
                     f = fk[axis]
                     if axis == 0:
-                        mk = mk - f[:, :, 1:] * scale + f[:, :, :-1] * scale
+                        m_lev[a:b] = m_lev[a:b] - f[:, :, 1:] + f[:, :, :-1]
                     else:
-                        mk = mk - f[:, 1:, :] * scale + f[:, :-1, :] * scale
+                        m_lev[a:b] = m_lev[a:b] - f[:, 1:, :] + f[:, :-1, :]
         # every rank updates the global mass identically (all levels, same arithmetic)
         for k in range(self.shape[0]):
             n_k = int(per_level[k])
@@ -499,44 +514,52 @@ class DomainModel:
             lay.to_columns(frac_lev, frac_col, padded=False)
         return mass
 
-    def _sweep(self, q, mass, flux, scale, axis, frac, btags, nl=1):
-        """One tagged Walcek (or upwind, see ``advection_scheme``) sweep of a single level along
-        x (axis 0) or y (1).
+    def _hfill_levels(self, m):
+        """Ghost filler of ``m`` adjacent levels (inflow x/y boundaries), made once per m."""
+        op = self._hfills.get(m)
+        if op is None:
+            ny, nx = self.shape[1:]
+            op = Advection((m, ny, nx), "walcek", ("inflow", "inflow", "closed"), self.halo)
+            self._hfills[m] = op
+        return op
 
-        q: (nspec, 2h+1, ny+2h, nx+2h) the level with its (unused) z ghosts; mass (1, ny, nx);
-        flux: (1, ny, nx+1) or (1, ny+1, nx); frac: (nt, ntag, 1, ny, nx) or None; btags: per
-        face (nt, ntag, 1, n) inflow fractions. The lines are laid out as (lines, 1, n) so the
-        kernel's prange runs over the lines of the plane.
+    def _sweep(self, q, mass, flux, axis, frac, btags):
+        """One tagged Walcek (or upwind, see ``advection_scheme``) sweep of m adjacent levels
+        along x (axis 0) or y (1).
+
+        q: (nspec, m + 2h, ny+2h, nx+2h) the levels with their (unused) z ghosts; mass (m, ny,
+        nx), not changed (the kernel gets a copy); flux: (m, ny, nx+1) or (m, ny+1, nx), already
+        scaled to the sub-step; frac: (nt, ntag, m, ny, nx) or None; btags: per face (nt, ntag,
+        m, n) inflow fractions. The kernel's lines are (level, row) for x and (level, column)
+        for y.
         """
         h = self.halo
+        m = mass.shape[0]
         ny, nx = self.shape[1:]
         nt = len(self.tagged)
-        # the kernel replaces the air mass it is given by the post-sweep mass: give it a copy
-        # (the caller advances its own mass; a view of a contiguous x row would be updated twice)
         if axis == 0:
-            qv = q[:, h, h:h + ny, None, :]
-            mv = np.array(mass[0][:, None, :], order="C")
-            fv = flux[0][:, None, :]
-            fr = frac[:, :, 0, :, None, :] if nt else np.zeros((0, 0, ny, 1, nx))
+            qv = q[:, h:h + m, h:h + ny, :]
+            mv = np.array(mass, order="C")
+            fv = np.ascontiguousarray(flux)
+            fr = frac if nt else np.zeros((0, 0, m, ny, nx))
             nlines = ny
             lo, hi = "west", "east"
         else:
-            qv = q[:, h, :, h:h + nx].transpose(0, 2, 1)[:, :, None, :]
-            mv = np.array(mass[0].T, order="C")[:, None, :]
-            fv = np.ascontiguousarray(flux[0].T)[:, None, :]
-            fr = (frac[:, :, 0].transpose(0, 1, 3, 2)[:, :, :, None, :] if nt
-                  else np.zeros((0, 0, nx, 1, ny)))
+            qv = q[:, h:h + m, :, h:h + nx].transpose(0, 1, 3, 2)
+            mv = np.array(mass.transpose(0, 2, 1), order="C")
+            fv = np.ascontiguousarray(flux.transpose(0, 2, 1))
+            fr = frac.transpose(0, 1, 2, 4, 3) if nt else np.zeros((0, 0, m, nx, ny))
             nlines = nx
             lo, hi = "south", "north"
-        bl = np.zeros((nt, self.ntag, nlines, 1))
-        bh = np.zeros((nt, self.ntag, nlines, 1))
+        bl = np.zeros((nt, self.ntag, m, nlines))
+        bh = np.zeros((nt, self.ntag, m, nlines))
         if nt:
             if btags is not None:
-                bl[..., 0], bh[..., 0] = btags[lo][:, :, 0], btags[hi][:, :, 0]
+                bl[...], bh[...] = btags[lo], btags[hi]
             elif self.bc_tag >= 0:
                 bl[:, self.bc_tag] = 1.0
                 bh[:, self.bc_tag] = 1.0
-        walcek_sweep_tagged(qv, h, mv, fv, scale, 0,
+        walcek_sweep_tagged(qv, h, mv, fv, 1.0, 0,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
                             self.advection_scheme == "upwind")
 
