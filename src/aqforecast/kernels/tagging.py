@@ -585,6 +585,14 @@ def tags_from_fractions(start, stop, bulk, frac, out):
             out[t, k, c] = frac[t, k, c] * bulk[t, c]
 
 
+@nb.njit(cache=True, inline="always")
+def _tag_row_level(rk, nz, ntag):
+    """Work item rk = (tag row r, level k) -> (r, k, tagged species t, tag kt of t)."""
+    r = rk // nz
+    t = r // ntag
+    return r, rk - r * nz, t, r - t * ntag
+
+
 @parallel_kernel(lambda q, rows, tagc, *_: tagc.shape[0] * tagc.shape[1])
 @nb.njit(nogil=True, cache=True, error_model="numpy")
 def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
@@ -597,10 +605,7 @@ def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
     """
     nz, ny, nx = tagc.shape[1:]
     for rk in range(start, stop):
-        r = rk // nz
-        k = rk - r * nz
-        t = r // ntag
-        kt = r - t * ntag
+        r, k, t, kt = _tag_row_level(rk, nz, ntag)
         b2 = q[rows[t], k]
         c2 = tagc[r, k]
         o2 = out[t, kt, k]
@@ -620,10 +625,7 @@ def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, scale, out):
     air mass; ones for none), out (nt * ntag, nz, ny, nx) (any strides)."""
     nz, ny, nx = out.shape[1:]
     for rk in range(start, stop):
-        r = rk // nz
-        k = rk - r * nz
-        t = r // ntag
-        kt = r - t * ntag
+        r, k, t, kt = _tag_row_level(rk, nz, ntag)
         b2 = q[rows[t], k]
         f2 = frac[t, kt, k]
         s2 = scale[k]
