@@ -37,8 +37,26 @@ log = logging.getLogger(__name__)
 __all__ = ["build_models", "run_forecast"]
 
 
-def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainModel]:
-    """One :class:`DomainModel` per domain (parents first), nests wired to their parents."""
+def open_boundary_file(cfg: RunConfig, grids, end=None) -> BoundaryFile:
+    """The configured boundary-condition file, checked against the outer domains and the
+    period from the cycle start to ``end`` (datetime64; None: the start only)."""
+    bfile = BoundaryFile(resolve_path(cfg, cfg.inputs.boundary.path), cfg.species)
+    start = np.datetime64(cfg.time.start, "s")
+    try:
+        for d in cfg.domains:
+            if d.parent is None:
+                bfile.check_covers(*grids[d.name].corner_lonlat, start, end)
+    except InputFileError:
+        bfile.close()
+        raise
+    return bfile
+
+
+def build_models(cfg: RunConfig, comm=None, tags: bool = True, end=None) -> list[DomainModel]:
+    """One :class:`DomainModel` per domain (parents first), nests wired to their parents.
+
+    end: the end of the run (datetime64) that a boundary-condition file must cover (checked
+    before any model is built); None checks the cycle start only."""
     from .chemistry import ChemistryOperator
     from .chemistry.units import mixing_ratio_scale
     from .emissions import EmissionModel
@@ -48,10 +66,8 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True) -> list[DomainMod
     grids = grids_from_config(cfg)
     nests = nests_from_config(cfg, grids)
     start = np.datetime64(cfg.time.start, "s")
-    bfile = None
-    if cfg.inputs.boundary.kind == "file":  # checked here, before any model is built
-        bfile = BoundaryFile(resolve_path(cfg, cfg.inputs.boundary.path), cfg.species)
-        bfile.check_covers(*grids[cfg.domains[0].name].lonlat, start, start)
+    # checked here, before any model is built
+    bfile = open_boundary_file(cfg, grids, end) if cfg.inputs.boundary.kind == "file" else None
     models: dict[str, DomainModel] = {}
     for d in cfg.domains:
         grid = grids[d.name]
@@ -142,12 +158,9 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
         raise ValueError(f"lead_hours must be 1..360, got {lead}")
     out = Path(out_dir)
     restart_dir = out / "restart"
-    models = build_models(cfg, comm, tags)
     start = np.datetime64(cfg.time.start, "s")
     stop = start + np.timedelta64(lead, "h")
-    for m in models:  # the boundary-condition file must cover the whole run
-        if isinstance(m.background_source, FileBoundary):
-            m.background_source.file.check_covers([], [], start, stop)
+    models = build_models(cfg, comm, tags, end=stop)
     dt = float(cfg.time.sync_step_s)
     nz = models[0].shape[0]
     levels = cfg.outputs.levels if cfg.outputs.levels is not None else list(range(nz))

@@ -53,18 +53,13 @@ def _boundary_summary(cfg: RunConfig, grids) -> str:
     """Check a boundary-condition file against the outer domains and the forecast period."""
     if cfg.inputs.boundary.kind != "file":
         return "background profiles (lateral inflow, lid, cold start)"
-    from .io.boundary_file import BoundaryFile
+    from .forecast import open_boundary_file
 
-    path = resolve_path(cfg, cfg.inputs.boundary.path)
-    bf = BoundaryFile(path, cfg.species)
+    start = np.datetime64(cfg.time.start, "s")
+    bf = open_boundary_file(cfg, grids, start + np.timedelta64(int(cfg.time.lead_hours), "h"))
     try:
-        start = np.datetime64(cfg.time.start, "s")
-        end = start + np.timedelta64(int(cfg.time.lead_hours), "h")
-        for d in cfg.domains:
-            if d.parent is None:
-                bf.check_covers(*grids[d.name].corner_lonlat, start, end)
         kept = f"; profiles for {', '.join(bf.missing)}" if bf.missing else ""
-        return (f"file {path}: {len(bf.variables)} species, {bf.times[0]} ... {bf.times[-1]}"
+        return (f"file {bf.path}: {len(bf.variables)} species, {bf.times[0]} ... {bf.times[-1]}"
                 f"{kept}")
     finally:
         bf.close()

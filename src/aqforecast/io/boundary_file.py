@@ -120,8 +120,15 @@ class BoundaryFile:
     def check_covers(self, lon, lat, start=None, end=None) -> None:
         """Raise :class:`InputFileError` unless every point (lon, lat) (deg) lies inside the
         file's grid and [start, end] inside its times."""
-        lon = np.asarray(lon, dtype=float)
-        lat = np.asarray(lat, dtype=float)
+        self._fractions(lon, lat)
+        for t in (start, end):
+            if t is not None:
+                self._check_time(np.datetime64(t, "s"))
+
+    def _fractions(self, lon, lat):
+        """Fractional (lat, lon) indices of the points; an error if any lies outside."""
+        lon = np.asarray(lon, dtype=float).ravel()
+        lat = np.asarray(lat, dtype=float).ravel()
         fi = _axis_fraction(lon, self.lon)
         fj = _axis_fraction(lat, self.lat)
         if np.isnan(fi).any() or np.isnan(fj).any():
@@ -130,28 +137,25 @@ class BoundaryFile:
                 f"{self.lon.max():.3f}, lat {self.lat.min():.3f}...{self.lat.max():.3f}) does "
                 f"not cover the model domain and its ghost cells (lon {lon.min():.3f}..."
                 f"{lon.max():.3f}, lat {lat.min():.3f}...{lat.max():.3f})")
-        for t in (start, end):
-            if t is None or self.times.size == 1:  # one record: valid at all times
-                continue
-            t = np.datetime64(t, "s")
-            if t < self.times[0] or t > self.times[-1]:
-                raise InputFileError(f"{self.path}: boundary-condition times {self.times[0]} ... "
-                                     f"{self.times[-1]} do not cover {t}")
+        return fj, fi
+
+    def _check_time(self, t) -> None:
+        if self.times.size > 1 and (t < self.times[0] or t > self.times[-1]):
+            raise InputFileError(f"{self.path}: boundary-condition times {self.times[0]} ... "
+                                 f"{self.times[-1]} do not cover {t}")
 
     # -- sampling -------------------------------------------------------------------------
     def weights(self, lon, lat):
         """Bilinear weights for the points (lon, lat) (deg, any equal shapes), for
         :meth:`sample`; the points must lie inside the grid (:meth:`check_covers`)."""
-        lon = np.asarray(lon, dtype=float).ravel()
-        lat = np.asarray(lat, dtype=float).ravel()
-        self.check_covers(lon, lat)
+        fj, fi = self._fractions(lon, lat)
 
         def axis(f, n):
             i0 = np.minimum(np.floor(f).astype(np.int64), max(n - 2, 0))
             return i0, np.minimum(i0 + 1, n - 1), f - i0
 
-        j0, j1, wj = axis(_axis_fraction(lat, self.lat), self.lat.size)
-        i0, i1, wi = axis(_axis_fraction(lon, self.lon), self.lon.size)
+        j0, j1, wj = axis(fj, self.lat.size)
+        i0, i1, wi = axis(fi, self.lon.size)
         return j0, j1, wj, i0, i1, wi
 
     def _record(self, it, weights, key):
@@ -193,11 +197,9 @@ class BoundaryFile:
         per-volume aerosol units). Returns name -> (nz, npts) for the species in the file.
         """
         t = np.datetime64(time, "s")
-        if self.times.size == 1:
+        self._check_time(t)
+        if self.times.size == 1:  # one record: valid at all times
             t = self.times[0]
-        if t < self.times[0] or t > self.times[-1]:
-            raise InputFileError(f"{self.path}: boundary-condition times {self.times[0]} ... "
-                                 f"{self.times[-1]} do not cover {t}")
         it = int(np.searchsorted(self.times, t, side="right")) - 1
         it = min(it, self.times.size - 1)
         a = self._record(it, weights, key)

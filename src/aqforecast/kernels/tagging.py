@@ -45,8 +45,7 @@ from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
            "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line",
-           "fractions_from_tags", "tags_from_fractions", "fractions_from_tag_cells",
-           "tags_from_fraction_cells"]
+           "fractions_from_tags", "fractions_from_tag_cells", "tags_from_fraction_cells"]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -409,6 +408,12 @@ def _tile_tag_update(v, n, nl, flux, tw, deficit, f, g, flo, fhi):
             col[l] = f[ri + l] * tw[rk + l] + left * tw[rl + l] + right * tw[rw + l]
 
 
+@nb.njit(cache=True, inline="always")
+def _tile_q(q, s, la, lb, nl, n1):
+    """Species s of the tile's lines (:func:`_tile_lines`) as a (nl, n + 2h) view of q."""
+    return q[s, la[0]:la[0] + nl, 0, :] if n1 == 1 else q[s, la[0], lb[0]:lb[0] + nl, :]
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, bc_low, bc_high):
     """Tiles ``t0 .. t1-1`` of :func:`walcek_tiles_tagged` (run on threads by
@@ -442,7 +447,7 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
         nlu = np.uint64(nl)
         for s in range(nspec):
             # the tile's lines of q; adjacent in memory for the model's y and z sweeps
-            qt = q[s, la[0]:la[0] + nl, 0, :] if n1 == 1 else q[s, la[0], lb[0]:lb[0] + nl, :]
+            qt = _tile_q(q, s, la, lb, nl, n1)
             adjacent = nl > 1 and qt.strides[0] == 8
             if adjacent:
                 for p in range(n + 2 * h):
@@ -459,8 +464,7 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
             # the next species' lines (adjacent lines: strided rows along the sweep, which the
             # hardware does not prefetch) arrive while this one computes; none along x
             s1 = s + 1 if s + 1 < nspec else s
-            nxt = (q[s1, la[0]:la[0] + nl, 0, :] if n1 == 1
-                   else q[s1, la[0], lb[0]:lb[0] + nl, :]).T
+            nxt = _tile_q(q, s1, la, lb, nl, n1).T
             walcek_tile(a, h, n, nl, geo, work, out, (nxt if adjacent and s1 > s else nxt[:0],))
             if adjacent:
                 for i in range(n):
@@ -573,18 +577,6 @@ def fractions_from_tags(start, stop, bulk, tagc, fallback, out):
                 out[t, k, c] = 1.0 if k == fallback else 0.0
 
 
-@parallel_kernel(lambda bulk, frac, out: frac.shape[0] * frac.shape[1])
-@nb.njit(nogil=True, cache=True)
-def tags_from_fractions(start, stop, bulk, frac, out):
-    """c_k = f_k * c: bulk (nt, m), frac (nt, ntag, m), out (nt, ntag, m)."""
-    nt, ntag, m = frac.shape
-    for tk in range(start, stop):
-        t = tk // ntag
-        k = tk - t * ntag
-        for c in range(m):
-            out[t, k, c] = frac[t, k, c] * bulk[t, c]
-
-
 @nb.njit(cache=True, inline="always")
 def _tag_row_level(rk, nz, ntag):
     """Work item rk = (tag row r, level k) -> (r, k, tagged species t, tag kt of t)."""
@@ -619,8 +611,8 @@ def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
 @parallel_kernel(lambda q, rows, frac, ntag, scale, out: out.shape[0] * out.shape[1])
 @nb.njit(nogil=True, cache=True, error_model="numpy")
 def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, scale, out):
-    """:func:`tags_from_fractions` into the model's tag array in place, times a per-cell factor:
-    c_k = (f_k * c) * scale with q, rows as :func:`fractions_from_tag_cells`, frac (nt, ntag,
+    """Tag concentrations from fractions, into the model's tag array in place, times a per-cell
+    factor: c_k = (f_k * c) * scale with q, rows as :func:`fractions_from_tag_cells`, frac (nt, ntag,
     nz, ny, nx), scale (nz, ny, nx) (e.g. the ratio that moves the mixing ratios onto the met's
     air mass; ones for none), out (nt * ntag, nz, ny, nx) (any strides)."""
     nz, ny, nx = out.shape[1:]

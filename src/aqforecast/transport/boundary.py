@@ -92,11 +92,14 @@ class FileBoundary:
         self.strips = {"west": (inner_j, lo), "east": (inner_j, hi_x),
                        "south": (lo, inner_i), "north": (hi_y, inner_i)}
         self._lateral_w = {}
+        self._nearest = {}  # face -> (rows, columns) of each ghost cell's nearest interior column
         for face, (jj, ii) in self.strips.items():
             y = grid.y0 + (jj + 0.5) * grid.dx
             x = grid.x0 + (ii + 0.5) * grid.dx
             lon, lat = grid.to_lonlat(*np.meshgrid(x, y))
             self._lateral_w[face] = bfile.weights(lon, lat)
+            self._nearest[face] = (np.clip(jj, 0, ny - 1)[:, None],
+                                   np.clip(ii, 0, nx - 1)[None, :])
         lon, lat = (model.layout.local(v) for v in grid.lonlat)
         self._local_w = bfile.weights(lon, lat)
         self._local_shape = lon.shape
@@ -109,15 +112,13 @@ class FileBoundary:
 
     def lateral(self, model, s):
         levels = model.layout.levels
-        ny, nx = model.grid.ny, model.grid.nx
         prof = model._background(s)[:, levels]  # (nspec, nl) where the file has no species
         vals = {}
         for face, (jj, ii) in self.strips.items():
             # heights and density of the nearest interior column of each ghost cell
-            cj = np.clip(jj, 0, ny - 1)[:, None]
-            ci = np.clip(ii, 0, nx - 1)[None, :]
-            z = s.z_centre[levels][:, cj, ci].reshape(len(levels), -1)
-            rho = s.rho_dry[levels][:, cj, ci].reshape(len(levels), -1)
+            cj, ci = self._nearest[face]
+            z = s.z_centre[:, cj, ci][levels].reshape(len(levels), -1)
+            rho = s.rho_dry[:, cj, ci][levels].reshape(len(levels), -1)
             shape = (len(levels), jj.size, ii.size)
             out = np.broadcast_to(prof[:, :, None, None], (model.nspec,) + shape).copy()
             got = self.file.sample(model.time, self._lateral_w[face], z, rho, key=(id(self), face))

@@ -473,42 +473,29 @@ class DomainModel:
         lay.to_levels(self.q, self._q_lev)
         if nt and not lay.serial:
             lay.to_levels(frac_col, frac_lev, padded=False)
-        n_lev = np.asarray(per_level)[levels].astype(np.int64)
-        scale = (1.0 / (n_outer * n_lev))[:, None, None]
-        fxs = fx[levels] * scale
-        fys = fy[levels] * scale
-        m_lev = mass[levels]  # (copies) the air mass of each local level, as the sweeps move it
-        for r in range(int(n_lev.max(initial=0))):
-            order = (0, 1) if (forward ^ (r % 2 == 1)) else (1, 0)
-            for a, b in _runs(n_lev > r):
-                qk = self._q_lev[:, a:b + 2 * h]  # the run's levels with their (unused) z ghosts
-                fill = self._hfill_levels(b - a)
-                fk = (fxs[a:b], fys[a:b], None)
-                bk = {f: v[:, a:b] for f, v in bvals.items()}
-                frk = frac_lev[:, :, a:b] if nt else None
-                btk = None if btags is None else {f: v[:, :, a:b] for f, v in btags.items()}
-                for axis in order:
-                    fill.fill_ghosts(qk, axis, fk, bk)
-                    self._sweep(qk, m_lev[a:b], fk[axis], axis, frk, btk)
-                    f = fk[axis]
-                    if axis == 0:
-                        m_lev[a:b] = m_lev[a:b] - f[:, :, 1:] + f[:, :, :-1]
-                    else:
-                        m_lev[a:b] = m_lev[a:b] - f[:, 1:, :] + f[:, :-1, :]
-        # every rank updates the global mass identically (all levels, same arithmetic)
-        for k in range(self.shape[0]):
-            n_k = int(per_level[k])
-            scale = 1.0 / (n_outer * n_k)
-            mk = mass[k:k + 1]
-            for sub in range(n_k):
-                order = (0, 1) if (forward ^ (sub % 2 == 1)) else (1, 0)
-                for axis in order:
-                    f = (fx, fy)[axis][k:k + 1]
-                    if axis == 0:
-                        mk = mk - f[:, :, 1:] * scale + f[:, :, :-1] * scale
-                    else:
-                        mk = mk - f[:, 1:, :] * scale + f[:, :-1, :] * scale
-            mass[k:k + 1] = mk
+        n_all = np.asarray(per_level, dtype=np.int64)
+        n_lev = n_all[levels]
+        scale = (1.0 / (n_outer * n_all))[:, None, None]
+        fs = (fx * scale, fy * scale)  # every level: every rank moves the global mass alike
+        for r in range(int(n_all.max(initial=0))):
+            active = n_all > r
+            runs = _runs(n_lev > r)  # of this rank's levels
+            for axis in ((0, 1) if (forward ^ (r % 2 == 1)) else (1, 0)):
+                for a, b in runs:
+                    qk = self._q_lev[:, a:b + 2 * h]  # the run's levels with their z ghosts
+                    ks = levels[a:b]
+                    fk = (fs[0][ks], fs[1][ks], None)
+                    self._hfill_levels(b - a).fill_ghosts(
+                        qk, axis, fk, {f: v[:, a:b] for f, v in bvals.items()})
+                    self._sweep(qk, mass[ks], fk[axis], axis,
+                                frac_lev[:, :, a:b] if nt else None,
+                                None if btags is None else
+                                {f: v[:, :, a:b] for f, v in btags.items()})
+                f = fs[axis][active]
+                if axis == 0:
+                    mass[active] = mass[active] - f[:, :, 1:] + f[:, :, :-1]
+                else:
+                    mass[active] = mass[active] - f[:, 1:, :] + f[:, :-1, :]
         lay.to_columns(self._q_lev, self.q)
         if nt and not lay.serial:
             lay.to_columns(frac_lev, frac_col, padded=False)
