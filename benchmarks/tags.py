@@ -67,7 +67,7 @@ def _case(tmp: Path, hours: int, strips: int | None = None, tags: bool = True) -
         p = tmp / f"strip{n}.geojson"
         p.write_text(json.dumps(poly))
         regions.append({"name": f"strip{n}", "geojson": str(p)})
-    data["tags"]["regions"] = regions
+    data["regions"] = regions
     if hasattr(data["time"]["start"], "isoformat"):
         data["time"]["start"] = data["time"]["start"].isoformat()
     out = tmp / f"strips{strips}.yaml"

@@ -39,7 +39,7 @@ def small_config(tmp: Path, hours: int = 6, tags: bool = True, chemistry: bool =
     if not emissions:
         data["inputs"]["emissions"] = {}
     data["tags"]["enabled"] = tags
-    data["tags"]["regions"] = data["tags"]["regions"][:1] + data["tags"]["regions"][3:4]
+    data["regions"] = data["regions"][:1] + data["regions"][3:4]
     data["chemistry"]["enabled"] = chemistry
     data["outputs"] = {"dir": str(tmp / "results"), "levels": [0, 3], "tag_levels": [0],
                        "tag_every_hours": 1, "restart_every_hours": restart_every,

@@ -175,7 +175,7 @@ def test_uniform_field_stays_uniform_in_parent_and_nest(tmp_path):
         m.mass[...] = m.layout.local(m.met.state(m.time).mass)
         m.drydep = lambda *a, _m=m: np.zeros((_m.nspec,) + _m.layout.block_shape)
         m.wet.coef_a[:] = 0.0
-        m._background = lambda s, _m=m: np.full((_m.nspec, _m.shape[0]), 40e-9)
+        m.background_profiles = lambda s, _m=m: np.full((_m.nspec, _m.shape[0]), 40e-9)
     sim = Simulation(models, models[0].time + np.timedelta64(3, "h"), cfg.time.sync_step_s)
     sim.run()
     for m in models:
@@ -199,7 +199,7 @@ def test_tracer_mass_conserved_by_transport_in_divergent_flow(tmp_path):
         m.conc()[...] = 0.0
         m.drydep = lambda *a, _m=m: np.zeros((_m.nspec,) + _m.layout.block_shape)
         m.wet.coef_a[:] = 0.0
-        m._background = lambda s, _m=m: np.zeros((_m.nspec, _m.shape[0]))
+        m.background_profiles = lambda s, _m=m: np.zeros((_m.nspec, _m.shape[0]))
     nz, ny, nx = parent.shape
     jj, ii = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
     r = np.hypot(jj - ny / 2, ii - nx / 2)

@@ -40,8 +40,8 @@ def _config(tmp_path) -> RunConfig:
         "time": {"start": START.isoformat() + "Z", "lead_hours": LEAD, "sync_step_s": 300,
                  "windows": WINDOWS},
         "species": SPECIES,
-        "tags": {"regions": [{"name": "Inner", "geojson": "inner.geojson"},
-                             {"name": "Outer", "geojson": "outer.geojson"}]},
+        "regions": [{"name": "Inner", "geojson": "inner.geojson"},
+                    {"name": "Outer", "geojson": "outer.geojson"}],
         "inputs": {"met": {"paths": {"d01": "x", "d02": "x"}},
                    "observations": {"station_coords": "stations.csv"}},
         "outputs": {"compression_level": 1}})

@@ -51,7 +51,7 @@ def _run(cfg, tags=True, source=None, on_hour=None):
     for m in models:
         m.cold_start()
         if source is not None:
-            m._background = lambda s, _m=m: np.zeros((_m.nspec, _m.shape[0]))  # no inflow
+            m.background_profiles = lambda s, _m=m: np.zeros((_m.nspec, _m.shape[0]))  # no inflow
             if source == ("initial", "ic"):
                 m.scaling = ScalingTable({("*", "*", "*"): 0.0})
             else:

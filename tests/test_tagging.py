@@ -95,8 +95,8 @@ def test_tagset_from_sample_config(sample_config):
     from aqforecast.config import load_config
     cfg = load_config(sample_config)
     ts = TagSet.from_config(cfg)
-    assert ts.ntag == (len(cfg.tags.regions) + 1) * len(cfg.tags.sectors) + 2
-    assert ts.regions[len(cfg.tags.sectors) * len(cfg.tags.regions)] == "outside"
+    assert ts.ntag == (len(cfg.regions) + 1) * len(cfg.tags.sectors) + 2
+    assert ts.regions[len(cfg.tags.sectors) * len(cfg.regions)] == "outside"
     assert set(cfg.tags.species) <= set(ts.species)
     assert {"NO", "ROC", "HNO3", "NH3"} <= set(ts.added_species)
     assert ts.dtype == np.dtype(cfg.tags.dtype)

@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lead-hours", type=int, default=None, metavar="H",
                    help="forecast length in hours (default: the config's time.lead_hours)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--start", default=None, metavar="YYYY-MM-DDTHH",
+                   help="cycle start (UTC), overriding the config's time.start")
+    p.add_argument("--initial", default=None, metavar="DIR",
+                   help="start from DIR/initial_<domain>.nc (an analysis, or any "
+                        "RUN/restart/<YYYY-MM-DDTHH>/), valid at the start")
+    p.add_argument("--scaling", default=None, metavar="FILE",
+                   help="emission scaling table (CSV or NetCDF: region, sector, pollutant, "
+                        "factor[, start, end]); overrides inputs.emissions.scaling")
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/restart/ after an interruption")
     p.add_argument("--no-tags", action="store_true", help="run without source tagging")
@@ -88,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     from . import stages
+    from .config import ConfigError
 
     if args.command == "validate":
         _, summary = stages.validate(args.config)
@@ -98,8 +107,12 @@ def _dispatch(args) -> int:
     elif args.command == "forecast":
         from .forecast import run_forecast
 
+        if args.resume and args.initial:
+            raise ConfigError("forecast: --resume continues a run from its own restart; it "
+                              "cannot be combined with --initial")
         for p in run_forecast(args.config, args.lead_hours, args.out, resume=args.resume,
-                              tags=not args.no_tags, progress=not args.no_progress):
+                              tags=not args.no_tags, progress=not args.no_progress,
+                              start=args.start, initial=args.initial, scaling=args.scaling):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -1,11 +1,28 @@
-"""The forecast stage: build the nested domain models from a config and run them.
+"""The forward model: build the nested domain models from a config, start them, run them.
 
-``run_forecast(config, lead_hours, out_dir, resume=False, tags=True)`` writes, per domain,
-``conc_<domain>.nc`` (species, dims (time, lev, y, x)), ``tags_<domain>.nc`` (dims (tag, time,
-lev, y, x) with tag_region/tag_sector) and ``budget_<domain>.csv``, plus restart files in
-``out_dir/restart/``. Warm start from ``inputs.restart_dir`` when it holds a restart valid at the
-cycle start; cold start from background profiles (or the boundary-condition file) otherwise (logged and recorded in the files'
-``start_type`` attribute). ``--resume`` continues a killed run from its last restart and gives
+:class:`ForwardModel` is the door for everything that runs the model with something changed
+(assimilation, the inversion, scenarios, notebooks)::
+
+    fm = ForwardModel("config/config.yaml", scaling="scaling.csv", initial="analysis/")
+    fm.run_until(fm.time + np.timedelta64(6, "h"))
+    values = fm.sample(lon, lat, ["NO2", "O3"])       # ppb / ug m-3 at the points, lowest layer
+
+``build_models(cfg, ...)`` gives the bare list of :class:`DomainModel` (parents first).
+
+``run_forecast(config, lead_hours, out_dir, ...)`` is the forecast stage. It writes, per domain,
+``conc_<domain>.nc`` (species, dims (time, lev, y, x), stored as ``outputs.dtype``),
+``tags_<domain>.nc`` (dims (tag, time, lev, y, x) with tag_region/tag_sector) and
+``budget_<domain>.csv``, plus restart directories ``out_dir/restart/<YYYY-MM-DDTHH>/`` holding
+``initial_<domain>.nc`` (the state as data, :mod:`aqforecast.io.initial_state`: any restart is a
+valid ``--initial``) and ``restart_<domain>.nc`` (what an exact resume needs beyond it: the
+float64 state, tags, the chemistry solver's step sizes, budgets, the sweep order).
+
+The initial state, in order of precedence: ``initial=DIR`` (``DIR/initial_<domain>.nc``, valid at
+the start; with ``DIR/restart_<domain>.nc`` beside it the tags, solver step sizes and sweep order
+continue too); a restart of the previous cycle in ``inputs.restart_dir`` valid at the start
+("warm": its state, every tag reset to the initial-condition tag); else "cold" from the
+background profiles or the boundary-condition file. The kind is recorded in the files'
+``start_type`` attribute. ``--resume`` continues a killed run from its last restart and gives
 the same files as an uninterrupted run.
 """
 
@@ -14,19 +31,24 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from . import species as species_registry
-from .config import RunConfig, load_config, resolve_path
+from .config import ConfigError, RunConfig, load_config, resolve_path
+from .emissions.scaling import ScalingTable, read_scaling_table
 from .grid import grids_from_config, nests_from_config
 from .io import InputFileError, atomic_path
+from .io.boundary_file import BoundaryFile
+from .io.initial_state import (initial_state_path, read_initial_state,
+                               write_initial_state)
 from .io.output import FieldSeriesWriter
 from .io.restart import read_restart, write_restart
+from .observations.sampling import StationSampler
 from .parallel import get_comm
 from .tagging import ModelTagChemistry, TagSet
-from .io.boundary_file import BoundaryFile
 from .transport.boundary import FileBoundary
 from .transport.model import BUDGET_TERMS, DomainModel
 from .transport.nesting import NestBoundary
@@ -34,7 +56,49 @@ from .transport.simulation import Callback, Simulation, TimeInterval
 
 log = logging.getLogger(__name__)
 
-__all__ = ["build_models", "run_forecast"]
+__all__ = ["ForwardModel", "build_models", "run_forecast", "with_start", "load_scaling",
+           "restart_stamp", "output_fields"]
+
+
+def restart_stamp(time) -> str:
+    """Name of a restart directory: ``YYYY-MM-DDTHH`` of ``time`` (UTC)."""
+    return str(np.datetime64(time, "h"))
+
+
+def with_start(cfg: RunConfig, start) -> RunConfig:
+    """``cfg`` with ``time.start`` replaced (``YYYY-MM-DDTHH`` string, datetime or datetime64),
+    validated again."""
+    from pydantic import ValidationError
+
+    if isinstance(start, str):
+        try:
+            start = datetime.strptime(start, "%Y-%m-%dT%H")
+        except ValueError:
+            raise ConfigError(f"--start {start!r}: expected YYYY-MM-DDTHH (UTC), e.g. "
+                              f"2026-07-20T00") from None
+    start = np.datetime64(start, "s").astype(datetime)
+    data = cfg.model_dump()
+    data["time"]["start"] = start
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"--start {start:%Y-%m-%dT%H}: {exc}") from None
+
+
+def load_scaling(cfg: RunConfig, scaling=None) -> ScalingTable | None:
+    """The emission scaling of a run: ``scaling`` (a table, a dict, a DataFrame or a CSV/NetCDF
+    path) or else ``inputs.emissions.scaling``; None when neither is given. Names are checked
+    against the configured regions and the inventory's sectors when the models are built,
+    before any step."""
+    if scaling is None and cfg.inputs.emissions.scaling is not None:
+        scaling = resolve_path(cfg, cfg.inputs.emissions.scaling)
+    if scaling is None:
+        return None
+    if isinstance(scaling, (str, os.PathLike)):
+        table = read_scaling_table(Path(scaling))
+    else:
+        table = ScalingTable.coerce(scaling)
+    return table
 
 
 def open_boundary_file(cfg: RunConfig, grids, end=None) -> BoundaryFile:
@@ -52,17 +116,26 @@ def open_boundary_file(cfg: RunConfig, grids, end=None) -> BoundaryFile:
     return bfile
 
 
-def build_models(cfg: RunConfig, comm=None, tags: bool = True, end=None) -> list[DomainModel]:
-    """One :class:`DomainModel` per domain (parents first), nests wired to their parents.
+def _set_threads(cfg: RunConfig) -> None:
+    """``parallel.threads`` kernel threads (0: all that numba was started with)."""
+    import numba
 
-    end: the end of the run (datetime64) that a boundary-condition file must cover (checked
-    before any model is built); None checks the cycle start only."""
+    avail = numba.config.NUMBA_NUM_THREADS
+    n = cfg.parallel.threads or avail
+    if n > avail:
+        log.warning("parallel.threads = %d, but only %d threads are available (NUMBA_NUM_THREADS);"
+                    " using %d", n, avail, avail)
+        n = avail
+    numba.set_num_threads(n)
+
+
+def _build(cfg: RunConfig, comm, tags: bool, end, scaling) -> list[DomainModel]:
     from .chemistry import ChemistryOperator
     from .chemistry.units import mixing_ratio_scale
     from .emissions import EmissionModel
     from .met import MetProvider
 
-    comm = comm or get_comm()
+    _set_threads(cfg)
     grids = grids_from_config(cfg)
     nests = nests_from_config(cfg, grids)
     start = np.datetime64(cfg.time.start, "s")
@@ -73,6 +146,8 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True, end=None) -> list
         grid = grids[d.name]
         met = MetProvider.from_config(cfg, d.name, grids)
         em = EmissionModel.from_config(cfg, grid) if cfg.inputs.emissions.gridded else None
+        if em is not None and scaling is not None:
+            scaling.check([r.name for r in cfg.regions], em.sectors)
         chem = None
         if cfg.chemistry.enabled:
             mech = None if cfg.chemistry.mechanism == "grs" else resolve_path(
@@ -90,24 +165,206 @@ def build_models(cfg: RunConfig, comm=None, tags: bool = True, end=None) -> list
             ts = TagSet.from_config(cfg, em)
             tag_spec = ([tuple(t) for t in ts.tags], list(ts.species))
             tag_chem = ModelTagChemistry(ts) if chem is not None else None
+        parent = models[d.parent] if d.parent is not None else None
         model = DomainModel(grid, cfg.species, met, start, emissions=em, chemistry=chem,
-                            tags=tag_spec, tag_chemistry=tag_chem,
+                            tags=tag_spec, tag_chemistry=tag_chem, scaling=scaling,
                             comm=comm, process_grid=cfg.parallel.process_grid,
                             advection_scheme=cfg.transport.advection_scheme,
-                            courant_max=cfg.time.cfl)
-        if bfile is not None:  # lid and cold start of every domain, lateral of the outer ones
-            model.background_source = FileBoundary(bfile, model)
-            if d.parent is None:
-                model.boundary_source = model.background_source
-        if d.parent is not None:
-            model.parent = models[d.parent]
-            model.boundary_source = NestBoundary(nests[d.name], models[d.parent], model)
+                            courant_max=cfg.time.cfl, parent=parent)
+        # lid and cold start of every domain from the file, lateral of the outer ones
+        background = FileBoundary(bfile, model) if bfile is not None else None
+        if parent is not None:
+            lateral = NestBoundary(nests[d.name], parent, model)
+        else:
+            lateral = background
+        model.set_boundaries(lateral=lateral, background=background)
         models[d.name] = model
     return list(models.values())
 
 
-def _output_fields(model: DomainModel, levels, tags: bool = False):
-    """Gathered output fields on rank 0: ppb for gases, ug m-3 for aerosols."""
+def _model_state(model: DomainModel, init) -> np.ndarray:
+    """Model-unit state (nspec, nz, ny, nx) from an :class:`InitialState` (aerosols per volume
+    converted with the met's dry-air density at the state's time)."""
+    rho = model.met.state(init.time).rho_dry
+    return init.mixing_ratios(model.species, rho)
+
+
+def _restart_extras(path: Path, model: DomainModel, q: np.ndarray, start) -> dict | None:
+    """From ``restart_<domain>.nc`` beside an initial state: the tags, solver state and sweep
+    order, when the restart is valid at ``start`` and its state equals ``q`` to round-off (an
+    edited initial state keeps only the solver state; its tags restart from the IC tag)."""
+    if not path.exists():
+        return None
+    t, arrays, _ = read_restart(path, {"q": (model.nspec,) + model.shape})
+    if t != start:
+        raise InputFileError(f"{path}: restart valid at {t}, the initial state beside it at "
+                             f"{start}")
+    extras = {k: v for k, v in arrays.items() if k.startswith("chem_") or k == "forward"}
+    scale = np.maximum(np.abs(arrays["q"]).max(axis=(1, 2, 3), keepdims=True), 1e-300)
+    if np.max(np.abs(arrays["q"] - q) / scale) <= 1e-12 and "tags" in arrays:
+        if arrays["tags"].shape[0] == model.tagc.shape[0]:
+            extras["tags"] = arrays["tags"]
+    else:
+        log.info("%s: the initial state differs from the restart beside it; tags restart "
+                 "from the initial-condition tag", path)
+    return extras
+
+
+class ForwardModel:
+    """Every domain of a config as one forward operator (parents before their nests).
+
+    Parameters
+    ----------
+    config: a :class:`RunConfig` or a config path.
+    scaling: emission scaling (table, dict, DataFrame, or a CSV/NetCDF path); None: the
+        config's ``inputs.emissions.scaling`` (or none).
+    initial: a directory holding ``initial_<domain>.nc`` valid at ``time.start`` (e.g. an
+        analysis, or a forecast's ``restart/<YYYY-MM-DDTHH>/``); None: warm start from
+        ``inputs.restart_dir`` when it holds the start, else cold start.
+    tags: run the source tags (when the config enables them).
+    end: the end of the run (datetime64) that a boundary file must cover.
+    comm: communicator (MPI-aware; serial by default).
+
+    Attributes: ``models`` (list of :class:`DomainModel`), ``domains`` (name -> model),
+    ``start_type`` ("cold", "warm" or "initial"), ``scaling`` (the :class:`ScalingTable` or None).
+    """
+
+    def __init__(self, config, *, scaling=None, initial=None, tags: bool = True, end=None,
+                 comm=None):
+        self.cfg = config if isinstance(config, RunConfig) else load_config(config)
+        self.comm = comm or get_comm()
+        self.scaling = load_scaling(self.cfg, scaling)
+        self.models = _build(self.cfg, self.comm, tags, end, self.scaling)
+        self.domains = {m.name: m for m in self.models}
+        self.start_type = self._start(initial)
+
+    @property
+    def time(self) -> np.datetime64:
+        return self.models[0].time
+
+    # ------------------------------------------------------------------ state
+    def _start(self, initial) -> str:
+        cfg = self.cfg
+        start = np.datetime64(cfg.time.start, "s")
+        if initial is not None:
+            for m in self.models:
+                self.set_state(m.name, initial_state_path(initial, m.name))
+            log.info("initial state at %s from %s", start, initial)
+            return "initial"
+        prev = resolve_path(cfg, cfg.inputs.restart_dir) if cfg.inputs.restart_dir else None
+        found = prev is not None and all(
+            _find_restart(prev, start, m.name) is not None for m in self.models)
+        if found:
+            for m in self.models:
+                self.set_state(m.name, _find_restart(prev, start, m.name), carry_tags=False)
+            log.info("warm start at %s from %s", start, prev)
+            return "warm"
+        for m in self.models:
+            m.cold_start()
+        log.info("cold start at %s from %s", start,
+                 "the boundary-condition file" if cfg.inputs.boundary.kind == "file"
+                 else "background profiles")
+        return "cold"
+
+    def set_state(self, domain: str, state, tags=None, carry_tags: bool = True) -> None:
+        """Set one domain's state at the model time.
+
+        state: a path to an initial-state file (its time must be the model time; a
+            ``restart_<domain>.nc`` beside it also restores the tags (``carry_tags``), the
+            chemistry solver's step sizes and the sweep order), or an array (nspec, nz, ny, nx)
+            of model-unit mixing ratios (gases mol mol-1, aerosols kg kg-1).
+        tags: the tag rows (nrow, nz, ny, nx) for an array state; None: all in the IC tag.
+        """
+        m = self.domains[domain]
+        if not isinstance(state, (str, os.PathLike)):
+            m.set_state(np.asarray(state, dtype=float), tags)
+            return
+        path = Path(state)
+        init = read_initial_state(path, m.species, m.shape)
+        if init.time != m.time:
+            raise InputFileError(f"{path}: initial state valid at {init.time}, the run starts "
+                                 f"at {m.time} (give --start {restart_stamp(init.time)} or "
+                                 f"another state)")
+        q = _model_state(m, init)
+        extras = _restart_extras(path.parent / f"restart_{domain}.nc", m, q, m.time)
+        if extras and not carry_tags:
+            extras.pop("tags", None)
+        m.set_state(q, (extras or {}).get("tags"))
+        if extras:
+            m.load_state({"q": q, "mass": m.met.state(m.time).mass,
+                          **{k: v for k, v in extras.items() if k != "tags"}})
+
+    def fields(self, domain: str, levels=None, tags: bool = False):
+        """Gathered fields of one domain on rank 0 (None elsewhere): name -> (nlev, ny, nx) in
+        ppb (gases) / ug m-3 (aerosols); ``tags``: name -> (ntag, nlev, ny, nx)."""
+        m = self.domains[domain]
+        return output_fields(m, list(range(m.shape[0])) if levels is None else list(levels),
+                             tags=tags)
+
+    def write_initial_states(self, directory, attrs=None) -> list[Path]:
+        """``directory/initial_<domain>.nc`` of the current state (float64; rank 0 writes)."""
+        paths = []
+        for m in self.models:
+            p = write_state_file(m, initial_state_path(directory, m.name), attrs)
+            if p is not None:
+                paths.append(p)
+        return paths
+
+    # ------------------------------------------------------------------ running
+    def run_until(self, stop, callbacks: dict | None = None, progress: bool = False,
+                  output_writers: dict | None = None) -> Simulation:
+        """Advance every domain to ``stop`` (datetime64, a whole number of sync steps ahead),
+        calling ``callbacks`` (name -> :class:`Callback`) on their schedules; returns the
+        :class:`Simulation`."""
+        sim = Simulation(self.models, np.datetime64(stop, "s"), float(self.cfg.time.sync_step_s),
+                         callbacks=dict(callbacks or {}), output_writers=dict(output_writers or {}),
+                         progress=progress, rank=self.comm.rank)
+        sim.run()
+        return sim
+
+    def sample(self, lon, lat, species=None, level: int = 0) -> dict | None:
+        """Values at points (lon, lat in degrees) from the finest domain containing each point,
+        bilinear between cell centres (:class:`StationSampler`), model level ``level``: name ->
+        (npts,) in ppb / ug m-3; NaN outside every domain. Rank 0 (None elsewhere)."""
+        lon = np.atleast_1d(np.asarray(lon, dtype=float))
+        lat = np.atleast_1d(np.asarray(lat, dtype=float))
+        names = list(species) if species is not None else list(self.models[0].species)
+        out = {n: np.full(lon.shape, np.nan) for n in names}
+        for m in self.models:  # parents first: finer domains overwrite
+            f = output_fields(m, [level])
+            if f is None:
+                continue
+            samp = StationSampler.build(*m.grid.lonlat, lon, lat)
+            for n in names:
+                v = samp(f[n][0])
+                out[n] = np.where(samp.inside, v, out[n])
+        return out if self.comm.rank == 0 else None
+
+
+def _find_restart(prev: Path, start, domain: str) -> Path | None:
+    """The initial state of ``domain`` valid at ``start`` in a previous cycle's restarts:
+    ``prev/<stamp>/initial_<domain>.nc`` or ``prev/restart/<stamp>/initial_<domain>.nc``."""
+    stamp = restart_stamp(start)
+    for base in (prev, prev / "restart"):
+        p = initial_state_path(base / stamp, domain)
+        if p.exists():
+            return p
+    return None
+
+
+def build_models(cfg: RunConfig, comm=None, tags: bool = True, end=None, scaling=None,
+                 initial=None) -> list[DomainModel]:
+    """One started :class:`DomainModel` per domain (parents first), nests wired to their parents
+    (see :class:`ForwardModel` for ``scaling`` and ``initial``).
+
+    end: the end of the run (datetime64) that a boundary-condition file must cover (checked
+    before any model is built); None checks the cycle start only."""
+    return ForwardModel(cfg, scaling=scaling, initial=initial, tags=tags, end=end,
+                        comm=comm).models
+
+
+def output_fields(model: DomainModel, levels, tags: bool = False):
+    """Gathered output fields on rank 0 (None elsewhere): ppb for gases, ug m-3 for aerosols."""
     lay = model.layout
     s = model.met.state(model.time)
     rho = lay.local(s.rho_dry)[levels]
@@ -125,6 +382,14 @@ def _output_fields(model: DomainModel, levels, tags: bool = False):
         f = 1e9 if species_registry.get(name).phase == "gas" else 1e9 * rho
         out[name] = lay.gather(np.ascontiguousarray(c[i] * f))
     return out if model.comm.rank == 0 else None
+
+
+def write_state_file(model: DomainModel, path: Path, attrs=None) -> Path | None:
+    """The model's state as an initial-state file (float64; gathered, rank 0 writes)."""
+    f = output_fields(model, list(range(model.shape[0])))
+    if f is None:
+        return None
+    return write_initial_state(path, model.grid, model.time, f, attrs)
 
 
 def _write_budget(path: Path, model: DomainModel, initial: np.ndarray) -> None:
@@ -149,72 +414,61 @@ def _write_budget(path: Path, model: DomainModel, initial: np.ndarray) -> None:
 
 def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "results/forecast",
                  resume: bool = False, tags: bool = True, progress: bool = True,
-                 stop_after_hours: float | None = None, comm=None) -> list[Path]:
-    """Run the nested forecast; return the written paths (on rank 0)."""
+                 stop_after_hours: float | None = None, comm=None, start=None, initial=None,
+                 scaling=None) -> list[Path]:
+    """Run the nested forecast; return the written paths (on rank 0).
+
+    start: ``YYYY-MM-DDTHH`` (or datetime) overriding ``time.start``; initial: a directory with
+    ``initial_<domain>.nc`` valid at the start; scaling: an emission scaling table or its path
+    (overrides ``inputs.emissions.scaling``)."""
     cfg = config if isinstance(config, RunConfig) else load_config(config)
+    if start is not None:
+        cfg = with_start(cfg, start)
     comm = comm or get_comm()
-    lead = int(lead_hours or cfg.time.lead_hours)
+    lead = int(cfg.time.lead_hours if lead_hours is None else lead_hours)
     if lead > 360 or lead < 1:
         raise ValueError(f"lead_hours must be 1..360, got {lead}")
     out = Path(out_dir)
     restart_dir = out / "restart"
     start = np.datetime64(cfg.time.start, "s")
     stop = start + np.timedelta64(lead, "h")
-    models = build_models(cfg, comm, tags, end=stop)
+    fm = ForwardModel(cfg, scaling=scaling, initial=None if resume else initial, tags=tags,
+                      end=stop, comm=comm)
+    models = fm.models
+    start_type = fm.start_type
     dt = float(cfg.time.sync_step_s)
     nz = models[0].shape[0]
     levels = cfg.outputs.levels if cfg.outputs.levels is not None else list(range(nz))
     tag_levels = cfg.outputs.tag_levels
 
-    # ---- initial state: resume, warm start, or cold start
-    start_type = "cold"
+    # ---- resume a killed run from its last restart
     resumed_at = None
-    initial = {}
+    initial_mass = {}
     latest = restart_dir / "latest"
     if resume and latest.exists():
         stamp = latest.read_text().strip()
         for m in models:
-            t, arrays, rattrs = read_restart(restart_dir / f"restart_{m.name}_{stamp}.nc")
+            t, arrays, rattrs = read_restart(restart_dir / stamp / f"restart_{m.name}.nc")
             m.load_state(arrays)
             m.time = t
             resumed_at = t
             start_type = str(rattrs.get("start_type", "cold"))
-            initial[m.name] = np.array([float(rattrs[f"initial_{i}"]) for i in range(m.nspec)])
+            initial_mass[m.name] = np.array([float(rattrs[f"initial_{i}"])
+                                             for i in range(m.nspec)])
         log.info("resuming from restart at %s", resumed_at)
-    else:
-        prev = cfg.inputs.restart_dir
-        for m in models:
-            stamp0 = str(start).replace(":", "")
-            p = resolve_path(cfg, prev) / f"restart_{m.name}_{stamp0}.nc" if prev else None
-            if p is not None and p.exists():
-                t, arrays, _ = read_restart(p, {"q": (m.nspec,) + m.shape})
-                if t != start:
-                    raise InputFileError(f"{p}: restart valid at {t}, cycle starts at {start}")
-                m.load_state({"q": arrays["q"], "mass": arrays["mass"]})
-                m.budget = {k: np.zeros(m.nspec) for k in BUDGET_TERMS}
-                if m.ntag and m.ic_tag >= 0:
-                    tc = m.tagc[m.interior]
-                    tc[...] = 0.0
-                    for t_, row in enumerate(m.tag_rows):
-                        tc[t_ * m.ntag + m.ic_tag] = m.conc()[row]
-                start_type = "warm"
-            else:
-                m.cold_start()
-        log.info("%s start at %s (%s)", start_type, start,
-                 f"from {prev}" if start_type == "warm" else
-                 ("the boundary-condition file" if cfg.inputs.boundary.kind == "file"
-                  else "background profiles"))
     for m in models:
-        initial.setdefault(m.name, m.total_mass())
+        initial_mass.setdefault(m.name, m.total_mass())
 
     # ---- output writers
     attrs = {"start_type": start_type, "lead_hours": lead,
              "sync_step_s": int(dt), "config_name": cfg.name}
+    if fm.scaling is not None:
+        attrs["emission_scaling"] = str(fm.scaling.source or "in memory")
     writers = {}
     for m in models:
         writers[("conc", m.name)] = FieldSeriesWriter(
             out, f"conc_{m.name}", m.grid, m.species, levels, start, attrs=attrs,
-            compression_level=cfg.outputs.compression_level)
+            dtype=cfg.outputs.dtype, compression_level=cfg.outputs.compression_level)
         if m.ntag:
             regions, sectors = zip(*m.tag_labels)
             writers[("tags", m.name)] = FieldSeriesWriter(
@@ -227,62 +481,72 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
 
     def snapshot(sim):
         for m in models:
-            f = _output_fields(m, levels)
+            f = output_fields(m, levels)
             if f is not None:
                 writers[("conc", m.name)].add(m.time, f)
 
     def tag_snapshot(sim):
         for m in models:
             if m.ntag:
-                f = _output_fields(m, tag_levels, tags=True)
+                f = output_fields(m, tag_levels, tags=True)
                 if f is not None:
                     writers[("tags", m.name)].add(m.time, f)
 
     def checkpoint(sim):
-        """Flush output parts, write every domain's restart, then point ``latest`` at them
-        (atomically): a run killed anywhere resumes from a consistent set."""
-        stamp = str(models[0].time).replace(":", "")
+        """Flush output parts, write every domain's restart directory, then point ``latest``
+        at it (atomically): a run killed anywhere resumes from a consistent set."""
+        stamp = restart_stamp(models[0].time)
+        here = restart_dir / stamp
         if comm.rank == 0:
             for w in writers.values():
                 w.flush()
         for m in models:
+            write_state_file(m, initial_state_path(here, m.name),
+                             {"start_type": start_type, "cycle_start": str(start)})
             arrays = m.state_arrays()
             if comm.rank == 0:
-                write_restart(restart_dir / f"restart_{m.name}_{stamp}.nc", m.time, arrays,
+                write_restart(here / f"restart_{m.name}.nc", m.time, arrays,
                               {"start_type": start_type, "domain": m.name,
                                **{f"initial_{i}": v for i, v in
-                                  enumerate(initial[m.name].tolist())}})
+                                  enumerate(initial_mass[m.name].tolist())}})
         if comm.rank == 0:
             previous = latest.read_text().strip() if latest.exists() else None
             with atomic_path(latest) as tmp:
                 tmp.write_text(stamp + "\n")
-            if previous and previous != stamp and not previous.endswith("T000000"):
+            if previous and previous != stamp and not previous.endswith("T00"):
                 # keep the 00 UTC restarts: the next cycles warm-start from them
-                for old in restart_dir.glob(f"restart_*_{previous}.nc"):
-                    old.unlink()
+                old = restart_dir / previous
+                for f in old.glob("*.nc"):
+                    f.unlink()
+                try:
+                    old.rmdir()
+                except OSError:
+                    pass
         comm.barrier()
 
-    sim = Simulation(models, stop, dt, progress=progress, rank=comm.rank)
     def every_or_end(hours):
         interval = TimeInterval(3600 * hours)
         return lambda sim: interval(sim) or (sim.at_end and sim.stop_time >= stop)
 
-    sim.output_writers["conc"] = Callback(snapshot, every_or_end(cfg.time.output_every_hours))
+    writers_cb = {"conc": Callback(snapshot, every_or_end(cfg.time.output_every_hours))}
     if any(m.ntag for m in models):
-        sim.output_writers["tags"] = Callback(tag_snapshot,
-                                              every_or_end(cfg.outputs.tag_every_hours))
+        writers_cb["tags"] = Callback(tag_snapshot, every_or_end(cfg.outputs.tag_every_hours))
     if cfg.outputs.write_restart:
-        sim.output_writers["restart"] = Callback(
-            checkpoint, TimeInterval(3600 * cfg.outputs.restart_every_hours))
+        writers_cb["restart"] = Callback(checkpoint,
+                                         TimeInterval(3600 * cfg.outputs.restart_every_hours))
+    run_to = stop
     if stop_after_hours is not None:  # for tests: stop early, as if killed after a restart
-        sim.stop_time = min(stop, models[0].time + np.timedelta64(int(stop_after_hours * 3600),
-                                                                  "s"))
+        run_to = min(stop, models[0].time + np.timedelta64(int(stop_after_hours * 3600), "s"))
+    # schedules count from the cycle start, also after a resume
+    sim = Simulation(models, run_to, dt, output_writers=writers_cb, progress=progress,
+                     rank=comm.rank)
+    sim.start_time = start
     sim.run()
     if sim.stop_time < stop:
         return []
     paths = []
     for m in models:
-        _write_budget_safe(out / f"budget_{m.name}.csv", m, initial[m.name])
+        _write_budget(out / f"budget_{m.name}.csv", m, initial_mass[m.name])
     if comm.rank == 0:
         for w in writers.values():
             paths.append(w.finalize())
@@ -293,7 +557,3 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
                  sim.wall_seconds / days)
     comm.barrier()
     return paths
-
-
-def _write_budget_safe(path, model, initial):
-    _write_budget(path, model, initial)

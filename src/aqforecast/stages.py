@@ -40,8 +40,8 @@ def validate(config_path: str | Path) -> tuple[RunConfig, str]:
     lines.append(f"  chemistry: {cfg.chemistry.mechanism} with {cfg.chemistry.solver}"
                  + ("" if cfg.chemistry.enabled else " (disabled)"))
     if cfg.tags.enabled:
-        ntag = len(cfg.tags.regions) * max(1, len(cfg.tags.sectors))
-        lines.append(f"  tags: {len(cfg.tags.regions)} regions x {len(cfg.tags.sectors)} "
+        ntag = len(cfg.regions) * max(1, len(cfg.tags.sectors))
+        lines.append(f"  tags: {len(cfg.regions)} regions x {len(cfg.tags.sectors)} "
                      f"sectors = {ntag} (+ IC/BC/other) on {', '.join(cfg.tags.species)}")
     lines.append("  boundary: " + _boundary_summary(cfg, grids))
     windows = ", ".join(f"every {w.every_hours} h to {w.until_hours} h" for w in cfg.time.windows)
@@ -127,7 +127,7 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
             paths.append(write_hotspots_geojson(hs, out_dir / f"hotspots_pm25_{name}.geojson"))
             if maps:
                 lon, lat = grid.lonlat
-                regions = [resolve_path(cfg, r.geojson) for r in cfg.tags.regions]
+                regions = [resolve_path(cfg, r.geojson) for r in cfg.regions]
                 mdir = out_dir / "maps" / name
                 paths.append(hotspot_map(conc, hs, lon, lat, mdir / "hotspots_pm25.png",
                                          boundaries=regions))

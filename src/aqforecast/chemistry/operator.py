@@ -132,6 +132,26 @@ class ChemistryOperator:
             log.warning("none of the model species %s is in mechanism %s", self.species_names,
                         mech.path)
 
+    def solver_state(self) -> dict | None:
+        """What an exact restart of the solver needs, or None before the first call:
+        ``internal`` (n_internal, ncell) the mechanism's species the model does not carry
+        (molar mixing ratios) and ``last_step`` (ncell,) each cell's last accepted step size
+        (mechanism time units), with which the next call starts."""
+        if self._internal is None:
+            return None
+        return {"internal": self._internal, "last_step": self._last_step}
+
+    def set_solver_state(self, internal, last_step) -> None:
+        """Restore :meth:`solver_state` (arrays as it returned them, for the same cells)."""
+        internal = np.ascontiguousarray(internal, dtype=float)
+        last_step = np.ascontiguousarray(last_step, dtype=float).ravel()
+        if internal.ndim != 2 or internal.shape[0] != len(self._internal_idx) \
+                or internal.shape[1] != last_step.size:
+            raise ValueError(f"solver state: internal {internal.shape} and last_step "
+                             f"{last_step.shape} do not fit {len(self._internal_idx)} internal "
+                             f"species")
+        self._internal, self._last_step = internal, last_step
+
     def compile_in_background(self) -> bool:
         """Compile the mechanism for this operator's solver in a child process while the caller
         goes on (:meth:`CompiledMechanism.compile_in_background`)."""

@@ -165,11 +165,16 @@ class ChemistryConfig(_Model):
 class TransportConfig(_Model):
     """Transport options."""
 
-    advection_scheme: Literal["walcek", "upwind"] = Field(
+    advection_scheme: Literal["walcek", "donor_cell"] = Field(
         default="walcek",
-        description="'walcek': monotone Walcek (2000) sweeps; 'upwind': first-order donor cell "
-                    "(linear, more diffusive): source tags then equal single-source runs to "
-                    "round-off")
+        description="'walcek': monotone Walcek (2000) split sweeps; 'donor_cell': split "
+                    "first-order donor cell (linear, more diffusive): source tags then equal "
+                    "single-source runs to round-off ('upwind' is accepted as its old name)")
+
+    @field_validator("advection_scheme", mode="before")
+    @classmethod
+    def _old_name(cls, v):
+        return "donor_cell" if v == "upwind" else v
 
 
 class RegionConfig(_Model):
@@ -178,10 +183,10 @@ class RegionConfig(_Model):
 
 
 class TagConfig(_Model):
-    """Source-apportionment tags: region x sector, plus IC/BC/other tags."""
+    """Source-apportionment tags: (top-level ``regions`` + ``outside``) x sector, plus the
+    initial- and boundary-condition tags."""
 
     enabled: bool = True
-    regions: list[RegionConfig] = Field(default_factory=list)
     sectors: list[Name] = Field(default_factory=list)
     species: list[str] = Field(default_factory=list, description="tagged species")
     initial_and_boundary_tags: bool = True
@@ -202,12 +207,15 @@ class EmissionInput(_Model):
     points: Path | None = None
     profiles: Path | None = None
     base_year: int = Field(default=2017, ge=1990, le=2100)
+    scaling: Path | None = Field(
+        default=None,
+        description="emission scaling table (CSV or NetCDF: region, sector, pollutant, factor"
+                    "[, start, end]); the forecast's --scaling replaces it")
 
 
 class ObservationInput(_Model):
     stations: Path | None = None
     station_coords: Path | None = None
-    satellite_glob: str | None = None
 
 
 class BoundaryInput(_Model):
@@ -229,22 +237,13 @@ class InputsConfig(_Model):
     restart_dir: Path | None = Field(default=None, description="previous cycle (warm start)")
 
 
-class InversionConfig(_Model):
-    """Kalman-filter emission inversion (SCIENCE.md 7.3)."""
-
-    enabled: bool = False
-    species: list[str] = Field(default_factory=lambda: ["NO2"])
-    prior_sigma_ln: float = Field(default=0.4, gt=0.0, le=3.0,
-                                  description="prior error of ln(scaling factor)")
-    q_per_day_ln: float = Field(default=0.07, ge=0.0, le=1.0,
-                                description="model error growth of ln(scaling) per day")
-    persistence: float = Field(default=1.0, ge=0.0, le=1.0)
-    obs_error_fraction: float = Field(default=0.2, gt=0.0, le=2.0)
-
-
 class OutputConfig(_Model):
     dir: Path = Path("results")
     compression_level: int = Field(default=4, ge=0, le=9)
+    dtype: Literal["float32", "float64"] = Field(
+        default="float32",
+        description="stored float type of conc_<domain>.nc: float32 (~6e-8 relative rounding "
+                    "per value) or float64 (identities checkable on the files)")
     levels: list[int] | None = Field(
         default=None, description="model levels (0 = ground) in conc files; null = all")
     tag_levels: list[int] = Field(default_factory=lambda: [0],
@@ -266,7 +265,10 @@ class OutputConfig(_Model):
 class ParallelConfig(_Model):
     process_grid: tuple[int, int] | None = Field(
         default=None, description="(py, px) MPI process grid; null = choose automatically")
-    threads: int = Field(default=0, ge=0, le=1024, description="numba threads; 0 = all cores")
+    threads: int = Field(default=0, ge=0, le=1024,
+                         description="kernel threads per MPI rank (numba); 0 = all cores "
+                                     "(NUMBA_NUM_THREADS); more than the cores available is "
+                                     "capped there")
 
 
 class RunConfig(_Model):
@@ -282,11 +284,30 @@ class RunConfig(_Model):
     species: list[str] = Field(min_length=1, description="transported species")
     chemistry: ChemistryConfig = Field(default_factory=ChemistryConfig)
     transport: TransportConfig = Field(default_factory=TransportConfig)
+    regions: list[RegionConfig] = Field(
+        default_factory=list,
+        description="named regions (polygons): source tags, emission scaling, scenarios, the "
+                    "inversion and the city tables; everything else is the region 'outside'")
     tags: TagConfig = Field(default_factory=TagConfig)
     inputs: InputsConfig
-    inversion: InversionConfig = Field(default_factory=InversionConfig)
     outputs: OutputConfig = Field(default_factory=OutputConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _regions_at_top(cls, data):
+        """``tags.regions`` (the layout before regions served scaling and scenarios too) is
+        moved to the top-level ``regions``; giving both is an error."""
+        if isinstance(data, dict) and isinstance(data.get("tags"), dict) \
+                and "regions" in data["tags"]:
+            if "regions" in data:
+                raise ValueError("regions are given twice (top-level 'regions' and "
+                                 "'tags.regions'): keep the top-level 'regions' only")
+            data = dict(data)
+            tags = dict(data["tags"])
+            data["regions"] = tags.pop("regions")
+            data["tags"] = tags
+        return data
 
     @field_validator("species")
     @classmethod
@@ -356,9 +377,11 @@ class RunConfig(_Model):
             lv = getattr(self.outputs, key)
             if lv is not None and lv[-1] >= nz:
                 raise ValueError(f"outputs.{key}: level {lv[-1]} does not exist ({nz} layers)")
-        for s in self.inversion.species:
-            if not species_registry.is_known(s):
-                raise ValueError(f"inversion.species: unknown species {s!r}")
+        rnames = [r.name for r in self.regions]
+        if len(set(rnames)) != len(rnames):
+            raise ValueError(f"regions: names must be unique, got {rnames}")
+        if "outside" in rnames:
+            raise ValueError("regions: 'outside' is reserved for everything outside the regions")
         return self
 
     @property

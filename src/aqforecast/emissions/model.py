@@ -339,7 +339,7 @@ class EmissionModel:
         temporal = (TemporalProfiles.from_csv(resolve_path(cfg, e.profiles)) if e.profiles
                     else TemporalProfiles())
         regions = region_fractions(grid, [(r.name, resolve_path(cfg, r.geojson))
-                                          for r in cfg.tags.regions])
+                                          for r in cfg.regions])
         species = tuple(s for s in cfg.species if s in EMITTED_SPECIES)
         return cls(grid, inv, pts, regions=regions, species=species, temporal=temporal,
                    cache_dir=cache_dir, **kwargs)

@@ -311,7 +311,7 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
     Parameters
     ----------
     config_path_or_cfg: config file or :class:`aqforecast.config.RunConfig` (lead windows from
-        ``time.windows``, cities from ``tags.regions``, stations from
+        ``time.windows``, cities from ``regions``, stations from
         ``inputs.observations.station_coords``, compression from ``outputs``).
     run_dir: the forecast directory holding ``conc_<domain>.nc``.
     out_dir: where the products go (created).
@@ -346,10 +346,10 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
         raise ValueError(f"day_boundary must be 'local' or 'lead', got {day_boundary!r}")
     if standard is not None and _aqi._check_standard(standard).family != "HJ":
         raise ValueError(f"products use HJ 633 (got {standard!r}); EPA via aqi.iaqi()")
-    regions = [(r.name, resolve_path(cfg, r.geojson)) for r in cfg.tags.regions]
+    regions = [(r.name, resolve_path(cfg, r.geojson)) for r in cfg.regions]
     for _, g in regions:
         if not Path(g).exists():
-            raise InputFileError(f"tags.regions: city polygon file {g} does not exist")
+            raise InputFileError(f"regions: city polygon file {g} does not exist")
     if stations is None and cfg.inputs.observations.station_coords is not None:
         stations = resolve_path(cfg, cfg.inputs.observations.station_coords)
     st_table = _tables.station_table(stations) if stations is not None and stations is not False \
@@ -413,7 +413,7 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
         written.append(_write_csv(ctab, out_dir / "aqi_daily_city.csv"))
         summary["cities"] = {"n": len(cloc.names), "rows": len(ctab)}
     else:
-        log.info("no city polygons (tags.regions): city table skipped")
+        log.info("no city polygons (regions): city table skipped")
 
     if maps:
         t0 = _time.perf_counter()

@@ -128,7 +128,7 @@ def locate_cities(regions: Sequence[tuple[str, object]],
     """Cells of each city polygon (see the module docstring).
 
     ``regions``: (name, GeoJSON path or shapely lon/lat geometry) pairs, e.g. the config's
-    ``tags.regions``. Cities covering no domain are dropped (logged).
+    ``regions``. Cities covering no domain are dropped (logged).
     """
     import shapely
 

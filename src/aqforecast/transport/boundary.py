@@ -112,7 +112,7 @@ class FileBoundary:
 
     def lateral(self, model, s):
         levels = model.layout.levels
-        prof = model._background(s)[:, levels]  # (nspec, nl) where the file has no species
+        prof = model.background_profiles(s)[:, levels]  # (nspec, nl) where the file has no species
         vals = {}
         for face, (jj, ii) in self.strips.items():
             # heights and density of the nearest interior column of each ghost cell
@@ -138,7 +138,7 @@ class FileBoundary:
 
     def lid(self, model, s):
         nz = model.shape[0]
-        out = np.broadcast_to(model._background(s)[:, -1][:, None, None, None],
+        out = np.broadcast_to(model.background_profiles(s)[:, -1][:, None, None, None],
                               (model.nspec, 1) + self._local_shape).copy()
         self._fill(out, self._local(model, s, [nz - 1], "lid"))
         return out

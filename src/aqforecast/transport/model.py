@@ -67,7 +67,10 @@ class DomainModel:
         ("initial", "ic") and ("boundary", "bc").
     tag_chemistry: callable ``(model, before, diagnostics)`` apportioning chemistry to tags.
     comm: communicator (serial by default); process_grid: (py, px) or None.
-    scaling: emission scaling table passed to the emission model (inversion/scenarios).
+    scaling: emission scaling (a :class:`~aqforecast.emissions.ScalingTable`, dict or
+        DataFrame) passed to the emission model every step (inversion/scenarios).
+    parent: the parent domain's model (nests), whose state the nest's boundary reads.
+    boundary_source, background_source: see :meth:`set_boundaries`.
     advection_scheme: "walcek" (monotone, the default) or "upwind" (first-order donor cell,
         linear: each source tag then equals a run with only that source to round-off; more
         diffusive). Both use the same sweeps, sub-steps and air-mass update.
@@ -80,7 +83,7 @@ class DomainModel:
     def __init__(self, grid, species, met, start, *, emissions=None, chemistry=None, tags=None,
                  tag_chemistry=None, comm=None, process_grid=None, scaling=None,
                  boundary_source=None, name=None, advection_scheme="walcek",
-                 courant_max=0.75):
+                 courant_max=0.75, parent=None, background_source=None):
         from ..parallel import SerialComm
 
         self.grid = grid
@@ -93,11 +96,10 @@ class DomainModel:
         self.tag_chemistry = tag_chemistry
         self.scaling = scaling
         self.comm = comm or SerialComm()
-        self.parent = None
-        self.boundary_source = boundary_source  # callable(model, s) -> dict face -> values
-        #: lid inflow and cold-start values instead of the background profiles (an object with
-        #: ``lid(model, s)`` and ``initial(model, s)``, e.g. a FileBoundary), or None
+        self.parent = parent
+        self.boundary_source = None
         self.background_source = None
+        self.set_boundaries(lateral=boundary_source, background=background_source)
         self.time = np.datetime64(start, "s")
         if advection_scheme not in ("walcek", "upwind"):
             raise ValueError(f"advection_scheme must be 'walcek' or 'upwind', got "
@@ -150,6 +152,20 @@ class DomainModel:
         self.last_substeps = (0, 0)
         self.lon, self.lat = (lay.local(a) for a in grid.lonlat)
 
+    def set_boundaries(self, lateral=None, background=None) -> None:
+        """Connect the boundary conditions (the sources need the model, so they are connected
+        after it is built).
+
+        lateral: callable ``(model, s) -> (bulk, tags)`` giving the inflow ghost values per face
+            (:meth:`boundary_values`), e.g. a :class:`~aqforecast.transport.nesting.NestBoundary`
+            or a :class:`~aqforecast.transport.boundary.FileBoundary`; None: the background
+            profiles.
+        background: object with ``lid(model, s)`` and ``initial(model, s)`` for the lid inflow
+            and the cold start (e.g. a FileBoundary); None: the background profiles.
+        """
+        self.boundary_source = lateral
+        self.background_source = background
+
     def _label_index(self, region):
         for i, (r, _) in enumerate(self.tag_labels):
             if r == region:
@@ -171,10 +187,6 @@ class DomainModel:
         """Tag concentrations (ntagged, ntag, nz, nyl, nxl), model units (a copy)."""
         t = self.tagc[self.interior]
         return t.reshape((len(self.tagged), self.ntag) + t.shape[1:])
-
-    def _met_local(self, t):
-        s = self.met.state(t)
-        return s
 
     def cold_start(self) -> None:
         """Initial state from the background profiles (SCIENCE.md 1.6), or from the
@@ -200,6 +212,42 @@ class DomainModel:
         local = np.einsum("skji,kji->s", self.conc(), self.mass) * self.kg_per_q
         return self.layout.allsum(local)
 
+    def set_state(self, conc: np.ndarray, tags: np.ndarray | None = None,
+                  time=None) -> None:
+        """Start from a given state (assimilation, ``--initial``): ``conc`` the GLOBAL interior
+        mixing ratios (nspec, nz, ny, nx) in model units (gases mol mol-1, aerosols kg kg-1) on
+        every rank; the air mass is the met's at the model time; budgets start at zero. Tags:
+        the global tag array (nrow, nz, ny, nx) in the layout of :meth:`state_arrays`, or None
+        to give everything to the initial-condition tag. ``time`` (datetime64) moves the model
+        clock first."""
+        conc = np.asarray(conc, dtype=float)
+        if conc.shape != (self.nspec,) + self.shape:
+            raise ValueError(f"{self.name}: state has shape {conc.shape}, the model needs "
+                             f"{(self.nspec,) + self.shape}")
+        if not np.all(np.isfinite(conc)):
+            raise ValueError(f"{self.name}: state has non-finite values")
+        floor = -1e-9 * np.abs(conc).max(axis=(1, 2, 3))  # round-off of a model state
+        low = conc.min(axis=(1, 2, 3)) < floor
+        if low.any():
+            raise ValueError(f"{self.name}: state has negative values for "
+                             f"{[n for n, b in zip(self.species, low) if b]}")
+        if time is not None:
+            self.time = np.datetime64(time, "s")
+        loc = self.layout.local
+        self.conc()[...] = loc(conc)
+        self.mass[...] = loc(self.met.state(self.time).mass)
+        self.budget = {k: np.zeros(self.nspec) for k in BUDGET_TERMS}
+        if not self.ntag:
+            return
+        tc = self.tagc[self.interior]
+        if tags is not None:
+            tc[...] = loc(np.asarray(tags, dtype=float))
+        elif self.ic_tag >= 0:
+            tc[...] = 0.0
+            c = self.conc()
+            for t, row in enumerate(self.tag_rows):
+                tc[t * self.ntag + self.ic_tag] = c[row]
+
     def state_arrays(self) -> dict:
         """Everything needed to continue exactly (gathered on rank 0; None elsewhere)."""
         lay = self.layout
@@ -208,12 +256,13 @@ class DomainModel:
         out = {"q": q, "mass": m}
         if self.ntag:
             out["tags"] = lay.gather(np.ascontiguousarray(self.tagc[self.interior]))
-        if self.chemistry is not None and getattr(self.chemistry, "_internal", None) is not None:
-            shp = self.shape
-            internal = self.chemistry._internal.reshape((-1,) + shp[:1] + lay.block_shape)
+        solver = self.chemistry.solver_state() if self.chemistry is not None else None
+        if solver is not None:
+            cells = self.shape[:1] + lay.block_shape
+            internal = solver["internal"].reshape((-1,) + cells)
             out["chem_internal"] = lay.gather(np.ascontiguousarray(internal))
             out["chem_last_step"] = lay.gather(
-                np.ascontiguousarray(self.chemistry._last_step.reshape(shp[:1] + lay.block_shape)))
+                np.ascontiguousarray(solver["last_step"].reshape(cells)))
         budgets = {k: self.layout.allsum(v) for k, v in self.budget.items()}
         if self.comm.rank != 0:
             return None
@@ -231,8 +280,8 @@ class DomainModel:
             self.tagc[self.interior] = loc(arrays["tags"])
         if self.chemistry is not None and "chem_internal" in arrays:
             ci = loc(arrays["chem_internal"])
-            self.chemistry._internal = np.ascontiguousarray(ci.reshape(ci.shape[0], -1))
-            self.chemistry._last_step = np.ascontiguousarray(loc(arrays["chem_last_step"]).ravel())
+            self.chemistry.set_solver_state(ci.reshape(ci.shape[0], -1),
+                                            loc(arrays["chem_last_step"]).ravel())
         for k in BUDGET_TERMS:
             if f"budget_{k}" in arrays:
                 # budgets are global sums; keep them on rank 0 only so allsum stays right
@@ -240,7 +289,7 @@ class DomainModel:
         self._forward = bool(int(np.asarray(arrays.get("forward", [1]))[0]))
 
     # ------------------------------------------------------------------ boundaries
-    def _background(self, s):
+    def background_profiles(self, s):
         """Background profile values (nspec, nz) at the domain-mean column."""
         z = s.z_centre.mean(axis=(1, 2))
         rho = s.rho_dry.mean(axis=(1, 2))
@@ -250,7 +299,7 @@ class DomainModel:
         """Inflow values above the model top, broadcastable to (nspec, halo, nyl, nxl)."""
         if self.background_source is not None:
             return self.background_source.lid(self, s)
-        return self._background(s)[:, -1][:, None, None, None]
+        return self.background_profiles(s)[:, -1][:, None, None, None]
 
     def boundary_values(self, s) -> tuple[dict, dict]:
         """Inflow ghost values for the bulk and the tag fractions, per face, level layout.
@@ -260,7 +309,7 @@ class DomainModel:
         """
         if self.boundary_source is not None:
             return self.boundary_source(self, s)
-        prof = self._background(s)[:, self.layout.levels]  # (nspec, nl)
+        prof = self.background_profiles(s)[:, self.layout.levels]  # (nspec, nl)
         vals = {f: prof[:, :, None, None] for f in _FACES}
         return vals, None
 
@@ -359,8 +408,9 @@ class DomainModel:
         prof = np.where(s.z_centre <= ztop[None], s.rain_rate[None], 0.0)
         return np.ascontiguousarray(loc(prof))
 
-    def _fractions(self, bulk, tagc, nrow_shape=None):
-        """Tag fractions from concentrations; cells without tracer give all to the IC tag."""
+    def tag_fractions(self, bulk, tagc):
+        """Tag fractions (ntagged, ntag, ...) from the bulk (nspec, ...) and the tag rows
+        (nrow, ...); cells without tracer give all to the IC tag."""
         nt = len(self.tagged)
         cells = tagc.shape[1:]
         m = int(np.prod(cells))

@@ -129,5 +129,5 @@ class NestBoundary:
                 # the tags only at that ghost line
                 tline = _interp(t_lev, wt)[(Ellipsis, 0) if face in ("west", "east")
                                            else (Ellipsis, 0, slice(None))]
-                tags[face] = self.parent._fractions(bulk, np.ascontiguousarray(tline))
+                tags[face] = self.parent.tag_fractions(bulk, np.ascontiguousarray(tline))
         return vals, tags
