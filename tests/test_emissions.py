@@ -197,6 +197,7 @@ def test_speciation_conserves_n_s_c():
 
 # ------------------------------------------------------------------------------- scaling
 def test_scaling_table_resolution():
+    """Matching rows multiply (the issue #16 contract; before, the most specific key won)."""
     regions, sectors = ("A", "B", "outside"), ("industry", "power")
     t = ScalingTable({("A", "industry", "NOx"): 0.7, ("*", "power", "*"): 0.5,
                       ("B", "*", "PM10"): 2.0, ("B", "power", "PM2.5"): 3.0})
@@ -205,11 +206,11 @@ def test_scaling_table_resolution():
     assert f[0, 0, P["NOx"]] == 0.7 and f[0, 0, P["SO2"]] == 1.0 and f[1, 0, P["NOx"]] == 1.0
     assert np.all(f[:, 1, P["SO2"]] == 0.5)
     assert f[1, 0, P["PM25"]] == 2.0 and f[1, 0, P["PMC"]] == 2.0
-    assert f[1, 1, P["PM25"]] == 3.0        # most specific key wins
-    assert f[1, 1, P["PMC"]] == 2.0         # (B, *, PM10): 1 wildcard beats (*, power, *): 2
-    with pytest.raises(ValueError, match="equal specificity"):
-        ScalingTable({("A", "*", "NOx"): 0.5, ("*", "industry", "NOx"): 0.7}).resolve(
-            regions, sectors)
+    assert f[1, 1, P["PM25"]] == 2.0 * 3.0 * 0.5     # every matching row multiplies
+    assert f[1, 1, P["PMC"]] == 2.0 * 0.5
+    g = ScalingTable({("A", "*", "NOx"): 0.5, ("*", "industry", "NOx"): 0.7}).resolve(
+        regions, sectors)
+    assert g[0, 0, P["NOx"]] == 0.5 * 0.7 and g[1, 0, P["NOx"]] == 0.7
     with pytest.raises(KeyError, match="unknown region 'Hangzou'"):
         ScalingTable({("Hangzou", "power", "NOx"): 0.5}).resolve(regions, sectors)
     with pytest.raises(KeyError, match="unknown pollutant"):

@@ -56,7 +56,9 @@ def _run(cfg, tags=True, source=None, on_hour=None):
                 m.scaling = ScalingTable({("*", "*", "*"): 0.0})
             else:
                 m.conc()[...] = 0.0
-                m.scaling = ScalingTable({("*", "*", "*"): 0.0, source + ("*",): 1.0})
+                # scaling rows multiply: switch off every other (region, sector) one by one
+                em_tags = m.emission_model.tags if m.emission_model is not None else ()
+                m.scaling = ScalingTable({tag + ("*",): 0.0 for tag in em_tags if tag != source})
     sim = Simulation(models, models[0].time + np.timedelta64(HOURS, "h"), cfg.time.sync_step_s)
     if on_hour is not None:
         sim.callbacks["check"] = Callback(lambda s: on_hour(models), TimeInterval(3600))

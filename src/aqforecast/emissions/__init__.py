@@ -9,6 +9,7 @@ Typical use (one model grid)::
     f.surface   # (nspec, ny, nx) mol m-2 s-1 (gases) / kg m-2 s-1 (aerosols), into layer 1
     f.elevated  # (nspec, nz, ncol) into layer k of column f.columns[c] = (j, i)
     tf = em.tagged_emissions(t, scaling=table)                 # leading axis = em.tags
+    table = read_scaling_table("scaling.csv")                  # CSV/NetCDF, rows multiply
 
 See the module docstrings for formats and formulas.
 """
@@ -26,7 +27,13 @@ from .inventory import (  # noqa: F401
 from .model import EmissionFields, EmissionModel  # noqa: F401
 from .regions import OUTSIDE, RegionMasks, read_geojson, region_fractions  # noqa: F401
 from .regrid import ConservativeRegridder, overlap_weights  # noqa: F401
-from .scaling import ScalingTable  # noqa: F401
+from .scaling import (  # noqa: F401
+    ScalingRow,
+    ScalingTable,
+    ScalingTableError,
+    read_scaling_table,
+    write_scaling_table,
+)
 from .speciation import EMITTED_SPECIES, Speciation, SpeciationFactors  # noqa: F401
 from .temporal import SectorProfile, TemporalProfiles, default_profiles  # noqa: F401
 from .vertical import (  # noqa: F401

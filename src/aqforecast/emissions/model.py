@@ -239,9 +239,11 @@ class EmissionModel:
                             tuple(p.sectors[n] for n in k), p.rates[k], p.source)
 
     # ----------------------------------------------------------------------------- run time
-    def scaling_array(self, scaling=None) -> np.ndarray:
-        """Resolved factors (nregion, nsector, npollutant) for a scaling table/dict/DataFrame."""
-        return ScalingTable.coerce(scaling).resolve(self.regions.names, self.sectors)
+    def scaling_array(self, scaling=None, t=None) -> np.ndarray:
+        """Resolved factors (nregion, nsector, npollutant) for a scaling table/dict/DataFrame at
+        time ``t`` (UTC; None: the rows without a time window only), see
+        :meth:`ScalingTable.resolve`. Read-only."""
+        return ScalingTable.coerce(scaling).resolve(self.regions.names, self.sectors, time=t)
 
     def _mass_rate(self, t) -> np.ndarray:
         """Area-source mass rates, Mg s-1, (nsec, npol, ncell) at time t (hour of t)."""
@@ -260,8 +262,16 @@ class EmissionModel:
         """Emission fluxes per tag (region x sector) at time ``t`` (UTC), leading axis ntag.
 
         Tag n is ``self.tags[n] = (region, sector)``; regions include ``outside``.
+
+        ``scaling`` (a :class:`ScalingTable`, a {key: factor} dict or a DataFrame) is resolved at
+        ``t`` exactly as given: a row with a window ``[start, end)`` applies iff start <= t < end.
+        The temporal profiles are constant within each hour, but the factors are not rounded to
+        the hour: when a window edge falls inside an hour, model steps starting before the edge
+        get the old factors and steps starting at or after it the new ones (the transport model
+        passes the start time of each step). The per-hour cache is keyed on the resolved factors
+        too, so such a step never reuses the fields of the other side of the edge.
         """
-        beta = self.scaling_array(scaling)
+        beta = self.scaling_array(scaling, t)
         key = (_hour_key(t), beta.tobytes(), id(met))
         if self._cache_key == key:
             return self._cache_val
