@@ -76,7 +76,7 @@ def _sum_error(models, log):
 
 @pytest.fixture(scope="module")
 def upwind(tmp_path_factory):
-    cfg = load_config(_config(tmp_path_factory.mktemp("bf"), "upwind"))
+    cfg = load_config(_config(tmp_path_factory.mktemp("bf"), "donor_cell"))
     log = []
     models = _run(cfg, on_hour=lambda ms: _sum_error(ms, log))
     return cfg, models, log
@@ -101,8 +101,8 @@ def test_upwind_tag_equals_single_source_run(upwind, source):
     """Linear scheme: tag == single-source run to round-off (measured 4e-16..7e-16 of the
     field maximum after 3 h), in both domains, for both primary species."""
     cfg, models, _ = upwind
-    assert cfg.transport.advection_scheme == "upwind"
-    assert all(m.advection_scheme == "upwind" for m in models)
+    assert cfg.transport.advection_scheme == "donor_cell"
+    assert all(m.advection_scheme == "donor_cell" for m in models)
     brute = _run(cfg, tags=False, source=source)
     res = _compare(models, brute, source)
     assert set(res) == {(d, s) for d in ("d01", "d02") for s in SPECIES}

@@ -190,9 +190,11 @@ def _model_state(model: DomainModel, init) -> np.ndarray:
 
 
 def _restart_extras(path: Path, model: DomainModel, q: np.ndarray, start) -> dict | None:
-    """From ``restart_<domain>.nc`` beside an initial state: the tags, solver state and sweep
-    order, when the restart is valid at ``start`` and its state equals ``q`` to round-off (an
-    edited initial state keeps only the solver state; its tags restart from the IC tag)."""
+    """From ``restart_<domain>.nc`` beside an initial state: the solver state and sweep order;
+    and, when the restart's state equals ``q`` to round-off (the file's units conversion), its
+    exact float64 state and tags (an edited initial state keeps only the solver state; its tags
+    restart from the IC tag). The exact state matters: the Walcek limiter's branches make a
+    one-step result move by ~1e-4 for a 1e-15 relative change of the state."""
     if not path.exists():
         return None
     t, arrays, _ = read_restart(path, {"q": (model.nspec,) + model.shape})
@@ -201,8 +203,9 @@ def _restart_extras(path: Path, model: DomainModel, q: np.ndarray, start) -> dic
                              f"{start}")
     extras = {k: v for k, v in arrays.items() if k.startswith("chem_") or k == "forward"}
     scale = np.maximum(np.abs(arrays["q"]).max(axis=(1, 2, 3), keepdims=True), 1e-300)
-    if np.max(np.abs(arrays["q"] - q) / scale) <= 1e-12 and "tags" in arrays:
-        if arrays["tags"].shape[0] == model.tagc.shape[0]:
+    if np.max(np.abs(arrays["q"] - q) / scale) <= 1e-12:
+        extras["q"] = arrays["q"]
+        if "tags" in arrays and arrays["tags"].shape[0] == model.tagc.shape[0]:
             extras["tags"] = arrays["tags"]
     else:
         log.info("%s: the initial state differs from the restart beside it; tags restart "
@@ -286,13 +289,13 @@ class ForwardModel:
                                  f"at {m.time} (give --start {restart_stamp(init.time)} or "
                                  f"another state)")
         q = _model_state(m, init)
-        extras = _restart_extras(path.parent / f"restart_{domain}.nc", m, q, m.time)
-        if extras and not carry_tags:
+        extras = _restart_extras(path.parent / f"restart_{domain}.nc", m, q, m.time) or {}
+        if not carry_tags:
             extras.pop("tags", None)
-        m.set_state(q, (extras or {}).get("tags"))
-        if extras:
-            m.load_state({"q": q, "mass": m.met.state(m.time).mass,
-                          **{k: v for k, v in extras.items() if k != "tags"}})
+        q = extras.pop("q", q)
+        m.set_state(q, extras.pop("tags", None))
+        if extras:  # solver step sizes, sweep order
+            m.load_state({"q": q, "mass": m.met.state(m.time).mass, **extras})
 
     def fields(self, domain: str, levels=None, tags: bool = False):
         """Gathered fields of one domain on rank 0 (None elsewhere): name -> (nlev, ny, nx) in

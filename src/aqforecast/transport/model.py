@@ -101,8 +101,9 @@ class DomainModel:
         self.background_source = None
         self.set_boundaries(lateral=boundary_source, background=background_source)
         self.time = np.datetime64(start, "s")
-        if advection_scheme not in ("walcek", "upwind"):
-            raise ValueError(f"advection_scheme must be 'walcek' or 'upwind', got "
+        advection_scheme = {"upwind": "donor_cell"}.get(advection_scheme, advection_scheme)
+        if advection_scheme not in ("walcek", "donor_cell"):
+            raise ValueError(f"advection_scheme must be 'walcek' or 'donor_cell', got "
                              f"{advection_scheme!r}")
         self.advection_scheme = advection_scheme
         if not 0.0 < courant_max <= 1.0:
@@ -598,7 +599,7 @@ class DomainModel:
                 bh[:, self.bc_tag] = 1.0
         walcek_sweep_tagged(qv, h, mv, fv, 1.0, 0,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
-                            self.advection_scheme == "upwind")
+                            self.advection_scheme == "donor_cell")
 
     def _zsweep(self, mass, fzl, zx, zy, scale, top, frac):
         """One Walcek (or upwind) sweep along z in the column layout (ground closed, inflow at
@@ -618,7 +619,7 @@ class DomainModel:
             bl[:, self.bc_tag] = 1.0  # the ground face carries no flux
         walcek_sweep_tagged(qv, h, m, np.ascontiguousarray(fzl.transpose(1, 2, 0)), scale, 1,
                             self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
-                            self.advection_scheme == "upwind")
+                            self.advection_scheme == "donor_cell")
 
     def _chemistry(self, s, t_mid, dt):
         loc = self.layout.local
