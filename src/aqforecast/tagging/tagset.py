@@ -145,7 +145,7 @@ class TagSet:
             source = emission_model.tags
         else:
             from ..emissions.regions import OUTSIDE
-            regions = [r.name for r in t.regions] + [OUTSIDE]
+            regions = [r.name for r in cfg.regions] + [OUTSIDE]
             source = [(r, s) for r in regions for s in t.sectors]
         return cls(source, t.species, cfg.species, t.initial_and_boundary_tags, t.dtype)
 
