@@ -49,7 +49,7 @@ from aqforecast.config import load_config
 from aqforecast.constants import CP_DRY, GRAVITY, P0, R_DRY
 from aqforecast.grid import LambertGrid, VerticalGrid, grids_from_config
 from aqforecast.io.netcdf import atomic_path
-from aqforecast.met.solar import cos_solar_zenith
+from aqforecast.chemistry.photolysis import cos_solar_zenith
 
 log = logging.getLogger("make_sample_met")
 

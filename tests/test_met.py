@@ -17,14 +17,17 @@ from aqforecast.io.wrf import WrfOutput
 from aqforecast.met import (
     MetGridError,
     MetProvider,
-    cloud_photolysis_factor,
-    cos_solar_zenith,
     interp_columns,
     kz_minimum,
     kz_profile,
     remap_mass_weighted,
+)
+from aqforecast.chemistry.photolysis import (
+    cloud_photolysis_factor,
+    cos_solar_zenith,
     solar_zenith_angle,
 )
+from aqforecast.transport.met_inputs import photolysis_cloud_factor
 
 HANGZHOU = (120.17, 30.25)
 
@@ -327,9 +330,10 @@ def test_sample_met_through_provider(sample_met, sample_config):
                 + (fl.flux_z[:-1] - fl.flux_z[1:]))
         np.testing.assert_allclose(fl.mass_start + 600.0 * conv, fl.mass_end, rtol=1e-12)
         assert fl.top_flux_fraction < 0.01
-        cz = met.cos_zenith(np.datetime64("2026-07-20T04:00"))
+        cz, _ = photolysis_cloud_factor(met.state("2026-07-20T04:00"), "2026-07-20T04:00",
+                                        *grids[dom].lonlat)
         assert cz.min() > 0.9                   # near noon in late July at 30 N
-        f = met.photolysis_cloud_factor(t)
+        _, f = photolysis_cloud_factor(s, t, *grids[dom].lonlat)
         assert f.shape == s.cldfra.shape and np.all(f > 0)
         met.close()
     # the nest sees the same synoptic situation as its parent

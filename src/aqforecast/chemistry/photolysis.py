@@ -1,8 +1,10 @@
 """Solar geometry and photolysis frequencies (SCIENCE.md 5.2).
 
-* Solar zenith angle from the Spencer (1971) Fourier series for the declination and the equation
-  of time (the NOAA "General Solar Position Calculations" form), with the fractional year
-  ``G = 2 pi / 365 (day_of_year - 1 + (hour - 12) / 24)``; true solar time = UTC + 4 lon + EoT.
+* Solar zenith angle from the Spencer (1971, Search 2(5), 172) Fourier series for the declination
+  and the equation of time (NOAA GML "General Solar Position Calculations" form), with the
+  fractional year ``G = 2 pi / N (day_of_year - 1 + (hour - 12) / 24)``, N = 365 or 366; true
+  solar time = UTC + 4 lon + EoT. Within 0.5 deg (mean 0.1-0.2 deg) of the NOAA spreadsheet
+  (Meeus) algorithm through 2026 (tested); refraction is ignored.
 * Clear-sky j(NO2) and j(H2O2): MCM v3.3.1 parameterisation ``j = l cos(chi)**m exp(-n sec chi)``
   (Saunders et al. 2003, ACP 3, 161): J4 (NO2) l = 1.165e-2, m = 0.244, n = 0.267;
   J3 (H2O2) l = 1.041e-5, m = 0.723, n = 0.279 (s-1).
@@ -10,7 +12,13 @@
   ``ch_jvalues_clouds``: cloud optical depth from the liquid water path (Stephens 1978), energy
   transmission ``t_r = (5 - exp(-tau)) / (4 + 0.42 tau)``, below-cloud factor
   ``1 + f_c (1.6 t_r cos chi - 1)``, above-cloud factor ``1 + f_c alpha (1 - t_r) cos chi``;
-  applied only where tau > 5, with cos chi clamped to >= 0.5 as in PHYEX.
+  applied only where tau > 5, with cos chi clamped to >= 0.5 as in PHYEX; inside the cloud the
+  factor goes linearly in height from the below- to the above-cloud value
+  (:func:`cloud_photolysis_factor`, per model layer).
+
+This is the one solar/cloud module of the package: the transport model computes the per-layer
+factor from each step's met (cloud fraction, liquid water path, layer heights) and passes it to
+the chemistry.
 
 Times are UTC ``numpy.datetime64``; longitudes/latitudes in degrees (east/north positive);
 frequencies in s-1.
@@ -22,10 +30,15 @@ import numpy as np
 
 __all__ = ["day_of_year_and_hour", "solar_declination_eot", "local_solar_hour",
            "cos_solar_zenith", "solar_zenith_angle", "j_no2_clear_sky", "j_h2o2_clear_sky",
-           "cloud_optical_depth", "cloud_transmission", "cloud_factor", "J_NO2_MAX"]
+           "cloud_optical_depth", "cloud_transmission", "cloud_factor",
+           "cloud_photolysis_factor", "J_NO2_MAX", "LWC_PROXY_G_M3"]
 
 #: Clear-sky j(NO2) at zenith (chi = 0), s-1.
 J_NO2_MAX = 1.165e-2 * np.exp(-0.267)
+#: Liquid water content assumed inside cloudy layers when no cloud water is available, g m-3 [D].
+LWC_PROXY_G_M3 = 0.1
+#: Layers with a cloud fraction above this count as cloudy (cloud base/top), 1.
+CLOUD_MIN_FRACTION = 0.05
 
 
 def day_of_year_and_hour(time):
@@ -38,10 +51,16 @@ def day_of_year_and_hour(time):
     return doy, hour
 
 
+def _days_in_year(time):
+    year = np.asarray(time, dtype="datetime64[Y]").astype(int) + 1970
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    return np.where(leap, 366.0, 365.0)
+
+
 def solar_declination_eot(time):
     """Solar declination (rad) and equation of time (minutes) at UTC ``time``."""
     doy, hour = day_of_year_and_hour(time)
-    g = 2.0 * np.pi / 365.0 * (doy - 1.0 + (hour - 12.0) / 24.0)
+    g = 2.0 * np.pi / _days_in_year(time) * (doy - 1.0 + (hour - 12.0) / 24.0)
     decl = (0.006918 - 0.399912 * np.cos(g) + 0.070257 * np.sin(g) - 0.006758 * np.cos(2 * g)
             + 0.000907 * np.sin(2 * g) - 0.002697 * np.cos(3 * g) + 0.00148 * np.sin(3 * g))
     eot = 229.18 * (0.000075 + 0.001868 * np.cos(g) - 0.032077 * np.sin(g)
@@ -62,7 +81,8 @@ def cos_solar_zenith(time, lon, lat):
     tst_h = local_solar_hour(time, lon)
     ha = np.deg2rad(15.0 * tst_h - 180.0)
     phi = np.deg2rad(np.asarray(lat, dtype=float))
-    return np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.cos(ha)
+    return np.clip(np.sin(phi) * np.sin(decl) + np.cos(phi) * np.cos(decl) * np.cos(ha),
+                   -1.0, 1.0)
 
 
 def solar_zenith_angle(time, lon, lat):
@@ -118,3 +138,46 @@ def cloud_factor(cos_zenith, cloud_fraction, lwp, position="below", alpha=1.2):
     else:
         raise ValueError(f"position must be 'below' or 'above', got {position!r}")
     return np.where(tau > 5.0, f, 1.0)
+
+
+def cloud_photolysis_factor(cos_zenith, cloud_fraction, z_interface, liquid_water_path=None,
+                            alpha=1.2):
+    """Multiplicative cloud correction F of clear-sky photolysis rates per layer (1).
+
+    Parameters
+    ----------
+    cos_zenith: (ny, nx) cosine of the solar zenith angle.
+    cloud_fraction: (nz, ny, nx) layer cloud fraction, 1.
+    z_interface: (nz+1, ny, nx) interface heights (any common datum), m.
+    liquid_water_path: (ny, nx) column cloud liquid water, g m-2; None -> LWC_PROXY_G_M3 times
+        the cloud-fraction-weighted cloud depth.
+    alpha: above-cloud enhancement coefficient (1.2 NO2, 0.7 O3->O1D, 1.1 HCHO, 1.0 default).
+
+    The column's cloud fraction is the largest layer fraction; below the lowest cloudy layer
+    the :func:`cloud_factor` "below" value, above the highest the "above" value, linear in
+    height in between. Returns F (nz, ny, nx): 1 in clear columns, at night and where tau <= 5.
+    """
+    cz = np.asarray(cos_zenith, dtype=float)
+    cf = np.clip(np.asarray(cloud_fraction, dtype=float), 0.0, 1.0)
+    zi = np.asarray(z_interface, dtype=float)
+    nz = cf.shape[0]
+    dz = np.diff(zi, axis=0)
+    zc = 0.5 * (zi[1:] + zi[:-1])
+    cloudy = cf > CLOUD_MIN_FRACTION
+    any_cloud = cloudy.any(axis=0)
+    fc = cf.max(axis=0)
+    if liquid_water_path is None:
+        lwp = LWC_PROXY_G_M3 * np.sum(np.where(cloudy, cf * dz, 0.0), axis=0)
+    else:
+        lwp = np.asarray(liquid_water_path, dtype=float)
+    f_below = cloud_factor(cz, fc, lwp, "below", alpha)
+    f_above = cloud_factor(cz, fc, lwp, "above", alpha)
+    k = np.arange(nz)[:, None, None]
+    kbase = np.where(any_cloud, np.argmax(cloudy, axis=0), nz)
+    ktop = np.where(any_cloud, nz - 1 - np.argmax(cloudy[::-1], axis=0), -1)
+    zbase = np.take_along_axis(zi, np.clip(kbase, 0, nz)[None], axis=0)[0]
+    ztop = np.take_along_axis(zi, np.clip(ktop + 1, 0, nz)[None], axis=0)[0]
+    frac = np.clip((zc - zbase) / np.maximum(ztop - zbase, 1e-6), 0.0, 1.0)
+    f = np.where(k < kbase, f_below, np.where(k > ktop, f_above,
+                                              f_below + frac * (f_above - f_below)))
+    return np.where((any_cloud & (cz > 0.0))[None], f, 1.0)

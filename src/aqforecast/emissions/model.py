@@ -239,6 +239,11 @@ class EmissionModel:
                             tuple(p.sectors[n] for n in k), p.rates[k], p.source)
 
     # ----------------------------------------------------------------------------- run time
+    @property
+    def has_point_sources(self) -> bool:
+        """Whether stacks inside the grid emit (their plume rise needs the hour's met)."""
+        return bool(self._pt_idx.size)
+
     def scaling_array(self, scaling=None, t=None) -> np.ndarray:
         """Resolved factors (nregion, nsector, npollutant) for a scaling table/dict/DataFrame at
         time ``t`` (UTC; None: the rows without a time window only), see

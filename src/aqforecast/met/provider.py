@@ -42,7 +42,6 @@ from ..grid import LambertGrid
 from ..io.netcdf import InputFileError, grid_dataset
 from ..io.wrf import R_VAPOUR_OVER_DRY, REQUIRED_CTM, WrfOutput
 from .boundary_layer import kz_minimum, kz_profile
-from .solar import cloud_photolysis_factor, cos_solar_zenith
 from .vertical import interface_dry_pressure, interp_columns, remap_mass_weighted
 
 __all__ = ["MetProvider", "MetState", "AirMassFluxes", "MetGridError", "grid_window",
@@ -207,7 +206,6 @@ class MetProvider:
         s = met.state(t)                          # MetState: rho_dry, dz, kz, t, p, qv, ...
         fl = met.air_mass_fluxes(t, dt)           # kg s-1 faces + diagnosed vertical flux
         fx, fy, fz = fl.step_fluxes()             # kg per step for Advection
-        cosz = met.cos_zenith(t); fcld = met.photolysis_cloud_factor(t)
     """
 
     def __init__(self, grid: LambertGrid, paths, required=REQUIRED_CTM, cache_size: int = 4,
@@ -399,20 +397,6 @@ class MetProvider:
         fz = np.zeros((m0.shape[0] + 1,) + m0.shape[1:])
         np.cumsum(conv - (m1 - m0) / dt, axis=0, out=fz[1:])
         return AirMassFluxes(fx, fy, fz, m0, m1, float(dt))
-
-    # ------------------------------------------------------------------ photolysis inputs
-    def cos_zenith(self, time) -> np.ndarray:
-        """Cosine of the solar zenith angle at the model cell centres (ny, nx)."""
-        lon, lat = self.grid.lonlat
-        return cos_solar_zenith(as_datetime64(time), lon, lat)
-
-    def photolysis_cloud_factor(self, time, alpha: float = 1.2) -> np.ndarray:
-        """Cloud correction of clear-sky photolysis rates per layer (nz, ny, nx), Chang et al.
-        (1987); see :func:`aqforecast.met.solar.cloud_photolysis_factor`."""
-        s = self.state(time)
-        lwp = s.lwp if np.any(s.lwp > 0.0) else None
-        return cloud_photolysis_factor(self.cos_zenith(time), s.cldfra, s.z_interface, lwp,
-                                       alpha)
 
     # ------------------------------------------------------------------ output
     def to_dataset(self, times=None) -> xr.Dataset:

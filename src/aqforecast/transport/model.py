@@ -35,6 +35,7 @@ from .advection import Advection
 from .boundary import background_profile
 from .deposition import DryDeposition, wet_coefficients
 from .layout import Layout
+from .met_inputs import photolysis_cloud_factor, plume_met, relative_humidity_percent
 from .vertical import VerticalMixing, WetScavenging
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ class DomainModel:
         self.budget = {k: np.zeros(self.nspec) for k in BUDGET_TERMS}
         self.last_substeps = (0, 0)
         self.lon, self.lat = (lay.local(a) for a in grid.lonlat)
+        self._plume_hour = None
 
     def set_boundaries(self, lateral=None, background=None) -> None:
         """Connect the boundary conditions (the sources need the model, so they are connected
@@ -381,7 +383,7 @@ class DomainModel:
         if em is None:
             return None, None
         loc = self.layout.local
-        tagged = em.tagged_emissions(self.time, self.scaling)
+        tagged = em.tagged_emissions(self.time, self.scaling, self._plume_met())
         ne = tagged.emitting_layers()
         dense = loc(tagged.to_dense(ne))  # (ntag_em, nspec_em, ne, nyl, nxl), SI per area
         nyl, nxl = self.layout.block_shape
@@ -399,6 +401,17 @@ class DomainModel:
                 t = self.tagged.index(name)
                 tag_rows[t * self.ntag:t * self.ntag + src.shape[0]] = src
         return bulk, tag_rows
+
+    def _plume_met(self):
+        """Plume-rise met of the hour that holds the step start (the emission profiles are
+        hourly too), built once per hour from the met at the top of the hour, so a run resumed
+        mid-hour sees the same plumes as the straight run."""
+        if self.emission_model is None or not self.emission_model.has_point_sources:
+            return None
+        hour = self.time.astype("datetime64[h]")
+        if self._plume_hour is None or self._plume_hour[0] != hour:
+            self._plume_hour = (hour, plume_met(self.met.state(hour)))
+        return self._plume_hour[1]
 
     def _precip_profile(self, s):
         """Rain rate through each layer (mm h-1): surface rate below the cloud top."""
@@ -626,8 +639,11 @@ class DomainModel:
         work = np.ascontiguousarray(self.conc())
         before = work.copy() if self.tag_chemistry is not None else None
         m0 = self.total_local()
+        cosz, cloud = photolysis_cloud_factor(s, t_mid, self.lon, self.lat, loc)
         diag = self.chemistry(work, loc(s.t), loc(s.p), dt, time=t_mid, lon=self.lon,
-                              lat=self.lat, cloud_fraction=loc(s.cldfra),
+                              lat=self.lat, cos_zenith=cosz, cloud_factor=cloud,
+                              relative_humidity=relative_humidity_percent(s, loc),
+                              cloud_fraction=loc(s.cldfra),
                               cloud_water=loc(s.qc * s.rho_dry * 1e3))
         self.conc()[...] = work
         self.budget["chemistry"] += self.total_local() - m0
