@@ -12,7 +12,7 @@ DEMO   ?= results/demo
 LEAD   ?= 360
 MET    := data_sample/met/.complete
 
-.PHONY: setup demo test test-all sample-met workflow bench clean
+.PHONY: setup demo test test-all sample-met workflow bench clean regression-reference
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: setup sample-met
 	$(PY) benchmarks/chemistry.py
 	$(PY) benchmarks/forecast.py --hours 3
 	$(PY) benchmarks/scaling.py --ranks 1 2 --cases sample
+
+# rewrite tests/regression/reference_*.nc + tolerances.json (after an INTENDED change of results;
+# ~3 min: the case and two round-off-perturbed runs that set the tolerances)
+regression-reference: setup
+	$(PY) tests/regression/make_reference.py
 
 clean:
 	rm -rf $(DEMO) .pytest_cache
