@@ -174,7 +174,7 @@ def cone_errors(run_pympdata, nt=628 * 6):
     psi0, cx, cy = rotating_cone()
     norm = nt * 0.1
     rows = []
-    for scheme in ("walcek", "upwind"):
+    for scheme in ("walcek", "donor_cell", "donor_cell_unsplit"):
         t0 = time.perf_counter()
         out = advect(psi0[None], (cx[None], cy[None], np.zeros((2,) + psi0.shape)), nt,
                      scheme=scheme)[0]
@@ -275,7 +275,7 @@ import numpy as np
 from aqforecast.transport import Advection, VerticalMixing, WetScavenging, advect
 from aqforecast.kernels import deposition as kd
 sh = (3, 4, 5)
-for scheme in ("walcek", "upwind"):
+for scheme in ("walcek", "donor_cell", "donor_cell_unsplit"):
     advect(np.ones(sh), (np.zeros((3, 4, 6)), np.zeros((3, 5, 5)), np.zeros((4, 4, 5))), 1,
            scheme=scheme, boundary="periodic")
 vm = VerticalMixing(sh, 2, halo=2); vm.set_met(np.ones(sh), np.ones(sh), np.ones((4, 4, 5)))

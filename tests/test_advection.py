@@ -286,7 +286,7 @@ def flow_fields(shape, amp, div_amp, periodic=False, closed=False):
     return fx, fy, fz, div
 
 
-@pytest.mark.parametrize("scheme", ["walcek", "upwind"])
+@pytest.mark.parametrize("scheme", ["walcek", "donor_cell", "donor_cell_unsplit"])
 @pytest.mark.parametrize("shape", [(4, 9, 11), (1, 1, 12), (7, 1, 1), (3, 5, 1)])
 def test_mass_conservation_closed(scheme, shape):
     """Strong circulation (sub-stepped) + divergent part, random air mass, closed walls:
@@ -312,7 +312,7 @@ def test_mass_conservation_closed(scheme, shape):
         assert nsub >= 2
 
 
-@pytest.mark.parametrize("scheme", ["walcek", "upwind"])
+@pytest.mark.parametrize("scheme", ["walcek", "donor_cell", "donor_cell_unsplit"])
 @pytest.mark.parametrize("boundary", ["open", "closed", "periodic"])
 def test_free_stream_preservation(scheme, boundary):
     """A uniform mixing ratio stays uniform (1e-13) with non-uniform air mass and divergent flow."""
@@ -333,7 +333,7 @@ def test_free_stream_preservation(scheme, boundary):
     np.testing.assert_allclose(inner[1], 3.7e-9, rtol=1e-13, atol=0)
 
 
-@pytest.mark.parametrize("scheme", ["walcek", "upwind"])
+@pytest.mark.parametrize("scheme", ["walcek", "donor_cell", "donor_cell_unsplit"])
 def test_positivity_and_bounds(scheme):
     """Random non-negative fields with zeros and divergent flows: no negatives, no new extrema."""
     shape = (6, 10, 12)
@@ -365,15 +365,26 @@ def test_substeps_from_courant():
     assert op.substeps(mass, fx, fy, fz) == 3
     fx[0, 0, :] = 1.5  # exactly 0.75
     assert op.substeps(mass, fx, fy, fz) == 1
-    assert Advection(shape, scheme="upwind").substeps(mass, fx, fy, fz) == 1
+    assert Advection(shape, scheme="donor_cell_unsplit").substeps(mass, fx, fy, fz) == 1
     fy[0, :, :] = 1.5  # the unsplit limit counts both directions: 1.5 in total
-    assert Advection(shape, scheme="upwind").substeps(mass, fx, fy, fz) == 2
+    assert Advection(shape, scheme="donor_cell_unsplit").substeps(mass, fx, fy, fz) == 2
     assert op.substeps(mass, fx, fy, fz) == 1
-    fx[...] = 0.0  # x-convergence in cell 0 adds mass; divergence of -1.5 ... and y outflow
+    fx[...] = 0.0
     fy[...] = 0.0
-    fx[0, 0, 1] = 1.0  # cell 0 loses 1.0 by x (div +1) before its y sweep may start
-    fy[0, 1, 0] = 0.7  # y outflow 0.7: needs (0.7/0.75 + 1.0)/M_lo, M_lo = 2 - 1.7 = 0.3
-    assert op.substeps(mass, fx, fy, fz) == math.ceil((0.7 / 0.75 + 1.0) / 0.3)
+    fx[0, 0, 1] = 1.0  # cell 0 loses 1.0 by x and 0.7 by y: 1.7 of its 2.0 kg in the step
+    fy[0, 1, 0] = 0.7
+    n_outer, per_level, n_z = op.plan(mass, fx, fy, fz)
+    # outer steps: the horizontal divergence removes <= half of the smaller of the start and
+    # end mass (2 - 1.7 = 0.3) per outer step
+    assert n_outer == math.ceil(1.7 / 0.3 / 0.5)
+    assert op.substeps(mass, fx, fy, fz) == n_outer * max(per_level.max(), n_z)
+
+
+def test_upwind_is_a_deprecated_name():
+    with pytest.warns(DeprecationWarning, match="donor_cell_unsplit"):
+        assert Advection((1, 1, 4), scheme="upwind").scheme == "donor_cell_unsplit"
+    with pytest.raises(ValueError, match="scheme must be one of"):
+        Advection((1, 1, 4), scheme="ppm")
 
 
 def test_inflow_boundary_values():
@@ -416,7 +427,7 @@ def test_advect_validation():
         advect(q, _courant(q.shape), -1)
 
 
-@pytest.mark.parametrize("scheme", ["upwind", "walcek"])
+@pytest.mark.parametrize("scheme", ["donor_cell_unsplit", "walcek"])
 def test_advect_periodic_shift_and_directions(scheme):
     """Courant 1 (upwind) shifts a periodic field by one cell per step in every direction;
     a periodic Walcek run conserves sum(q) and bounds."""
@@ -424,8 +435,8 @@ def test_advect_periodic_shift_and_directions(scheme):
     for axis, kw in ((2, "cx"), (1, "cy"), (0, "cz")):
         for sign in (1.0, -1.0):
             c = _courant(q.shape, **{kw: sign})
-            if scheme == "upwind":
-                out = advect(q, c, 3, scheme="upwind", boundary="periodic")
+            if scheme == "donor_cell_unsplit":
+                out = advect(q, c, 3, scheme="donor_cell_unsplit", boundary="periodic")
                 np.testing.assert_allclose(out, np.roll(q, int(3 * sign), axis=axis), rtol=1e-14)
             else:
                 c = _courant(q.shape, **{kw: 0.37 * sign})
@@ -461,7 +472,7 @@ def _convergence_error(dx, c):
     nt = _round_half_away(1.0 / dt)
     xc = np.arange(nx) * dx
     psi = _gauss_cell_average(xc, dx, 0.0)
-    out = advect(psi[None, None], _courant((1, 1, nx), cx=c), nt, scheme="upwind")[0, 0]
+    out = advect(psi[None, None], _courant((1, 1, nx), cx=c), nt, scheme="donor_cell_unsplit")[0, 0]
     exact = _gauss_cell_average(xc, dx, nt * dt)
     return math.sqrt(np.sum((out - exact) ** 2) / nx) / (nt * dt)
 

@@ -326,7 +326,7 @@ def test_config_cfl_and_chemistry_atol_reach_the_model(tmp_path):
         assert m.chemistry.atol == pytest.approx(atol / 1e-4 * default_atol(
             m.chemistry.mechanism.conc_unit), rel=1e-12)
         fl = m.met.air_mass_fluxes(m.time, 3600.0)
-        plans[cfl] = m._substep_plan(fl, *fl.step_fluxes())
+        plans[cfl] = m.advection.plan(fl.mass_start, *fl.step_fluxes(), mass_end=fl.mass_end)
     (o1, h1, z1), (o2, h2, z2) = plans[0.75], plans[0.375]
     assert o1 == o2  # outer steps depend on the divergence, not on the CFL limit
     assert np.all((h2 >= 2 * h1 - 1) & (h2 <= 2 * h1)) and h2.max() > h1.max(), (h1, h2)
@@ -335,7 +335,7 @@ def test_config_cfl_and_chemistry_atol_reach_the_model(tmp_path):
 
 def test_runs_of_adjacent_levels():
     """The batched horizontal sweeps group the levels with a sub-step left into runs."""
-    from aqforecast.transport.model import _runs
+    from aqforecast.transport.advection import _runs
 
     assert _runs(np.array([True, True, False, True, False, False, True])) == [(0, 2), (3, 4),
                                                                              (6, 7)]

@@ -4,7 +4,7 @@ Per synchronisation step [t, t + dt] (SCIENCE.md 1.4, CMAQ order):
 
 1. VDIFF: implicit vertical diffusion with emissions (surface + elevated) and dry deposition
    (column layout);
-2. HADV: Walcek x/y sweeps (or, with ``advection_scheme="upwind"``, linear donor-cell ones),
+2. HADV: Walcek x/y sweeps (or, with ``advection_scheme="donor_cell"``, linear donor-cell ones),
    order alternating each sub-step, CFL sub-stepping, inflow boundary
    values from the background profile or the parent domain (level layout, see
    :mod:`aqforecast.transport.layout`);
@@ -21,17 +21,14 @@ species, tag). Budgets (kg of each species) accumulate per process and close to 
 from __future__ import annotations
 
 import logging
-import math
 
 import numpy as np
 
 from .. import species as species_registry
 from ..constants import M_AIR
-from ..kernels import advection as kadv
 from ..kernels import tagging as ktag
-from ..kernels.tagging import walcek_sweep_tagged
 from ..met.boundary_layer import obukhov_length
-from .advection import Advection
+from .advection import Advection, TagRows, resolve_scheme
 from .boundary import background_profile
 from .deposition import DryDeposition, wet_coefficients
 from .layout import Layout
@@ -44,12 +41,6 @@ __all__ = ["DomainModel", "BUDGET_TERMS"]
 
 BUDGET_TERMS = ("emitted", "dry_deposited", "wet_deposited", "chemistry", "boundary")
 _FACES = ("west", "east", "south", "north")
-
-
-def _runs(mask):
-    """(start, stop) of each run of adjacent True entries of a 1-D boolean array."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([False], mask, [False])).astype(np.int8)))
-    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
 class DomainModel:
@@ -72,9 +63,11 @@ class DomainModel:
         DataFrame) passed to the emission model every step (inversion/scenarios).
     parent: the parent domain's model (nests), whose state the nest's boundary reads.
     boundary_source, background_source: see :meth:`set_boundaries`.
-    advection_scheme: "walcek" (monotone, the default) or "upwind" (first-order donor cell,
-        linear: each source tag then equals a run with only that source to round-off; more
-        diffusive). Both use the same sweeps, sub-steps and air-mass update.
+    advection_scheme: "walcek" (monotone, the default) or "donor_cell" (split first-order
+        donor cell, linear: each source tag then equals a run with only that source to
+        round-off; more diffusive; "upwind" is its deprecated name here). Both run the one
+        operator (:class:`~aqforecast.transport.advection.Advection`): the same sweeps,
+        sub-steps and air-mass update.
     courant_max: largest outflow Courant number of one sweep (``time.cfl``; SCIENCE.md 1.5):
         the horizontal and vertical sub-steps are planned so that no sweep exceeds it.
     """
@@ -102,7 +95,8 @@ class DomainModel:
         self.background_source = None
         self.set_boundaries(lateral=boundary_source, background=background_source)
         self.time = np.datetime64(start, "s")
-        advection_scheme = {"upwind": "donor_cell"}.get(advection_scheme, advection_scheme)
+        if advection_scheme == "upwind":
+            advection_scheme = resolve_scheme(advection_scheme, upwind_means="donor_cell")
         if advection_scheme not in ("walcek", "donor_cell"):
             raise ValueError(f"advection_scheme must be 'walcek' or 'donor_cell', got "
                              f"{advection_scheme!r}")
@@ -117,7 +111,6 @@ class DomainModel:
         lay = self.layout
         nyl, nxl = lay.block_shape
         self.q = np.zeros(lay.column_shape((self.nspec,)))
-        self._q_lev = self.q if lay.serial else np.zeros(lay.level_shape((self.nspec,)))
         self.mass = np.zeros((nz, nyl, nxl))
         self._phase = {"gas": [], "aerosol": []}
         for i, s in enumerate(self.species):
@@ -133,7 +126,6 @@ class DomainModel:
         self.tag_rows = np.array([self.species.index(s) for s in self.tagged], dtype=np.int64)
         nrow = len(self.tagged) * self.ntag
         self.tagc = np.zeros(lay.column_shape((nrow,)))
-        self._tag_lev = self.tagc if lay.serial else np.zeros(lay.level_shape((nrow,)))
         self.ic_tag = self._label_index("initial")
         self.bc_tag = self._label_index("boundary")
         # operators (column layout: halo-padded interior blocks)
@@ -147,9 +139,11 @@ class DomainModel:
                          if nrow else None)
         scheme = str(met.wrf.attrs.get("MMINLU", "USGS")) if hasattr(met, "wrf") else "USGS"
         self.drydep = DryDeposition(self.species, lay.local(met.lu_index), scheme)
-        self._hfills = {}  # ghost fillers of runs of adjacent levels, by length
-        self.zadv = Advection((nz, nyl, nxl), "walcek", ("closed", "closed", "inflow"), h)
-        self._forward = True
+        #: the advection operator: lateral faces inflow/outflow, ground closed, lid inflow
+        self.advection = Advection(
+            self.shape, advection_scheme, ("inflow", "inflow", ("closed", "inflow")), h,
+            self.courant_max, self.nspec, lay,
+            TagRows(self.tag_rows, self.ntag, self.ic_tag, self.bc_tag) if nrow else None)
         self.budget = {k: np.zeros(self.nspec) for k in BUDGET_TERMS}
         self.last_substeps = (0, 0)
         self.lon, self.lat = (lay.local(a) for a in grid.lonlat)
@@ -271,7 +265,7 @@ class DomainModel:
             return None
         for k, v in budgets.items():
             out[f"budget_{k}"] = v
-        out["forward"] = np.array([int(self._forward)])
+        out["forward"] = np.array([int(self.advection.forward)])
         return out
 
     def load_state(self, arrays: dict) -> None:
@@ -289,7 +283,7 @@ class DomainModel:
             if f"budget_{k}" in arrays:
                 # budgets are global sums; keep them on rank 0 only so allsum stays right
                 self.budget[k][...] = arrays[f"budget_{k}"] if self.comm.rank == 0 else 0.0
-        self._forward = bool(int(np.asarray(arrays.get("forward", [1]))[0]))
+        self.advection.forward = bool(int(np.asarray(arrays.get("forward", [1]))[0]))
 
     # ------------------------------------------------------------------ boundaries
     def background_profiles(self, s):
@@ -434,205 +428,19 @@ class DomainModel:
         ktag.fractions_from_tags(b, tc, self.ic_tag, frac)
         return frac.reshape((nt, self.ntag) + cells)
 
-    def _substep_plan(self, fl, fx, fy, fz):
-        """(n_outer, per-level horizontal sub-steps, vertical sub-steps per outer step).
-
-        The step is cut into ``n_outer`` outer steps so that neither the horizontal nor the
-        vertical flux divergence alone removes more than half of a cell's air within one outer
-        step (the phase order alternates H, Z / Z, H, and the yamo vertical flux undoes the
-        horizontal convergence, so either phase may run first on the unbalanced mass); within an
-        outer step each level takes its own number of x/y sub-steps (CMAQ's layer-dependent
-        ASTEP, SCIENCE.md 1.5) and the z sweeps their own, each planned from the smallest mass
-        its phase can start from. All counts come from the global met arrays, so every rank
-        gets the same plan.
-        """
-        m0 = np.minimum(fl.mass_start, fl.mass_end)
-        div_h = (fx[:, :, 1:] - fx[:, :, :-1]) + (fy[:, 1:, :] - fy[:, :-1, :])
-        div_z = fz[1:] - fz[:-1]
-        worst = max(float(np.max(div_h / m0)), float(np.max(div_z / m0)))
-        n_outer = max(1, math.ceil(worst / 0.5 - 1e-12))
-        nz = self.shape[0]
-        out = np.zeros(5)
-        per_level = np.ones(nz, dtype=np.int64)
-        m_h = m0 - np.maximum(div_z, 0.0) / n_outer  # the horizontal phase after a z phase
-        zero = np.zeros((2,) + m0.shape[1:])
-        for k in range(nz):
-            kadv.max_courant(m_h[k:k + 1], fx[k:k + 1] / n_outer, fy[k:k + 1] / n_outer, zero,
-                             self.courant_max, out)
-            per_level[k] = max(1, math.ceil(out[3] - 1e-12))
-        zx = np.zeros(m0.shape[:2] + (m0.shape[2] + 1,))
-        zy = np.zeros((m0.shape[0], m0.shape[1] + 1, m0.shape[2]))
-        # the vertical phase after a horizontal one
-        kadv.max_courant(m0 - np.maximum(div_h, 0.0) / n_outer, zx, zy, fz / n_outer,
-                         self.courant_max, out)
-        n_z = max(1, math.ceil(out[3] - 1e-12))
-        return n_outer, per_level, n_z
-
     def _advection(self, s, fl, fx, fy, fz):
-        """Walcek advection: x/y sweeps in the level layout (per-level sub-steps, x/y order
-        alternating) and z sweeps in the column layout, inside ``n_outer`` outer steps whose
-        order alternates H, Z / Z, H (SCIENCE.md 1.4, 2.2)."""
-        lay = self.layout
-        nz, ny, nx = self.shape
-        nyl, nxl = lay.block_shape
-        levels = lay.levels
-        nl = len(levels)
-        n_outer, per_level, n_z = self._substep_plan(fl, fx, fy, fz)
+        """Advection by :attr:`advection` (x/y sweeps in the level layout, z sweeps in the
+        column layout, SCIENCE.md 1.4, 2.2); the end-of-step air mass is the met's."""
         mass = np.array(fl.mass_start)  # global air mass, updated exactly as the kernels do
-        nt = len(self.tagged)
-        frac_col = frac_lev = None
-        if nt:
-            # read in place from the halo-padded arrays (no copies of the tag array)
-            frac_col = np.empty((nt, self.ntag) + self.conc().shape[1:])
-            ktag.fractions_from_tag_cells(self.conc(), self.tag_rows, self.tagc[self.interior],
-                                          self.ntag, self.ic_tag, frac_col)
-            frac_lev = frac_col if lay.serial else np.zeros((nt, self.ntag, nl, ny, nx))
         bvals, btags = self.boundary_values(s)
-        top = self._lid_values(s)
-        fzl = np.ascontiguousarray(lay.local(fz))
-        zx = np.zeros((nz, nyl, nxl + 1))
-        zy = np.zeros((nz, nyl + 1, nxl))
         before = self.total_local()
-        forward = self._forward
-        self._forward = not self._forward
-        for _ in range(n_outer):
-            for phase in (("h", "z") if forward else ("z", "h")):
-                if phase == "h":
-                    mass = self._horizontal(mass, fx, fy, n_outer, per_level, frac_col,
-                                            frac_lev, bvals, btags, forward)
-                else:
-                    for _ in range(n_z):
-                        scale = 1.0 / (n_outer * n_z)
-                        m = np.ascontiguousarray(lay.local(mass))
-                        self._zsweep(m, fzl, zx, zy, scale, top, frac_col)
-                        mass = mass - fz[1:] * scale + fz[:-1] * scale
-        self.mass[...] = lay.local(mass)
+        self.advection(self.q, mass, fx, fy, fz, boundary_values={**bvals,
+                                                                  "top": self._lid_values(s)},
+                       tagc=self.tagc if self.advection.tags is not None else None,
+                       tag_inflow=btags, mass_end=fl.mass_end)
+        self.mass[...] = self.layout.local(mass)
         self.budget["boundary"] += self.total_local() - before
-        # the diagnosed vertical flux makes the mass equal the met's at t + dt; adopt the met's
-        # to drop round-off, keeping the tracer mass (the tags in the same pass that rebuilds
-        # them from their fractions)
-        end = lay.local(fl.mass_end)
-        ratio = self.mass / end
-        if nt:
-            ktag.tags_from_fraction_cells(self.conc(), self.tag_rows, frac_col, self.ntag, ratio,
-                                          self.tagc[self.interior])
-        self.conc()[...] *= ratio[None]
-        self.mass[...] = end
-        self.last_substeps = (n_outer * int(per_level.max()), n_outer * n_z)
-
-    def _horizontal(self, mass, fx, fy, n_outer, per_level, frac_col, frac_lev, bvals, btags,
-                    forward):
-        """x/y sweeps of every level (level layout) for one outer step; returns the new mass.
-
-        Level k takes ``per_level[k]`` sub-steps with the x/y order alternating. The levels are
-        independent here, so sub-step r of every level that has one runs together: one ghost
-        fill and one kernel call per run of adjacent such levels and direction, with the fluxes
-        scaled per level beforehand (the same products as scaling them in the kernel), instead
-        of one call per level (bit for bit the level-by-level result).
-        """
-        lay = self.layout
-        h = self.halo
-        levels = np.asarray(lay.levels)
-        nt = len(self.tagged)
-        lay.to_levels(self.q, self._q_lev)
-        if nt and not lay.serial:
-            lay.to_levels(frac_col, frac_lev, padded=False)
-        n_all = np.asarray(per_level, dtype=np.int64)
-        n_lev = n_all[levels]
-        scale = (1.0 / (n_outer * n_all))[:, None, None]
-        fs = (fx * scale, fy * scale)  # every level: every rank moves the global mass alike
-        for r in range(int(n_all.max(initial=0))):
-            active = n_all > r
-            runs = _runs(n_lev > r)  # of this rank's levels
-            for axis in ((0, 1) if (forward ^ (r % 2 == 1)) else (1, 0)):
-                for a, b in runs:
-                    qk = self._q_lev[:, a:b + 2 * h]  # the run's levels with their z ghosts
-                    ks = levels[a:b]
-                    fk = (fs[0][ks], fs[1][ks], None)
-                    self._hfill_levels(b - a).fill_ghosts(
-                        qk, axis, fk, {f: v[:, a:b] for f, v in bvals.items()})
-                    self._sweep(qk, mass[ks], fk[axis], axis,
-                                frac_lev[:, :, a:b] if nt else None,
-                                None if btags is None else
-                                {f: v[:, :, a:b] for f, v in btags.items()})
-                f = fs[axis][active]
-                if axis == 0:
-                    mass[active] = mass[active] - f[:, :, 1:] + f[:, :, :-1]
-                else:
-                    mass[active] = mass[active] - f[:, 1:, :] + f[:, :-1, :]
-        lay.to_columns(self._q_lev, self.q)
-        if nt and not lay.serial:
-            lay.to_columns(frac_lev, frac_col, padded=False)
-        return mass
-
-    def _hfill_levels(self, m):
-        """Ghost filler of ``m`` adjacent levels (inflow x/y boundaries), made once per m."""
-        op = self._hfills.get(m)
-        if op is None:
-            ny, nx = self.shape[1:]
-            op = Advection((m, ny, nx), "walcek", ("inflow", "inflow", "closed"), self.halo)
-            self._hfills[m] = op
-        return op
-
-    def _sweep(self, q, mass, flux, axis, frac, btags):
-        """One tagged Walcek (or upwind, see ``advection_scheme``) sweep of m adjacent levels
-        along x (axis 0) or y (1).
-
-        q: (nspec, m + 2h, ny+2h, nx+2h) the levels with their (unused) z ghosts; mass (m, ny,
-        nx), not changed (the kernel gets a copy); flux: (m, ny, nx+1) or (m, ny+1, nx), already
-        scaled to the sub-step; frac: (nt, ntag, m, ny, nx) or None; btags: per face (nt, ntag,
-        m, n) inflow fractions. The kernel's lines are (level, row) for x and (level, column)
-        for y.
-        """
-        h = self.halo
-        m = mass.shape[0]
-        ny, nx = self.shape[1:]
-        nt = len(self.tagged)
-        if axis == 0:
-            qv = q[:, h:h + m, h:h + ny, :]
-            mv = np.array(mass, order="C")
-            fv = np.ascontiguousarray(flux)
-            fr = frac if nt else np.zeros((0, 0, m, ny, nx))
-            nlines = ny
-            lo, hi = "west", "east"
-        else:
-            qv = q[:, h:h + m, :, h:h + nx].transpose(0, 1, 3, 2)
-            mv = np.array(mass.transpose(0, 2, 1), order="C")
-            fv = np.ascontiguousarray(flux.transpose(0, 2, 1))
-            fr = frac.transpose(0, 1, 2, 4, 3) if nt else np.zeros((0, 0, m, nx, ny))
-            nlines = nx
-            lo, hi = "south", "north"
-        bl = np.zeros((nt, self.ntag, m, nlines))
-        bh = np.zeros((nt, self.ntag, m, nlines))
-        if nt:
-            if btags is not None:
-                bl[...], bh[...] = btags[lo], btags[hi]
-            elif self.bc_tag >= 0:
-                bl[:, self.bc_tag] = 1.0
-                bh[:, self.bc_tag] = 1.0
-        walcek_sweep_tagged(qv, h, mv, fv, 1.0, 0,
-                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
-                            self.advection_scheme == "donor_cell")
-
-    def _zsweep(self, mass, fzl, zx, zy, scale, top, frac):
-        """One Walcek (or upwind) sweep along z in the column layout (ground closed, inflow at
-        the lid)."""
-        h = self.halo
-        nz = self.shape[0]
-        nyl, nxl = self.layout.block_shape
-        nt = len(self.tagged)
-        self.zadv.fill_ghosts(self.q, 2, (zx, zy, fzl), {"top": top})
-        qv = self.q[:, :, h:h + nyl, h:h + nxl].transpose(0, 2, 3, 1)
-        m = np.array(mass.transpose(1, 2, 0), order="C")  # a copy: the kernel updates it
-        fr = frac.transpose(0, 1, 3, 4, 2) if nt else np.zeros((0, 0, nyl, nxl, nz))
-        bl = np.zeros((nt, self.ntag, nyl, nxl))
-        bh = np.zeros((nt, self.ntag, nyl, nxl))
-        if nt and self.bc_tag >= 0:
-            bh[:, self.bc_tag] = 1.0
-            bl[:, self.bc_tag] = 1.0  # the ground face carries no flux
-        walcek_sweep_tagged(qv, h, m, np.ascontiguousarray(fzl.transpose(1, 2, 0)), scale, 1,
-                            self.tag_rows if nt else np.zeros(0, np.int64), fr, bl, bh,
-                            self.advection_scheme == "donor_cell")
+        self.last_substeps = self.advection.last_substeps
 
     def _chemistry(self, s, t_mid, dt):
         loc = self.layout.local
