@@ -32,7 +32,7 @@ sample-met: $(MET)
 demo: setup sample-met
 	$(AQF) validate $(CONFIG)
 	$(AQF) grid $(CONFIG) --out $(DEMO)/grid
-	$(AQF) forecast $(CONFIG) --lead-hours $(LEAD) --out $(DEMO)/forecast
+	$(AQF) forecast $(CONFIG) --lead-hours $(LEAD) --out $(DEMO)/forecast --overwrite
 	$(AQF) products $(CONFIG) --run $(DEMO)/forecast --out $(DEMO)/products
 	@echo "--- demo outputs in $(DEMO):"
 	@find $(DEMO) -type f ! -path '*/restart/*' | sort | head -80

@@ -35,7 +35,7 @@ def test_console_script_help():
 
 
 def test_validate_prints_summary(sample_config, capsys):
-    assert main(["validate", str(sample_config)]) == 0
+    assert main(["validate", str(sample_config), "--config-only"]) == 0
     out = capsys.readouterr().out
     assert "OK" in out and "d01: 54 x 48 x 15 cells of 3 km" in out and "nest of d01" in out
 
@@ -45,7 +45,7 @@ def test_validate_broken_copy_exits_nonzero(sample_config, tmp_path, capsys):
     data["domains"][1]["i_parent_start"] = 60
     bad = tmp_path / "broken.yaml"
     bad.write_text(yaml.safe_dump(data))
-    assert main(["validate", str(bad)]) == 2
+    assert main(["validate", str(bad), "--config-only"]) == 2
     err = capsys.readouterr().err
     assert "broken.yaml" in err and "must lie inside its parent" in err
 

@@ -88,7 +88,7 @@ def test_prsa_broken_value(tmp_path, shared_data):
         read_prsa(p)
     msg = str(e.value)
     assert str(p) in msg and "line 5" in msg and "'PM2.5'" in msg and "'abc'" in msg
-    assert "expected a number" in msg
+    assert "expected a finite number" in msg
     assert e.value.line == 5 and e.value.column == "PM2.5"
 
 

@@ -28,9 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check a configuration file and print a summary",
-                       description="Validate CONFIG (keys, units, ranges, nests, CFL) and print "
-                                   "a summary of the domains, leads and species.")
+                       description="Validate CONFIG (keys, units, ranges, nests, CFL) and the "
+                                   "inputs it names (met files readable, on the grid, covering "
+                                   "the whole run without gaps; inventory; boundary file; "
+                                   "scaling table), and print a summary.")
     _add_config(p)
+    p.add_argument("--config-only", action="store_true",
+                   help="check the configuration file alone, not the input files")
 
     p = sub.add_parser("grid", help="write CF grid files for every domain",
                        description="Write DIR/grid_<domain>.nc (CF-1.10: lon/lat, crs, map "
@@ -57,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "factor[, start, end]); overrides inputs.emissions.scaling")
     p.add_argument("--resume", action="store_true",
                    help="continue from DIR/restart/ after an interruption")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the outputs of another run in --out (without it such a "
+                        "directory is refused)")
     p.add_argument("--no-tags", action="store_true", help="run without source tagging")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -87,11 +94,20 @@ def main(argv: list[str] | None = None) -> int:
     from .config import ConfigError
     from .io import InputFileError
 
+    from .parallel import abort_all
+
     try:
         return _dispatch(args)
     except (ConfigError, InputFileError) as exc:
         sys.stderr.write(f"aqforecast {args.command}: error:\n{exc}\n")
+        abort_all(2)  # under MPI: end every rank, not only this one
         return 2
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        abort_all(1)
+        raise
 
 
 def _dispatch(args) -> int:
@@ -99,7 +115,7 @@ def _dispatch(args) -> int:
     from .config import ConfigError
 
     if args.command == "validate":
-        _, summary = stages.validate(args.config)
+        _, summary = stages.validate(args.config, inputs=not args.config_only)
         sys.stdout.write(summary + "\n")
     elif args.command == "grid":
         for p in stages.write_grids(args.config, args.out):
@@ -112,7 +128,8 @@ def _dispatch(args) -> int:
                               "cannot be combined with --initial")
         for p in run_forecast(args.config, args.lead_hours, args.out, resume=args.resume,
                               tags=not args.no_tags, progress=not args.no_progress,
-                              start=args.start, initial=args.initial, scaling=args.scaling):
+                              start=args.start, initial=args.initial, scaling=args.scaling,
+                              overwrite=args.overwrite):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -31,13 +31,14 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
 from . import species as species_registry
-from .config import ConfigError, RunConfig, load_config, resolve_path
+from .config import MAX_LEAD_HOURS, ConfigError, RunConfig, load_config, resolve_path
 from .emissions.scaling import ScalingTable, read_scaling_table
 from .grid import grids_from_config, nests_from_config
 from .io import InputFileError, atomic_path
@@ -46,6 +47,8 @@ from .io.initial_state import (initial_state_path, read_initial_state,
                                write_initial_state)
 from .io.output import FieldSeriesWriter
 from .io.restart import read_restart, write_restart
+from .io.rundir import (SUCCESS_NAME, claim_run_dir, existing_outputs, release_run_dir,
+                        write_success)
 from .observations.sampling import StationSampler
 from .parallel import get_comm
 from .tagging import ModelTagChemistry, TagSet
@@ -116,6 +119,25 @@ def open_boundary_file(cfg: RunConfig, grids, end=None) -> BoundaryFile:
     return bfile
 
 
+def domain_inputs(cfg: RunConfig, name: str, grids, end=None):
+    """(met, emissions) of one domain, opened and checked as a run needs them: the wrfout files
+    (readable, variables present, the model grid's window, times covering the cycle start to
+    ``end`` with no gap longer than their interval), and the inventory gridded (None when the
+    config has no gridded emissions). ``aqforecast validate`` calls this too."""
+    from .emissions import EmissionModel
+    from .met import MetProvider
+
+    met = MetProvider.from_config(cfg, name, grids)
+    try:
+        met.check_period(np.datetime64(cfg.time.start, "s"), end)
+        em = EmissionModel.from_config(cfg, grids[name]) if cfg.inputs.emissions.gridded \
+            else None
+    except Exception:
+        met.close()
+        raise
+    return met, em
+
+
 def _set_threads(cfg: RunConfig) -> None:
     """``parallel.threads`` kernel threads (0: all that numba was started with)."""
     import numba
@@ -132,8 +154,6 @@ def _set_threads(cfg: RunConfig) -> None:
 def _build(cfg: RunConfig, comm, tags: bool, end, scaling) -> list[DomainModel]:
     from .chemistry import ChemistryOperator
     from .chemistry.units import mixing_ratio_scale
-    from .emissions import EmissionModel
-    from .met import MetProvider
 
     _set_threads(cfg)
     grids = grids_from_config(cfg)
@@ -144,8 +164,7 @@ def _build(cfg: RunConfig, comm, tags: bool, end, scaling) -> list[DomainModel]:
     models: dict[str, DomainModel] = {}
     for d in cfg.domains:
         grid = grids[d.name]
-        met = MetProvider.from_config(cfg, d.name, grids)
-        em = EmissionModel.from_config(cfg, grid) if cfg.inputs.emissions.gridded else None
+        met, em = domain_inputs(cfg, d.name, grids, end)
         if em is not None and scaling is not None:
             scaling.check([r.name for r in cfg.regions], em.sectors)
         chem = None
@@ -418,20 +437,73 @@ def _write_budget(path: Path, model: DomainModel, initial: np.ndarray) -> None:
 def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "results/forecast",
                  resume: bool = False, tags: bool = True, progress: bool = True,
                  stop_after_hours: float | None = None, comm=None, start=None, initial=None,
-                 scaling=None) -> list[Path]:
+                 scaling=None, overwrite: bool = False) -> list[Path]:
     """Run the nested forecast; return the written paths (on rank 0).
 
     start: ``YYYY-MM-DDTHH`` (or datetime) overriding ``time.start``; initial: a directory with
     ``initial_<domain>.nc`` valid at the start; scaling: an emission scaling table or its path
-    (overrides ``inputs.emissions.scaling``)."""
+    (overrides ``inputs.emissions.scaling``). The output directory is claimed first
+    (:func:`aqforecast.io.rundir.claim_run_dir`: writable, locked, and holding no other run
+    unless ``resume`` or ``overwrite``); ``_SUCCESS`` with a manifest is written last."""
     cfg = config if isinstance(config, RunConfig) else load_config(config)
     if start is not None:
         cfg = with_start(cfg, start)
     comm = comm or get_comm()
     lead = int(cfg.time.lead_hours if lead_hours is None else lead_hours)
-    if lead > 360 or lead < 1:
-        raise ValueError(f"lead_hours must be 1..360, got {lead}")
+    if not 1 <= lead <= MAX_LEAD_HOURS:
+        raise ConfigError(f"--lead-hours / time.lead_hours must be 1..{MAX_LEAD_HOURS} hours "
+                          f"(15 days), got {lead}")
+    if resume and overwrite:
+        raise ConfigError("forecast: --resume continues the run in --out, --overwrite replaces "
+                          "it; give one of them")
     out = Path(out_dir)
+    claim = _claim_on_rank0(comm, out, resume, overwrite)
+    try:
+        paths = _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours,
+                              initial, scaling)
+        if paths and comm.rank == 0:
+            paths.append(write_success(out, paths, {"stage": "forecast",
+                                                    "cycle_start": str(cfg.time.start),
+                                                    "lead_hours": lead}))
+        comm.barrier()
+        return paths
+    finally:
+        release_run_dir(claim)
+
+
+def _claim_on_rank0(comm, out: Path, resume: bool, overwrite: bool):
+    """Claim the run directory on rank 0; every rank raises the same error if that fails."""
+    claim, error = None, None
+    if comm.rank == 0:
+        try:
+            claim = claim_run_dir(out, resume=resume, overwrite=overwrite, what="forecast")
+        except InputFileError as exc:
+            error = str(exc)
+    error = comm.bcast(error)
+    if error is not None:
+        raise InputFileError(error)
+    return claim
+
+
+def _check_resume(path: Path, attrs: dict, model: DomainModel, start) -> None:
+    """A restart fits the run being resumed: same cycle start, grid, species and tags."""
+    want = {"cycle_start": str(start), "grid_shape": " ".join(map(str, model.shape)),
+            "species": " ".join(model.species),
+            "tags": " ".join(f"{r}|{s}" for r, s in model.tag_labels) + "/" +
+                    " ".join(model.tagged)}
+    for key, value in want.items():
+        have = attrs.get(key)
+        if have is None:
+            log.warning("%s: no %s recorded (an older restart); not checked", path, key)
+        elif str(have) != value:
+            raise InputFileError(
+                f"{path}: cannot --resume: the restart's {key} is {str(have)[:120]!r}, the "
+                f"config gives {value[:120]!r} (the config changed since that run; use "
+                f"--overwrite to start it again)")
+
+
+def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours, initial,
+                  scaling) -> list[Path]:
     restart_dir = out / "restart"
     start = np.datetime64(cfg.time.start, "s")
     stop = start + np.timedelta64(lead, "h")
@@ -448,10 +520,18 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
     resumed_at = None
     initial_mass = {}
     latest = restart_dir / "latest"
+    if resume and not latest.exists():
+        log.info("--resume: %s holds no restart; starting the run from its beginning", out)
+        if comm.rank == 0:
+            for p in existing_outputs(out):
+                shutil.rmtree(p) if p.is_dir() else p.unlink()
+        comm.barrier()
     if resume and latest.exists():
         stamp = latest.read_text().strip()
         for m in models:
-            t, arrays, rattrs = read_restart(restart_dir / stamp / f"restart_{m.name}.nc")
+            rpath = restart_dir / stamp / f"restart_{m.name}.nc"
+            t, arrays, rattrs = read_restart(rpath)
+            _check_resume(rpath, rattrs, m, start)
             m.load_state(arrays)
             m.time = t
             resumed_at = t
@@ -461,6 +541,8 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
         log.info("resuming from restart at %s", resumed_at)
     for m in models:
         initial_mass.setdefault(m.name, m.total_mass())
+    if comm.rank == 0:  # a resumed run is complete again only at its end
+        (out / SUCCESS_NAME).unlink(missing_ok=True)
 
     # ---- output writers
     attrs = {"start_type": start_type, "lead_hours": lead,
@@ -510,14 +592,20 @@ def run_forecast(config, lead_hours: int | None = None, out_dir: str | Path = "r
             if comm.rank == 0:
                 write_restart(here / f"restart_{m.name}.nc", m.time, arrays,
                               {"start_type": start_type, "domain": m.name,
+                               "cycle_start": str(start),
+                               "grid_shape": " ".join(map(str, m.shape)),
+                               "species": " ".join(m.species),
+                               "tags": " ".join(f"{r}|{s}" for r, s in m.tag_labels) + "/" +
+                                       " ".join(m.tagged),
                                **{f"initial_{i}": v for i, v in
                                   enumerate(initial_mass[m.name].tolist())}})
         if comm.rank == 0:
             previous = latest.read_text().strip() if latest.exists() else None
             with atomic_path(latest) as tmp:
                 tmp.write_text(stamp + "\n")
-            if previous and previous != stamp and not previous.endswith("T00"):
-                # keep the 00 UTC restarts: the next cycles warm-start from them
+            keep = {start + np.timedelta64(int(h), "h") for h in cfg.outputs.restart_keep_hours}
+            if previous and previous != stamp and np.datetime64(previous, "s") not in keep:
+                # keep the restarts the next cycles warm-start from (outputs.restart_keep_hours)
                 old = restart_dir / previous
                 for f in old.glob("*.nc"):
                     f.unlink()

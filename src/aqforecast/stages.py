@@ -12,13 +12,16 @@ import numpy as np
 
 from .config import RunConfig, config_schema_json, load_config, resolve_path
 from .grid import grids_from_config, nests_from_config
-from .io import atomic_path, grid_dataset, write_dataset
+from .io import InputFileError, atomic_path, grid_dataset, write_dataset
+from .io.rundir import SUCCESS_NAME, require_success, write_success
 
 log = logging.getLogger(__name__)
 
 
-def validate(config_path: str | Path) -> tuple[RunConfig, str]:
-    """Validate a config file; return it and a human-readable summary."""
+def validate(config_path: str | Path, inputs: bool = True) -> tuple[RunConfig, str]:
+    """Validate a config file and (``inputs``) the input files it names, with the functions
+    the forecast calls at start-up (:func:`aqforecast.forecast.domain_inputs`, the boundary
+    file and scaling-table checks); return the config and a human-readable summary."""
     cfg = load_config(config_path)
     grids = grids_from_config(cfg)
     nests = nests_from_config(cfg, grids)
@@ -46,7 +49,38 @@ def validate(config_path: str | Path) -> tuple[RunConfig, str]:
     lines.append("  boundary: " + _boundary_summary(cfg, grids))
     windows = ", ".join(f"every {w.every_hours} h to {w.until_hours} h" for w in cfg.time.windows)
     lines.append(f"  products: {windows}")
+    if inputs:
+        lines += _input_summary(cfg, grids)
+    else:
+        lines.append("  inputs: not checked (--config-only)")
     return cfg, "\n".join(lines)
+
+
+def _input_summary(cfg: RunConfig, grids) -> list[str]:
+    """Open and check every input of the run (met coverage, inventory, scaling table)."""
+    from .forecast import domain_inputs, load_scaling
+
+    start = np.datetime64(cfg.time.start, "s")
+    end = start + np.timedelta64(int(cfg.time.lead_hours), "h")
+    lines = []
+    sectors: set[str] = set()
+    for name in grids:
+        met, em = domain_inputs(cfg, name, grids, end)
+        try:
+            step = met.interval / np.timedelta64(1, "m")
+            lines.append(f"  met {name}: {len(met.times)} times {met.times[0]} .. "
+                         f"{met.times[-1]} every {step:g} min, cover the run to {end}")
+            if em is not None:
+                sectors.update(em.sectors)
+        finally:
+            met.close()
+    if sectors:
+        lines.append(f"  emissions: inventory read, sectors {', '.join(sorted(sectors))}")
+    scaling = load_scaling(cfg, None)
+    if scaling is not None:
+        scaling.check([r.name for r in cfg.regions], sorted(sectors))
+        lines.append(f"  emission scaling: {scaling.source} ({len(scaling)} rows)")
+    return lines
 
 
 def _boundary_summary(cfg: RunConfig, grids) -> str:
@@ -104,11 +138,21 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
 
     cfg = load_config(config_path)
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    paths = make_products(cfg, run_dir, out_dir, max_map_days=max_map_days, maps=maps)
     grids = grids_from_config(cfg)
+    # before any work: the forecast finished, and every domain's file is there
+    require_success(run_dir, "forecast")
+    missing = [str(run_dir / f"conc_{name}.nc") for name in grids
+               if not (run_dir / f"conc_{name}.nc").is_file()]
+    if missing:
+        raise InputFileError(f"{', '.join(missing)}: missing from the forecast run (the config "
+                             f"has domains {', '.join(grids)})")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / SUCCESS_NAME).unlink(missing_ok=True)
+    paths = make_products(cfg, run_dir, out_dir, max_map_days=max_map_days, maps=maps)
     stations = None
     if cfg.inputs.observations.station_coords:
-        stations = read_station_coords(resolve_path(cfg, cfg.inputs.observations.station_coords))
+        stations = read_station_coords(resolve_path(cfg, cfg.inputs.observations.station_coords),
+                                       cfg.inputs.observations.encoding)
         stations = stations.dropna(subset=["lon", "lat"])
     for name, grid in grids.items():
         tpath = run_dir / f"tags_{name}.nc"
@@ -133,4 +177,6 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
                                          boundaries=regions))
                 for by in ("sector", "region"):
                     paths += tag_share_maps(tags, lon, lat, mdir, "PM25", by, regions)
+    files = [Path(p) for p in paths if Path(p).is_file()]
+    paths.append(write_success(out_dir, files, {"stage": "products", "run": str(run_dir)}))
     return paths

@@ -18,4 +18,4 @@ rule forecast:
         lead=LEAD_HOURS,
     shell:
         "{params.launch}aqforecast forecast {input.config} --lead-hours {params.lead} "
-        "--out {params.out} > {log} 2>&1"
+        "--out {params.out} --overwrite > {log} 2>&1"

@@ -42,6 +42,11 @@ class ConfigError(ValueError):
     """A configuration file is unreadable or invalid; the message says where and why."""
 
 
+#: Largest number of values a config document may expand to (aliases included); the sample
+#: config has ~600.
+MAX_YAML_NODES = 100_000
+
+
 class _Yaml12Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans: only true/false are booleans.
 
@@ -49,6 +54,56 @@ class _Yaml12Loader(yaml.SafeLoader):
     ``NO`` into ``False``; chemistry configs must not suffer from that.
     """
 
+
+    def compose_document(self):
+        # aliases expand to shared subtrees that every later walk (validation, the line index)
+        # visits again: a few lines of nested aliases ("billion laughs") grow without bound.
+        # Count the expanded size without expanding (memoised per node) and refuse a blow-up.
+        node = super().compose_document()
+        sizes: dict[int, int] = {}
+
+        def size(n) -> int:
+            key = id(n)
+            if key not in sizes:
+                sizes[key] = 0  # (a recursive alias counts once)
+                if isinstance(n, yaml.MappingNode):
+                    total = 1 + sum(size(k) + size(v) for k, v in n.value)
+                elif isinstance(n, yaml.SequenceNode):
+                    total = 1 + sum(size(v) for v in n.value)
+                else:
+                    total = 1
+                sizes[key] = total
+            return sizes[key]
+
+        if node is not None and size(node) > MAX_YAML_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"YAML aliases expand this document to {size(node):,} values "
+                f"(more than {MAX_YAML_NODES:,}); write the values out", node.start_mark)
+        return node
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {seen[key]}); "
+                    f"a key may appear once per section", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+    def construct_yaml_timestamp(self, node):
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError as exc:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a valid date/time ({exc})",
+                node.start_mark) from None
+
+
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:timestamp",
+                              _Yaml12Loader.construct_yaml_timestamp)
+_Yaml12Loader.add_constructor("tag:yaml.org,2002:map", _Yaml12Loader.construct_yaml_map)
 
 _Yaml12Loader.yaml_implicit_resolvers = {
     k: [(tag, rx) for tag, rx in v if tag != "tag:yaml.org,2002:bool"]
@@ -60,9 +115,37 @@ _Yaml12Loader.add_implicit_resolver(
 
 
 def read_yaml(path: str | Path):
-    """Load a YAML file with YAML 1.2 booleans (``NO`` stays the string "NO")."""
-    with open(path) as fh:
-        return yaml.load(fh, Loader=_Yaml12Loader)
+    """Load a YAML file with YAML 1.2 booleans (``NO`` stays the string "NO"), no duplicate
+    keys, no aliases, valid dates; any problem is a :class:`ConfigError` naming the file and
+    line."""
+    return _parse_yaml(Path(path), _read_text(Path(path)))
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    if b"\x00" in raw:
+        raise ConfigError(f"{path}: not a text file (NUL bytes); expected a UTF-8 YAML file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path} (line {line}): not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                          f"at offset {exc.start}); save the file as UTF-8") from None
+
+
+def _parse_yaml(path: Path, text: str):
+    try:
+        return yaml.load(text, Loader=_Yaml12Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") \
+            from None
 
 
 def _line_index(text: str) -> dict[tuple, int]:
@@ -129,16 +212,8 @@ def _format_errors(path: Path, err: ValidationError, lines: dict[tuple, int]) ->
 def load_config(path: str | Path) -> RunConfig:
     """Read and validate a run configuration (YAML). Raises :class:`ConfigError`."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
-    try:
-        data = yaml.load(text, Loader=_Yaml12Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    text = _read_text(path)
+    data = _parse_yaml(path, text)
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of config sections at the top level, "
                           f"got {type(data).__name__}")

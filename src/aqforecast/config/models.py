@@ -216,6 +216,23 @@ class EmissionInput(_Model):
 class ObservationInput(_Model):
     stations: Path | None = None
     station_coords: Path | None = None
+    encoding: str | None = Field(
+        default=None,
+        description="text encoding of the station files (e.g. gb18030, utf-16); default: by "
+                    "byte-order mark, else UTF-8, else GB18030")
+
+    @field_validator("encoding")
+    @classmethod
+    def _known_encoding(cls, v):
+        if v is not None:
+            import codecs
+
+            try:
+                codecs.lookup(v)
+            except LookupError:
+                raise ValueError(f"unknown text encoding {v!r} (e.g. utf-8, gb18030, "
+                                 f"utf-16)") from None
+        return v
 
 
 class BoundaryInput(_Model):
@@ -252,6 +269,11 @@ class OutputConfig(_Model):
     write_restart: bool = True
     restart_every_hours: int = Field(default=6, ge=1, le=24,
                                      description="restart (and output flush) cadence, h")
+    restart_keep_hours: list[int] = Field(
+        default_factory=lambda: [24],
+        description="lead hours whose restarts are kept when a later one is written (default "
+                    "24: the next daily cycle's warm start); the latest restart is always kept "
+                    "(for --resume); [] keeps only the latest")
 
     @field_validator("levels", "tag_levels")
     @classmethod

@@ -58,12 +58,51 @@ __all__ = [
     "relative_humidity",
     "cloud_fraction_proxy",
     "R_VAPOUR_OVER_DRY",
+    "PLAUSIBLE_RANGE",
+    "check_plausible",
 ]
 
 log = logging.getLogger(__name__)
 
 #: R_v / R_d used by WRF (461.6 / 287).
 R_VAPOUR_OVER_DRY = 461.6 / 287.0
+
+#: Physically plausible range of each wrfout variable we read (units of the file): a value
+#: outside, or NaN/inf, is an :class:`InputFileError` naming the file, the variable, the record
+#: and the first offending index -- a corrupt or mislabelled file must not run silently. The
+#: bounds are generous (record observed values lie well inside): winds 150 m/s (jet cores reach
+#: ~110), W 60 m/s (strongest updrafts ~50), perturbation potential temperature T = theta - 300 K
+#: in -150..400 (theta 150..700 K up to 10 hPa), water vapour <= 0.06 kg/kg (dew point 35 C at
+#: 1050 hPa ~0.036), pressures 0..1.2e5 Pa, geopotential -5e3..5e5 m2 s-2, 2 m temperature
+#: 170..340 K, PBL height 0..8 km, heat fluxes +-2000 W m-2, u* 0..10 m/s, SW down 0..1500 W m-2,
+#: accumulated rain 0..1e5 mm, cloud fraction 0..1, cloud water 0..0.02 kg/kg.
+PLAUSIBLE_RANGE: dict[str, tuple[float, float]] = {
+    "U": (-150.0, 150.0), "V": (-150.0, 150.0), "W": (-60.0, 60.0),
+    "U10": (-100.0, 100.0), "V10": (-100.0, 100.0),
+    "T": (-150.0, 400.0), "T2": (170.0, 340.0), "QVAPOR": (-1e-3, 0.06),
+    "QCLOUD": (-1e-3, 0.02), "CLDFRA": (-0.01, 1.01),
+    "P": (-1.2e5, 1.2e5), "PB": (0.0, 1.2e5), "PSFC": (3.0e4, 1.2e5),
+    "PH": (-5.0e4, 5.0e4), "PHB": (-5.0e3, 5.0e5), "MU": (-5.0e4, 5.0e4), "MUB": (0.0, 1.2e5),
+    "PBLH": (0.0, 8000.0), "HFX": (-2000.0, 2000.0), "LH": (-2000.0, 2000.0),
+    "UST": (0.0, 10.0), "SWDOWN": (0.0, 1500.0), "RAINC": (0.0, 1e5), "RAINNC": (0.0, 1e5),
+}
+
+
+def check_plausible(values: np.ndarray, name: str, where: str) -> None:
+    """Raise :class:`InputFileError` naming ``where``, ``name`` and the first offending index
+    when ``values`` has NaN/inf or leaves :data:`PLAUSIBLE_RANGE` of ``name``."""
+    lo, hi = PLAUSIBLE_RANGE.get(name, (-np.inf, np.inf))
+    bad = ~np.isfinite(values)
+    if np.isfinite(lo) or np.isfinite(hi):
+        with np.errstate(invalid="ignore"):
+            bad |= (values < lo) | (values > hi)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        v = float(values[idx])
+        raise InputFileError(f"{where}: variable {name} has {v!r} at index {idx} "
+                             f"(expected finite values in [{lo:g}, {hi:g}]); "
+                             f"{int(bad.sum())} value(s) affected")
+
 
 #: Variables every use of a wrfout file needs (pressure, heights, temperature, winds, grid).
 REQUIRED_CORE: tuple[str, ...] = (
@@ -293,11 +332,14 @@ class WrfOutput:
 
     def _var(self, name: str, i: int) -> np.ndarray:
         """Record ``i`` (sorted index) of variable ``name``, float64."""
-        _, fi, ri = self._records[i]
+        t, fi, ri = self._records[i]
         v = self._handles[fi][name]
         if v.dimensions and v.dimensions[0] == "Time":
-            return np.asarray(v[ri], dtype=np.float64)
-        return np.asarray(v[:], dtype=np.float64)
+            a = np.asarray(v[ri], dtype=np.float64)
+        else:
+            a = np.asarray(v[:], dtype=np.float64)
+        check_plausible(a, name, f"{self.paths[fi]} (record {ri}, {t})")
+        return a
 
     def _first(self, name: str) -> np.ndarray | None:
         ds = self._handles[self._records[0][1]] if self._records else self._handles[0]

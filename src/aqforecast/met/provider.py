@@ -262,6 +262,37 @@ class MetProvider:
     def close(self):
         self.wrf.close()
 
+    @property
+    def interval(self) -> np.timedelta64:
+        """The files' own output interval: the most common spacing of the times."""
+        if len(self.times) < 2:
+            return np.timedelta64(0, "s")
+        steps, counts = np.unique(np.diff(self.times), return_counts=True)
+        return steps[int(np.argmax(counts))]
+
+    def check_period(self, start, end=None) -> None:
+        """The wrfout times cover [start, end] (``end`` None: the start alone) with no gap
+        longer than :attr:`interval` inside it; else :class:`InputFileError` naming the files
+        and the gap (a missing day must not be bridged by interpolation)."""
+        start = as_datetime64(start)
+        end = start if end is None else as_datetime64(end)
+        where = f"met {self.grid.name} ({self.wrf.paths[0].parent})"
+        t0, t1 = self.times[0], self.times[-1]
+        if start < t0 or end > t1:
+            raise InputFileError(f"{where}: wrfout times {t0} .. {t1} do not cover the run "
+                                 f"{start} .. {end}; provide met files for the whole period")
+        lo = int(np.searchsorted(self.times, start, side="right")) - 1
+        hi = int(np.searchsorted(self.times, end, side="left"))
+        step = self.interval
+        span = self.times[lo:hi + 1]
+        gaps = np.flatnonzero(np.diff(span) > step)
+        if gaps.size:
+            a, b = span[gaps[0]], span[gaps[0] + 1]
+            raise InputFileError(
+                f"{where}: no wrfout record between {a} and {b} ({(b - a) / np.timedelta64(1, 'h'):g}"
+                f" h; the files' interval is {step / np.timedelta64(1, 'm'):g} min); "
+                f"{gaps.size} gap(s) within the run {start} .. {end}")
+
     # ------------------------------------------------------------------ one record
     def _staggered_mu(self, mu_full: np.ndarray, axis: int) -> np.ndarray:
         """Dry column mass at x (axis=1) or y (axis=0) faces of the full WRF grid, edge-padded."""

@@ -34,14 +34,21 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..io import InputFileError
+
 log = logging.getLogger(__name__)
 
 MISSING_TOKENS = {"", "NA", "NaN", "nan", "-9999", "-9999.0", "-9999.000"}
 SPECIES_UNITS = {"PM2.5": "ug m-3", "PM10": "ug m-3", "SO2": "ug m-3", "NO2": "ug m-3",
                  "O3": "ug m-3", "CO": "mg m-3"}
+#: Largest plausible hourly value per species (SPECIES_UNITS): about twice the highest hourly
+#: values reported by CNEMC/PRSA stations (PM2.5 ~1000 and PM10 ~3000 ug m-3 in dust storms, CO
+#: ~ 20 mg m-3, SO2 ~ 2000 ug m-3 in winter coal-burning episodes); above is a unit or file error.
+MAX_CONCENTRATION = {"PM2.5": 3000.0, "PM10": 10000.0, "SO2": 5000.0, "NO2": 2000.0,
+                     "O3": 1500.0, "CO": 60.0}
 
 
-class ObservationFormatError(ValueError):
+class ObservationFormatError(InputFileError):
     """A station file does not have the expected layout or contains an invalid value."""
 
     def __init__(self, path, line: int | None, column: str | None, value, expected: str):
@@ -56,14 +63,66 @@ class ObservationFormatError(ValueError):
         super().__init__(f"{where}{got}; expected {expected}")
 
 
-def _read_text_table(path: Path, sep: str, expected_header: list[str] | None,
-                     encoding: str = "utf-8") -> pd.DataFrame:
-    """Read a delimited file as strings, checking the header exactly."""
+#: Encodings tried, in order, for a file without a byte-order mark: UTF-8, then GB18030 (a
+#: superset of GBK/GB2312, the usual encoding of Chinese monitoring CSVs).
+FALLBACK_ENCODINGS = ("utf-8", "gb18030")
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def read_text(path, encoding: str | None = None) -> str:
+    """The text of a station file: ``encoding`` when given (e.g. from a config's
+    ``encoding:``), else by byte-order mark (UTF-8-BOM, UTF-16), else UTF-8, else GB18030.
+    Missing, empty, binary or undecodable files are :class:`ObservationFormatError` naming the
+    file (a missing one :class:`FileNotFoundError`)."""
+    path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"observation file not found: {path}")
+    raw = path.read_bytes()
+    if not raw.strip():
+        raise ObservationFormatError(path, None, None, None, "a non-empty text file")
+    if encoding is not None:
+        try:
+            return raw.decode(encoding)
+        except (UnicodeDecodeError, LookupError) as exc:
+            raise ObservationFormatError(path, None, None, None,
+                                         f"text in the declared encoding {encoding!r} "
+                                         f"({exc})") from None
+    for bom, enc in _BOMS:
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc)
+            except UnicodeDecodeError as exc:
+                raise ObservationFormatError(path, None, None, None,
+                                             f"{enc} text after its byte-order mark "
+                                             f"({exc})") from None
+    if b"\x00" in raw:
+        raise ObservationFormatError(path, None, None, None,
+                                     "a text file (it has NUL bytes: binary, or UTF-16 without "
+                                     "a byte-order mark; set the encoding)")
+    for enc in FALLBACK_ENCODINGS:
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        if enc != "utf-8":
+            log.info("%s: read as %s (not UTF-8)", path, enc)
+        return text
+    raise ObservationFormatError(path, None, None, None,
+                                 f"text in one of {', '.join(FALLBACK_ENCODINGS)} (or a file "
+                                 f"with a byte-order mark); set the encoding")
+
+
+def _read_text_table(path: Path, sep: str, expected_header: list[str] | None,
+                     encoding: str | None = None) -> pd.DataFrame:
+    """Read a delimited file as strings, checking the header exactly."""
+    import io
+
+    text = read_text(path, encoding)
     try:
-        df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, encoding=encoding,
+        df = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                          skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise ObservationFormatError(path, 1, None, None, "a header line") from None
     except pd.errors.ParserError as exc:
         m = re.search(r"line (\d+)", str(exc))
         line = int(m.group(1)) if m else None
@@ -82,12 +141,31 @@ def _to_float(df: pd.DataFrame, col: str, path: Path, line0: int = 2,
     s = df[col].str.strip()
     miss = s.isin(missing)
     num = pd.to_numeric(s.where(~miss), errors="coerce")
-    bad = num.isna() & ~miss
+    bad = (num.isna() | ~np.isfinite(num.fillna(0.0))) & ~miss
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise ObservationFormatError(path, line0 + i, col, s.iloc[i],
-                                     "a number (or an empty/NA field for missing)")
+                                     "a finite number (or an empty/NA field for missing)")
     return num.to_numpy(float)
+
+
+def _check_concentrations(out: pd.DataFrame, cols, path: Path, lines=None, line0: int = 2):
+    """Concentrations are >= 0 and below :data:`MAX_CONCENTRATION` (units of the file)."""
+    for c in cols:
+        v = out[c].to_numpy(float)
+        hi = MAX_CONCENTRATION.get(c, np.inf)
+        bad = np.isfinite(v) & ((v < 0.0) | (v > hi))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            line = int(lines[i]) if lines is not None else line0 + i
+            raise ObservationFormatError(path, line, c, v[i],
+                                         f"a concentration in [0, {hi:g}] "
+                                         f"{SPECIES_UNITS.get(c, '')}")
+
+
+#: accepted ranges of the time fields (pandas would roll hour 24 into the next day and accept
+#: the year 99999)
+_TIME_FIELD_RANGE = {"year": (1900, 2100), "month": (1, 12), "day": (1, 31), "hour": (0, 23)}
 
 
 def _times(df: pd.DataFrame, path: Path, cols=("year", "month", "day", "hour"),
@@ -98,6 +176,12 @@ def _times(df: pd.DataFrame, path: Path, cols=("year", "month", "day", "hour"),
         if np.any(v != np.round(v)):
             i = int(np.flatnonzero(v != np.round(v))[0])
             raise ObservationFormatError(path, line0 + i, c, df[c].iloc[i], "an integer")
+        lo, hi = _TIME_FIELD_RANGE[c]
+        out = (v < lo) | (v > hi)
+        if out.any():
+            i = int(np.flatnonzero(out)[0])
+            raise ObservationFormatError(path, line0 + i, c, df[c].iloc[i],
+                                         f"a valid calendar date ({c} in {lo}..{hi})")
         parts[c] = v.astype(int)
     t = pd.to_datetime(pd.DataFrame(parts), errors="coerce")
     if t.isna().any():
@@ -146,6 +230,7 @@ def read_prsa(path) -> pd.DataFrame:
     for c in ("PM2.5", "PM10", "SO2", "NO2", "CO", "O3", "TEMP", "PRES", "DEWP", "RAIN", "WSPM"):
         out[c] = _to_float(df, c, path)
     out["CO"] = out["CO"] / 1000.0
+    _check_concentrations(out, ("PM2.5", "PM10", "SO2", "NO2", "CO", "O3"), path)
     out["wd"] = df["wd"].str.strip().replace({"NA": ""})
     out = _check_duplicates(out, path)
     out.attrs["units"] = {**SPECIES_UNITS, **PRSA_MET_UNITS}
@@ -178,6 +263,7 @@ def read_shanghai_uci(path) -> pd.DataFrame:
     for col in ("PM_Jingan", "PM_US Post", "PM_Xuhui"):
         part = pd.DataFrame({"time": t, "station": col.removeprefix("PM_"),
                              "PM2.5": _to_float(df, col, path)})
+        _check_concentrations(part, ("PM2.5",), path)
         for k, v in met.items():
             part[k] = v
         part["cbwd"] = df["cbwd"].str.strip().to_numpy()
@@ -192,20 +278,17 @@ def read_shanghai_uci(path) -> pd.DataFrame:
 CNEMC_SPECIES = ["SO2", "NO2", "CO", "O3", "PM10", "PM2.5"]
 
 
-def read_cnemc(path, species: str | None = None) -> pd.DataFrame:
+def read_cnemc(path, species: str | None = None, encoding: str | None = None) -> pd.DataFrame:
     """Read a CNEMC whitespace text file (hourly all-species, daily all-species, or hourly single).
 
     Returns columns station (site ID as text), time (hour-beginning, or the day at 00:00 for daily
     files), lon, lat and the species columns; ``attrs["kind"]`` is "hourly" or "daily".
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"observation file not found: {path}")
     rows = []
-    with path.open("r", encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
-            if line.strip():
-                rows.append((n, line.split()))
+    for n, line in enumerate(read_text(path, encoding).splitlines(), start=1):
+        if line.strip():
+            rows.append((n, line.split()))
     if not rows:
         raise ObservationFormatError(path, None, None, None, "at least one data row")
     nf = len(rows[0][1])
@@ -234,10 +317,11 @@ def read_cnemc(path, species: str | None = None) -> pd.DataFrame:
         s = df[c]
         miss = s.isin(MISSING_TOKENS)
         num = pd.to_numeric(s.where(~miss), errors="coerce")
-        bad = num.isna() & ~miss
+        bad = (num.isna() | ~np.isfinite(num.fillna(0.0))) & ~miss
         if bad.any():
             i = int(np.flatnonzero(bad.to_numpy())[0])
-            raise ObservationFormatError(path, int(lines[i]), c, s.iloc[i], "a number or -9999")
+            raise ObservationFormatError(path, int(lines[i]), c, s.iloc[i],
+                                         "a finite number or -9999")
         return num.to_numpy(float)
 
     tcols = ("year", "month", "day", "hour") if kind == "hourly" else ("year", "month", "day")
@@ -258,6 +342,7 @@ def read_cnemc(path, species: str | None = None) -> pd.DataFrame:
                                          f"a {c} in [{lo}, {hi}] degrees")
     for c in values:
         out[c] = col_float(c)
+    _check_concentrations(out, values, path, lines=lines)
     out = _check_duplicates(out, path, line0=int(lines[0]))
     out.attrs["units"] = {"lon": "degrees_east", "lat": "degrees_north",
                           **{c: SPECIES_UNITS[c] for c in values}}
@@ -276,7 +361,7 @@ COORD_LAYOUTS = {
 }
 
 
-def read_station_coords(path) -> pd.DataFrame:
+def read_station_coords(path, encoding: str | None = None) -> pd.DataFrame:
     """Read a station-coordinate table (CNEMC list, PRSA table or Shanghai table).
 
     Returns columns code, name, city, lon (degrees_east), lat (degrees_north), reference (bool or
@@ -284,7 +369,7 @@ def read_station_coords(path) -> pd.DataFrame:
     Stations without coordinates keep NaN lon/lat (logged); out-of-range coordinates are errors.
     """
     path = Path(path)
-    df = _read_text_table(path, ",", None, encoding="utf-8-sig")
+    df = _read_text_table(path, ",", None, encoding)
     header = set(df.columns)
     layout = next((k for k, m in COORD_LAYOUTS.items() if set(m) == header), None)
     if layout is None:

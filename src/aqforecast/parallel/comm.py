@@ -134,6 +134,26 @@ def launched_under_mpi() -> bool:
     return False
 
 
+def abort_all(code: int = 1) -> None:
+    """End every rank of the job (``MPI_Abort``) when running under MPI with several ranks: an
+    error on one rank must not leave the others waiting in a collective. No-op otherwise."""
+    if not launched_under_mpi():
+        return
+    try:
+        from mpi4py import MPI
+    except ImportError:  # pragma: no cover - launched_under_mpi without mpi4py
+        return
+    if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        import sys
+
+        sys.stderr.flush()
+        sys.stdout.flush()
+        MPI.COMM_WORLD.Abort(code)
+        # MPICH's MPI_Abort may return before the launcher ends the job (measured with the
+        # mpich wheel): this rank must not go on into a collective the others wait in
+        os._exit(code)
+
+
 def get_comm(kind: str = "auto"):
     """The communicator to use: ``"serial"``, ``"mpi"`` or ``"auto"`` (MPI when launched so)."""
     if kind == "serial":
