@@ -29,6 +29,7 @@ from numba import njit, prange
 
 from aqforecast.kernels import advection as kadv
 from aqforecast.kernels import diffusion as kdiff
+from aqforecast.kernels import tagging as ktag
 from aqforecast.transport import Advection, advect
 
 HALO = 2
@@ -339,6 +340,25 @@ def bench_shape(shape, threads, nspec, run_pympdata, bandwidth):
         t = best_time(lambda: fn(q, h, m, f, 1e-9, 0))  # tiny scale: the mass stays ~constant
         tn = best_time(lambda: walcek_x_numpy(q, h, mass, fx), repeat=2) if "x-" in name else None
         add(name, t, tn, per(16 + 8))
+    # periodic lines (closed = 4; the uniform fluxes have face n == face 0): the flux adjustment
+    # wraps around each line
+    for name, fn, f in (("walcek x-sweep periodic", kadv.walcek_sweep_x, fx),
+                        ("walcek y-sweep periodic", kadv.walcek_sweep_y, fy)):
+        m = mass.copy()
+        t = best_time(lambda: fn(q, h, m, f, 1e-9, 4))
+        add(name, t, None, per(16 + 8))
+    # the model's tagged y-sweep (walcek_sweep_tagged on (level, column) line views, every row
+    # tagged with 4 tags), periodic
+    ntag = 4
+    qv = q[:, h:h + nz, :, h:h + nx].transpose(0, 1, 3, 2)
+    mv = np.ascontiguousarray(mass.transpose(0, 2, 1))
+    fv = np.ascontiguousarray(fy.transpose(0, 2, 1))
+    fbase = np.full((nspec, ntag, nz, ny, nx), 1.0 / ntag)
+    fr = fbase.transpose(0, 1, 2, 4, 3)
+    bl = np.full((nspec, ntag, nz, nx), 1.0 / ntag)
+    rows_t = np.arange(nspec, dtype=np.int64)
+    t = best_time(lambda: ktag.walcek_sweep_tagged(qv, h, mv, fv, 1e-9, 4, rows_t, fr, bl, bl))
+    add("tagged y-sweep periodic", t, None, per(16 + 8) + 16 * ntag)
     op = Advection(shape, scheme="walcek", halo=h)
     m = mass.copy()
     fxs, fys, fzs = fx * 1e-9, fy * 1e-9, fz * 1e-9

@@ -274,6 +274,106 @@ def test_tiled_tagged_sweep_vectorised_tag_update_equals_line_kernel(closed):
     assert deficits > 10  # the tile's deficit passes were exercised
 
 
+def _periodic_tag_case(rng, n0, n1, n, nspec, ntagged, ntag, h, flow, adjacent):
+    """A periodic tagged sweep's inputs: random mixing ratios (zeros included) with periodic
+    ghosts, random air mass, random divergent fluxes with face n = face 0 (``flow`` "mixed",
+    "positive" or "negative"), random fractions. adjacent: q and frac are views whose lines lie
+    next to each other in memory (the model's y and z sweeps), else each line is contiguous."""
+    if adjacent:
+        q = rng.uniform(0.0, 2.0, (nspec, n + 2 * h, n0, n1)).transpose(0, 2, 3, 1)
+        assert q.strides[2] == q.itemsize
+    else:
+        q = rng.uniform(0.0, 2.0, (nspec, n0, n1, n + 2 * h))
+    q[q < 0.5] = 0.0
+    q[..., :h] = q[..., n:n + h]
+    q[..., n + h:] = q[..., h:2 * h]
+    mass = rng.uniform(1.0, 2.0, (n0, n1, n))
+    flux = rng.normal(0.0, 0.4, (n0, n1, n + 1))
+    if flow == "positive":
+        flux = np.abs(flux)
+    elif flow == "negative":
+        flux = -np.abs(flux)
+    flux[..., 3::7] = 0.0
+    flux[..., 0].flat[::5] = 0.0
+    flux[..., -1] = flux[..., 0]
+    rows = np.sort(rng.choice(nspec, ntagged, replace=False)).astype(np.int64)
+    base = rng.dirichlet(np.ones(ntag), (ntagged, n, n0, n1)).transpose(0, 4, 1, 2, 3).copy()
+    frac = base.transpose(0, 1, 3, 4, 2)  # (ntagged, ntag, n0, n1, n)
+    if not adjacent:
+        frac = frac.copy()
+    elif ntagged:
+        assert frac.strides[3 if n1 > 1 else 2] == frac.itemsize
+    bl = rng.dirichlet(np.ones(ntag), (ntagged, n0, n1)).transpose(0, 3, 1, 2).copy()
+    bh = rng.dirichlet(np.ones(ntag), (ntagged, n0, n1)).transpose(0, 3, 1, 2).copy()
+    return q, mass, flux, rows, frac, bl, bh
+
+
+def _copy_like(v):
+    """A copy of ``v`` with the same strides (so the copy's lines are laid out as v's)."""
+    out = np.lib.stride_tricks.as_strided(np.empty(v.size), v.shape, v.strides) if v.size \
+        else np.empty_like(v)
+    # v (a transpose of a contiguous array) spans exactly v.size elements
+    assert v.size == 0 or max(v.strides) * v.shape[np.argmax(v.strides)] == 8 * v.size
+    out[...] = v
+    return out
+
+
+@pytest.mark.parametrize("adjacent", [False, True])
+def test_periodic_tiled_tagged_sweep_equals_line_kernel(adjacent):
+    """Periodic lines (closed = 4) take the tiled tagged sweep too: bit for bit the line
+    kernel's bulk, air mass and tag fractions, with and without tags, for lines contiguous in
+    memory (x: tags updated line by line) and lines adjacent in memory (y, z: SIMD tag
+    update), several tiles, partial last tiles, n1 == 1, single-cell lines, scale != 1."""
+    from aqforecast.kernels.advection import TILE
+    from aqforecast.kernels.tagging import walcek_sweep_tagged
+
+    rng = np.random.default_rng(40 + adjacent)
+    cases = [(3, 2 * TILE + 5, 9, 3, 2, 4), (2 * TILE + 3, 1, 12, 2, 1, 3),
+             (2, TILE, 5, 2, 2, 6), (4, 7, 1, 1, 1, 3), (5, 3, 33, 3, 0, 0),
+             (TILE + 1, 1, 2, 2, 0, 0), (1, 1, 3, 1, 1, 2)]
+    for n0, n1, n, nspec, ntagged, ntag in cases:
+        for flow in ("mixed", "positive", "negative"):
+            for scale in (0.9, 1.0 / 3.0):
+                h = 3 if flow != "mixed" else 2
+                q, mass, flux, rows, frac, bl, bh = _periodic_tag_case(
+                    rng, n0, n1, n, nspec, ntagged, ntag, h, flow, adjacent)
+                q1, m1, f1 = _copy_like(q), mass.copy(), _copy_like(frac)
+                walcek_lines_tagged(q1, h, m1, flux, scale, 4, rows, f1, bl, bh)
+                q2, m2, f2 = _copy_like(q), mass.copy(), _copy_like(frac)
+                walcek_sweep_tagged(q2, h, m2, flux, scale, 4, rows, f2, bl, bh)
+                np.testing.assert_array_equal(q2, q1)
+                np.testing.assert_array_equal(m2, m1)
+                np.testing.assert_array_equal(f2, f1)
+                if ntagged:
+                    np.testing.assert_allclose(f2.sum(axis=1), 1.0, rtol=1e-12)
+
+
+def test_periodic_tagged_sweep_conserves_bulk_and_tags():
+    """A periodic tagged sweep (tiled) moves the bulk and every tag only along the lines: per
+    line, sum(q M), sum(M) and each tag's sum(f_k q M) are unchanged to round-off. (The tag
+    kernels take the wrapped face's inflow fractions from bc_low/bc_high; with the same
+    fractions everywhere these are consistent with a periodic line.)"""
+    from aqforecast.kernels.tagging import walcek_sweep_tagged
+
+    rng = np.random.default_rng(7)
+    n0, n1, n, ntag, h = 3, 37, 11, 3, 3
+    q, mass, flux, rows, frac, bl, bh = _periodic_tag_case(rng, n0, n1, n, 2, 1, ntag, h,
+                                                           "mixed", True)
+    frac[...] = np.array([0.2, 0.3, 0.5])[None, :, None, None, None]
+    bl[...] = np.array([0.2, 0.3, 0.5])[None, :, None, None]
+    bh[...] = bl
+    before = (q[..., h:h + n] * mass).sum(axis=-1)
+    tags_before = frac[0] * q[rows[0], ..., h:h + n] * mass
+    air = mass.sum(axis=-1)
+    walcek_sweep_tagged(q, h, mass, flux, 0.7, 4, rows, frac, bl, bh)
+    np.testing.assert_allclose((q[..., h:h + n] * mass).sum(axis=-1), before, rtol=1e-13,
+                               atol=1e-14)
+    np.testing.assert_allclose(mass.sum(axis=-1), air, rtol=1e-14)
+    tags_after = frac[0] * q[rows[0], ..., h:h + n] * mass
+    np.testing.assert_allclose(tags_after.sum(axis=-1), tags_before.sum(axis=-1), rtol=1e-12,
+                               atol=1e-14)
+
+
 def _count_deficit_cells(q, h, mass, phi, closed, rows):
     """Cells of the tagged rows whose Walcek outflow exceeds their resident tracer mass while
     they receive inflow (the cells whose outflow carries inflow fractions)."""

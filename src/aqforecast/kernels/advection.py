@@ -202,7 +202,8 @@ def _line_fluxes(src, scale, closed, phi, m0, m1):
 def _walcek_lines(start, stop, q, h, mass, flux, scale, closed):
     """Line-by-line sweep along the last axis of ``q`` (nspec, n0 + 2h, n1 + 2h, n + 2h) (a view
     whose last axis is the sweep axis); mass (n0, n1, n), flux (n0, n1, n + 1). Handles periodic
-    lines (the flux adjustment wraps around a line); the tiled kernels are used otherwise."""
+    lines (the flux adjustment wraps around a line). The reference for the tiled kernels
+    (:func:`_walcek_tiles_x`, :func:`_walcek_tiles_rows`), which the sweeps use."""
     nspec = q.shape[0]
     n0, n1, n = mass.shape
     periodic = (closed & 4) != 0
@@ -251,9 +252,9 @@ def _u(i):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
+def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None, periodic=False):
     """Walcek (2000) update of ``nl <= TILE`` lines at once; the same arithmetic as
-    :func:`walcek_line` (bit for bit) for non-periodic lines.
+    :func:`walcek_line` (bit for bit), for non-periodic and (``periodic``) periodic lines.
 
     The work arrays are flat, row-major with the compile-time row stride ROW >= TILE (element
     (r, l) at ``r * ROW + l``); l = line. a: (n + 2h) rows of mixing ratios along the sweep, ghosts
@@ -276,6 +277,12 @@ def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
     the caller copies in next (the next species' lines, the next tile's fluxes and masses); the
     forward loop prefetches a share of their rows per face (:func:`.layout.prefetch_rows`), so
     they arrive while this tile computes. Results do not depend on it.
+
+    periodic: faces 0 and n are one face (periodic ghosts, phi[0] == phi[n]) as in
+    :func:`walcek_line`: the face values of faces 0 and n take their upwind cell across the wrap
+    (mass and donor-cell test of cell n - 1 resp. 0), and the clipping passes are repeated per
+    line until the wrapped face carries one flux (:func:`_tile_periodic_fluxes`); the backward
+    pass is then not fused with the update. Row 0 of ``out`` is work until the update.
     """
     npad = n + 2 * h
     nlu = np.uint64(nl)
@@ -298,14 +305,18 @@ def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
         edge_2 = p + 2 == npad - 1
         rmm = _u(p - 2) if not edge_m else rm
         r3 = r2 + _TU if not edge_2 else r2
-        cp = f - 1 if has_p else 0  # upwind cell of positive flow
-        cn = f if has_n else n - 1  # upwind cell of negative flow
+        # upwind cell of positive / negative flow; across the wrap on a periodic line, else
+        # (boundary faces of open lines) the first / last cell's mass and no donor-cell test
+        cp = f - 1 if has_p else (n - 1 if periodic else 0)
+        cn = f if has_n else (0 if periodic else n - 1)
+        up_p = has_p or periodic  # the positive-flow upwind cell is an interior cell
+        up_n = has_n or periodic
         gpm = _u(2 * cp + 1)  # its mass row
         gpl = _u(2 * cp)  # its low face
         gnm = _u(2 * cn + 1)
         gnh = _u(2 * cn + 2)  # its high face
-        rfl = _u(cp)  # flux row of face f - 1 (row 0, unused, for f = 0)
-        gpi = _u(2 * n + 1 + cp)  # 1 / (its mass after the sweep)
+        rfl = _u(f - 1 if has_p else 0)  # flux row of face f - 1 (row 0, unused, for f = 0)
+        gpi = _u(2 * n + 1 + cp)  # 1 / (its mass after the sweep; unused for f = 0)
         for l in range(nlu):
             ph = geo[gf + l]
             amm = a[rmm + l]
@@ -322,8 +333,8 @@ def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
             plo = geo[gpl + l]  # low face of the positive-flow upwind cell (phi[f-1])
             mp = geo[gpm + l]  # its mass (m0[f-1])
             mn = geo[gnm + l]
-            donor_p = (plo < 0.0) & has_p
-            donor_n = (geo[gnh + l] > 0.0) & has_n
+            donor_p = (plo < 0.0) & up_p
+            donor_n = (geo[gnh + l] > 0.0) & up_n
             pos = ph > 0.0
             qc = a0 if pos else a1
             qd = a1 if pos else a0
@@ -346,6 +357,10 @@ def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
             adj = fl + a0 * mp - bound * mm1
             clip = (ph > 0.0) & (plo >= 0.0) & ((qs > hi) | (qs < lo)) & has_p
             flux[rf + l] = adj if clip else fr
+    if periodic:
+        _tile_periodic_fluxes(a, h, n, nl, geo, flux, out)
+        _tile_update(a, h, n, nl, geo, flux, out)
+        return
     # flux[n] is final: the negative pass only moves the low face of a cell
     for i in range(n - 1, -1, -1):
         ri = _u(i)
@@ -372,6 +387,137 @@ def walcek_tile(a, h, n, nl, geo, flux, out, upcoming=None):
             fl = adj if clip else fl
             flux[ri + l] = fl
             out[ri + l] = (qc * mm0 + fl - fr) * im1
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _tile_positive_pass(a, h, n, nl, geo, flux, act):
+    """:func:`_positive_pass` on the tile's lines l with ``act[l] != 0`` (arrays as
+    :func:`walcek_tile`; act: TILE flags, 1.0 or 0.0)."""
+    nlu = np.uint64(nl)
+    for i in range(n):
+        ri = _u(i)
+        gi = _u(2 * i)
+        gii = _u(2 * n + 1 + i)
+        rq = _u(i + h)
+        for l in range(nlu):
+            p0 = geo[gi + l]
+            mm0 = geo[gi + _TU + l]
+            p1 = geo[gi + _TU + _TU + l]
+            mm1 = mm0 - p1 + p0
+            im1 = geo[gii + l]
+            qc = a[rq + l]
+            qm = a[rq - _TU + l]
+            fl = flux[ri + l]
+            fr = flux[ri + _TU + l]
+            qs = (qc * mm0 + fl - fr) * im1
+            qup = qm if p0 > 0.0 else qc
+            lo = min(qc, qup)
+            hi = max(qc, qup)
+            bound = hi if qs > hi else lo
+            adj = fl + qc * mm0 - bound * mm1
+            clip = (act[l] != 0.0) & (p1 > 0.0) & (p0 >= 0.0) & ((qs > hi) | (qs < lo))
+            flux[ri + _TU + l] = adj if clip else fr
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _tile_negative_pass(a, h, n, nl, geo, flux, act):
+    """:func:`_negative_pass` on the tile's lines l with ``act[l] != 0`` (as
+    :func:`_tile_positive_pass`)."""
+    nlu = np.uint64(nl)
+    for i in range(n - 1, -1, -1):
+        ri = _u(i)
+        gi = _u(2 * i)
+        gii = _u(2 * n + 1 + i)
+        rq = _u(i + h)
+        for l in range(nlu):
+            p0 = geo[gi + l]
+            mm0 = geo[gi + _TU + l]
+            p1 = geo[gi + _TU + _TU + l]
+            mm1 = mm0 - p1 + p0
+            im1 = geo[gii + l]
+            qc = a[rq + l]
+            qn = a[rq + _TU + l]
+            fl = flux[ri + l]
+            fr = flux[ri + _TU + l]
+            qs = (qc * mm0 + fl - fr) * im1
+            qup = qn if p1 < 0.0 else qc
+            lo = min(qc, qup)
+            hi = max(qc, qup)
+            bound = hi if qs > hi else lo
+            adj = fr - qc * mm0 + bound * mm1
+            clip = (act[l] != 0.0) & (p0 < 0.0) & (p1 <= 0.0) & ((qs > hi) | (qs < lo))
+            flux[ri + l] = adj if clip else fl
+
+
+@njit(cache=True, inline="always")
+def _tile_wrap(n, nl, geo, flux, act, positive):
+    """After a clipping pass of a periodic tile: the lines with ``act[l] != 0`` whose face 0
+    flows in the pass's direction (``positive``: phi[0] > 0, else < 0) and whose faces 0 and n
+    carry different fluxes take the flux just set on the downstream end (``flux[0] = flux[n]``
+    for positive flow, ``flux[n] = flux[0]`` for negative) and stay active for another pass;
+    the others become inactive. Returns True if some line stays active."""
+    nlu = np.uint64(nl)
+    rn = _u(n)
+    more = False
+    for l in range(nlu):
+        ph = geo[l]
+        f0 = flux[l]
+        fn = flux[rn + l]
+        c = (act[l] != 0.0) & ((ph > 0.0) if positive else (ph < 0.0)) & (f0 != fn)
+        flux[l] = fn if (c & positive) else f0
+        flux[rn + l] = f0 if (c & (not positive)) else fn
+        act[l] = 1.0 if c else 0.0
+        more |= c
+    return more
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _tile_periodic_fluxes(a, h, n, nl, geo, flux, act):
+    """Finish the tracer fluxes of a periodic tile as :func:`walcek_line` does, line by line,
+    after the first positive pass (fused into :func:`walcek_tile`'s forward loop): up to three
+    more positive passes while the wrapped face's two fluxes differ (phi[0] > 0), the negative
+    pass and up to three more of it (phi[0] < 0), then one flux on the wrapped face
+    (``flux[0] = flux[n]`` if phi[0] > 0, else ``flux[n] = flux[0]``). act: TILE work."""
+    nlu = np.uint64(nl)
+    for l in range(nlu):
+        act[l] = 1.0
+    more = _tile_wrap(n, nl, geo, flux, act, True)
+    for _ in range(3):
+        if not more:
+            break
+        _tile_positive_pass(a, h, n, nl, geo, flux, act)
+        more = _tile_wrap(n, nl, geo, flux, act, True)
+    for l in range(nlu):
+        act[l] = 1.0
+    _tile_negative_pass(a, h, n, nl, geo, flux, act)
+    more = _tile_wrap(n, nl, geo, flux, act, False)
+    for _ in range(3):
+        if not more:
+            break
+        _tile_negative_pass(a, h, n, nl, geo, flux, act)
+        more = _tile_wrap(n, nl, geo, flux, act, False)
+    rn = _u(n)
+    for l in range(nlu):
+        pos = geo[l] > 0.0
+        f0 = flux[l]
+        fn = flux[rn + l]
+        flux[l] = fn if pos else f0
+        flux[rn + l] = fn if pos else f0
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _tile_update(a, h, n, nl, geo, flux, out):
+    """Conservative update of a tile's cells from its final tracer fluxes (step 5 of
+    :func:`walcek_line`) into ``out``."""
+    nlu = np.uint64(nl)
+    for i in range(n):
+        ri = _u(i)
+        gi = _u(2 * i)
+        gii = _u(2 * n + 1 + i)
+        rq = _u(i + h)
+        for l in range(nlu):
+            mm0 = geo[gi + _TU + l]
+            out[ri + l] = (a[rq + l] * mm0 + flux[ri + l] - flux[ri + _TU + l]) * geo[gii + l]
 
 
 @njit(cache=True, inline="always")
@@ -408,11 +554,12 @@ def _tile_work(n, h):
 @parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[2] // TILE), exact=True)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
-    """Non-periodic sweep along axis 2 of ``q`` (nspec, nb, n + 2h, nx + 2h), lines along the
-    contiguous last axis; mass (nb, n, nx) and flux (nb, n + 1, nx). Used for y (blocks = levels)
-    and z (blocks = rows j, through a transposed view)."""
+    """Sweep along axis 2 of ``q`` (nspec, nb, n + 2h, nx + 2h), lines along the contiguous last
+    axis; mass (nb, n, nx) and flux (nb, n + 1, nx). Used for y (blocks = levels) and z (blocks =
+    rows j, through a transposed view); periodic lines (closed & 4) included."""
     nspec = q.shape[0]
     nb, n, nx = mass.shape
+    periodic = (closed & 4) != 0
     ntile = (nx + TILE - 1) // TILE
     a, geo, work, out = _tile_work(n, h)  # once per range of tiles
     for bt in range(start, stop):
@@ -448,7 +595,7 @@ def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
             else:
                 upcoming = (q[0, b1, :, i1 + h:i1 + h + nl1], flux[b1, :, i1:i1 + nl1],
                             mass[b1, :, i1:i1 + nl1])
-            walcek_tile(a, h, n, nl, geo, work, out, upcoming)
+            walcek_tile(a, h, n, nl, geo, work, out, upcoming, periodic)
             for i in range(n):
                 dst = q[s, b, i + h, i0 + h:i0 + h + nl]
                 ri = _u(i)
@@ -464,7 +611,8 @@ def _walcek_tiles_rows(start, stop, q, h, mass, flux, scale, closed):
 @parallel_kernel(lambda q, h, mass, *_: mass.shape[0] * -(-mass.shape[1] // TILE), exact=True)
 @njit(cache=True, nogil=True, error_model="numpy")
 def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
-    """Non-periodic sweep along x: tiles of TILE rows j are transposed into the work arrays.
+    """Sweep along x (periodic lines, closed & 4, included): tiles of TILE rows j are transposed
+    into the work arrays.
 
     The transposing copies run along the sweep axis outermost and across the tile's lines
     innermost (strided loads, contiguous stores into the tile and the reverse on the way out):
@@ -472,6 +620,7 @@ def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
     """
     nspec = q.shape[0]
     nz, ny, n = mass.shape
+    periodic = (closed & 4) != 0
     ntile = (ny + TILE - 1) // TILE
     a, geo, work, out = _tile_work(n, h)  # once per range of tiles
     for kt in range(start, stop):
@@ -498,7 +647,7 @@ def _walcek_tiles_x(start, stop, q, h, mass, flux, scale, closed):
                     a[rp + l] = qk[l, p]
             # no software prefetch: the rows along x are contiguous and the hardware streams
             # them (prefetching the next tile measured 0.92x at 600 x 600)
-            walcek_tile(a, h, n, nl, geo, work, out)
+            walcek_tile(a, h, n, nl, geo, work, out, None, periodic)
             for i in range(n):
                 ri = _u(i)
                 for l in range(nlu):
@@ -516,34 +665,24 @@ def walcek_sweep_x(q, halo, mass, flux_x, scale, closed):
     mass: (nz, ny, nx) air mass, kg; replaced by the mass after the sweep.
     flux_x: (nz, ny, nx+1) air-mass flux per step, kg; used times ``scale``.
     closed: bit mask (1 = west wall, 2 = east wall, 4 = periodic).
+    Tiled (:func:`_walcek_tiles_x`), periodic lines included; bit for bit :func:`_walcek_lines`.
     """
-    if closed & 4:
-        _walcek_lines(q, halo, mass, flux_x, scale, closed)
-    else:
-        _walcek_tiles_x(q, halo, mass, flux_x, scale, closed)
+    _walcek_tiles_x(q, halo, mass, flux_x, scale, closed)
 
 
 def walcek_sweep_y(q, halo, mass, flux_y, scale, closed):
     """One Walcek sweep along y, in place; arguments as :func:`walcek_sweep_x` with
     flux_y (nz, ny+1, nx) and closed bits 1 = south, 2 = north."""
-    if closed & 4:
-        _walcek_lines(q.transpose(0, 1, 3, 2), halo, mass.transpose(0, 2, 1),
-                      flux_y.transpose(0, 2, 1), scale, closed)
-    else:
-        nz = mass.shape[0]
-        _walcek_tiles_rows(q[:, halo:halo + nz], halo, mass, flux_y, scale, closed)
+    nz = mass.shape[0]
+    _walcek_tiles_rows(q[:, halo:halo + nz], halo, mass, flux_y, scale, closed)
 
 
 def walcek_sweep_z(q, halo, mass, flux_z, scale, closed):
     """One Walcek sweep along z, in place; arguments as :func:`walcek_sweep_x` with
     flux_z (nz+1, ny, nx) and closed bits 1 = ground, 2 = model top."""
-    if closed & 4:
-        _walcek_lines(q.transpose(0, 2, 3, 1), halo, mass.transpose(1, 2, 0),
-                      flux_z.transpose(1, 2, 0), scale, closed)
-    else:
-        ny = mass.shape[1]
-        _walcek_tiles_rows(q[:, :, halo:halo + ny].transpose(0, 2, 1, 3), halo,
-                           mass.transpose(1, 0, 2), flux_z.transpose(1, 0, 2), scale, closed)
+    ny = mass.shape[1]
+    _walcek_tiles_rows(q[:, :, halo:halo + ny].transpose(0, 2, 1, 3), halo,
+                       mass.transpose(1, 0, 2), flux_z.transpose(1, 0, 2), scale, closed)
 
 
 @njit(cache=True, inline="always")

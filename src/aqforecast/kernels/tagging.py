@@ -422,6 +422,7 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
     n0, n1, n = mass.shape
     ntagged = tag_rows.shape[0]
     ntag = frac.shape[1]
+    periodic = (closed & 4) != 0
     # work arrays once per range of tiles
     la = np.empty(TILE, dtype=np.int64)
     lb = np.empty(TILE, dtype=np.int64)
@@ -465,7 +466,8 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
             # hardware does not prefetch) arrive while this one computes; none along x
             s1 = s + 1 if s + 1 < nspec else s
             nxt = _tile_q(q, s1, la, lb, nl, n1).T
-            walcek_tile(a, h, n, nl, geo, work, out, (nxt if adjacent and s1 > s else nxt[:0],))
+            walcek_tile(a, h, n, nl, geo, work, out, (nxt if adjacent and s1 > s else nxt[:0],),
+                        periodic)
             if adjacent:
                 for i in range(n):
                     col = contiguous_column(qt, i + h)
@@ -518,8 +520,9 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
 
 def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                         bc_high):
-    """:func:`walcek_lines_tagged` (Walcek, non-periodic) computed TILE lines at a time with the
-    vectorised :func:`aqforecast.kernels.advection.walcek_tile`; bit for bit the same result.
+    """:func:`walcek_lines_tagged` (Walcek; periodic lines, closed & 4, included) computed TILE
+    lines at a time with the vectorised :func:`aqforecast.kernels.advection.walcek_tile`; bit
+    for bit the same result.
 
     A tile is TILE consecutive lines (a, b0 + l) of one row a of the (n0, n1) line grid (or,
     when n1 == 1, TILE consecutive rows a); its lines are gathered into the tile's work arrays
@@ -547,9 +550,9 @@ _TAGGED_TILES = OneLayout(_tagged_tiles, exact=True)
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                         bc_high, upwind=False):
     """One tagged sweep along the last axis of line views: the tiled, vectorised kernel
-    (:func:`walcek_tiles_tagged`) for Walcek on non-periodic lines, the line kernel
-    (:func:`walcek_lines_tagged`) for donor cell or periodic lines. Same arguments and result."""
-    if upwind or (closed & 4):
+    (:func:`walcek_tiles_tagged`) for Walcek (open, closed or periodic lines), the line kernel
+    (:func:`walcek_lines_tagged`) for donor cell. Same arguments and result."""
+    if upwind:
         walcek_lines_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                             bc_high, upwind)
     else:
