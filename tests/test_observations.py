@@ -103,8 +103,18 @@ def test_prsa_broken_header_date_duplicate(tmp_path, shared_data):
         lines[9] = ",".join(f)
         return lines
     p = _broken(tmp_path, shared_data, PRSA_W, bad_month)
+    with pytest.raises(ObservationFormatError, match=r"line 10, column 'month': got '13'; "
+                                                     r"expected a valid calendar date"):
+        read_prsa(p)
+
+    def feb_30(lines):  # each field in range, the date not
+        f = lines[9].split(",")
+        f[2], f[3] = "2", "30"
+        lines[9] = ",".join(f)
+        return lines
+    p = _broken(tmp_path, shared_data, PRSA_W, feb_30)
     with pytest.raises(ObservationFormatError, match=r"line 10, column 'year/month/day/hour': "
-                                                     r"got '2016-13-1-8'; expected a valid"):
+                                                     r"got '2016-2-30-8'; expected a valid"):
         read_prsa(p)
 
     def dup(lines):

@@ -383,3 +383,51 @@ def test_declared_encoding_and_bad_station_files(shared_data, tmp_path):
         with pytest.raises(ObservationFormatError, match=expect.replace("[", r"\[")) as info:  # noqa
             read_cnemc(f)
         assert str(f) in str(info.value) and "line 2" in str(info.value), (name, info.value)
+
+
+# ------------------------------------------------------------------------------ plausibility
+def test_species_plausibility_table():
+    """Every registered species has an upper bound; the checker names the index and range."""
+    from aqforecast import species
+
+    assert set(species.PLAUSIBLE_MAX) == set(species.names())
+    assert species.implausible("NO2", [[10.0, 40.0]], "f") is None
+    msg = species.implausible("CO", [[100.0, 1e30]], "file.nc")
+    assert msg.startswith("file.nc: CO has 1e+30 ppb at index (0, 1)") and "[0, 100000]" in msg
+    assert "ppm labelled ppb" in species.implausible("O3", [0.03, 0.06], "f")
+    assert "nan" in species.implausible("SO4", [1.0, float("nan")], "f")
+
+
+def test_inventory_fill_values_are_refused(tmp_path):
+    import numpy as np
+    import xarray as xr
+
+    from aqforecast.emissions.inventory import read_gridded_inventory
+
+    data = np.ones((1, 2, 3))
+    data[0, 1, 2] = 1e30
+    xr.Dataset({"SO2": (("sector", "lat", "lon"), data, {"units": "Mg year-1"})},
+               coords={"lon": [120.05, 120.15, 120.25], "lat": [30.05, 30.15],
+                       "sector": ["power"]}).to_netcdf(tmp_path / "inv.nc")
+    with pytest.raises(InputFileError, match=r"inv.nc: variable 'SO2' has 1e\+30 at index "
+                                             r"\(0, 0, 1, 2\); expected at most 1e\+07"):
+        read_gridded_inventory(tmp_path / "inv.nc")
+
+
+@pytest.mark.parametrize("variables, message", [
+    ({"CO": ("ppb", lambda h, z, y, x: 0 * h + 1e30)}, "CO has 1e+30 ppb"),
+    ({"O3": ("ppb", lambda h, z, y, x: 0 * h + 0.04)}, "ppm labelled ppb"),
+])
+def test_implausible_boundary_files_are_refused(tmp_path, variables, message):
+    import numpy as np
+    from test_boundary_file import HOURS, T0, write_file
+
+    from aqforecast.io.boundary_file import BoundaryFile
+
+    path = write_file(tmp_path / "bc.nc", variables)
+    bf = BoundaryFile(path, ["CO", "O3"])
+    w = bf.weights(np.array([120.0, 120.5]), np.array([30.0, 30.2]))
+    with pytest.raises(InputFileError) as info:
+        bf.sample(T0 + np.timedelta64(int(HOURS[1]), "h"), w, np.full((2, 2), 100.0),
+                  np.ones((2, 2)))
+    assert str(path) in str(info.value) and message in str(info.value), str(info.value)

@@ -164,3 +164,41 @@ def ugm3_to_mixing_ratio(c, species: str | Species, air_density):
     if sp.phase == "gas":
         return c / (rho / M_AIR * sp.molar_mass * 1e6)
     return c / (rho * 1e9)
+
+
+#: Largest plausible ambient value of each species anywhere in the model domain (troposphere
+#: to 100 hPa), in output units (ppb for gases, ug m-3 for aerosols) -- about ten times the
+#: highest observed hourly values near sources (NO2 ~200 ppb, SO2 ~1000 ppb near smelters, CO
+#: ~10 ppm in fires, PM10 ~ 3000 ug m-3 in dust storms) and the lower-stratosphere O3 at 100 hPa
+#: (~1 ppm). An input above is a unit or file error (e.g. 1e30 fill values).
+PLAUSIBLE_MAX: dict[str, float] = {
+    "NO": 5000.0, "NO2": 2000.0, "O3": 3000.0, "ROC": 100000.0, "RP": 1000.0,
+    "HNO3": 500.0, "H2O2": 500.0, "SO2": 10000.0, "NH3": 5000.0, "CO": 100000.0,
+    "ISOP": 200.0, "SO4": 2000.0, "NO3": 2000.0, "NH4": 1000.0, "SNGN": 2000.0, "SOA": 2000.0,
+    "PPM25": 10000.0, "PPM10": 50000.0, "PM25": 10000.0, "PM10": 50000.0,
+}
+#: Lowest plausible *largest* value of a species over a whole field (output units): O3 and CO
+#: are everywhere in the troposphere (background ~20-40 ppb O3, ~50-100 ppb CO), so a field
+#: whose maximum is below these is in the wrong unit (e.g. ppm labelled ppb).
+PLAUSIBLE_FIELD_MAX_FLOOR: dict[str, float] = {"O3": 5.0, "CO": 20.0}
+
+
+def implausible(name: str, values, where: str) -> str | None:
+    """None when ``values`` (output units: ppb / ug m-3) of species ``name`` are plausible;
+    else a message naming ``where``, the first offending index and the expected range."""
+    import numpy as np
+
+    v = np.asarray(values, dtype=float)
+    hi = PLAUSIBLE_MAX.get(name, np.inf)
+    unit = get(name).output_units if is_known(name) else ""
+    bad = ~np.isfinite(v) | (v < 0.0) | (v > hi)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        return (f"{where}: {name} has {float(v[idx]):.6g} {unit} at index {idx}; expected finite "
+                f"values in [0, {hi:g}] {unit} ({int(bad.sum())} value(s) affected)")
+    floor = PLAUSIBLE_FIELD_MAX_FLOOR.get(name)
+    if floor is not None and v.size and float(v.max()) < floor:
+        return (f"{where}: {name} is at most {float(v.max()):.3g} {unit}, below the lowest "
+                f"plausible maximum {floor:g} {unit} of an ambient field (values in another "
+                f"unit, e.g. ppm labelled ppb?)")
+    return None

@@ -63,6 +63,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import InputFileError, open_dataset
+from ..io.text import read_text
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,21 @@ def _string_coord(ds, name: str, path: Path) -> list[str]:
     return vals
 
 
-def _check_values(a: np.ndarray, path: Path, var: str) -> None:
+#: Largest plausible emission of one pollutant from one sector in one inventory cell,
+#: Mg year-1: ten times the largest single sources (a 5 GW coal plant emitted ~1e5 Mg SO2 a
+#: year before desulphurisation; a megacity's whole CO ~1e6 Mg). Above is a unit or fill-value
+#: error (1e30).
+MAX_CELL_MG_PER_YEAR = 1e7
+
+
+def _check_values(a: np.ndarray, path: Path, var: str, per_year: float = 1.0) -> None:
+    """Finite, >= 0 and <= :data:`MAX_CELL_MG_PER_YEAR` (``per_year``: periods per year)."""
+    big = a * per_year > MAX_CELL_MG_PER_YEAR
+    if np.any(big):
+        idx = tuple(int(i) for i in np.argwhere(big)[0])
+        raise InputFileError(f"{path}: variable {var!r} has {float(a[idx]):g} at index {idx}; "
+                             f"expected at most {MAX_CELL_MG_PER_YEAR:g} Mg year-1 per cell "
+                             f"and sector ({int(big.sum())} value(s) affected)")
     if not np.all(np.isfinite(a)):
         raise InputFileError(f"{path}: variable {var!r} has {int((~np.isfinite(a)).sum())} "
                              "non-finite value(s); expected finite masses >= 0")
@@ -301,7 +316,7 @@ def read_gridded_inventory(path: str | Path) -> GriddedInventory:
                 a = a[None]
             if flip:
                 a = a[..., ::-1, :]
-            _check_values(a, path, name)
+            _check_values(a, path, name, 12.0 if per == "month" else 1.0)
             values[p] = a
         nper = 12 if period == "month" else 1
         shape = (nper, len(sectors), lat_e.size - 1, lon_e.size - 1)
@@ -325,9 +340,9 @@ def _read_csv_rows(path: Path, what: str) -> tuple[list[str], list[tuple[int, di
     if not path.exists():
         raise InputFileError(f"{path}: {what} file does not exist")
     rows = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        lines = [(n, ln) for n, ln in enumerate(f, start=1)
-                 if ln.strip() and not ln.lstrip().startswith("#")]
+    text = read_text(path, what=what)
+    lines = [(n, ln) for n, ln in enumerate(text.splitlines(), start=1)
+             if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise InputFileError(f"{path}: {what} file is empty")
     reader = csv.reader([ln for _, ln in lines])

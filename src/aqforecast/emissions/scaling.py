@@ -53,6 +53,7 @@ from pathlib import Path
 import numpy as np
 
 from ..io import InputFileError, atomic_path, global_attrs
+from ..io.text import TextDecodeError, read_text
 from .inventory import POLLUTANTS, canonical_pollutant
 from .regions import OUTSIDE
 from .temporal import _as_utc
@@ -443,10 +444,13 @@ def read_scaling_table(path: str | os.PathLike) -> ScalingTable:
 
 
 def _read_csv(path: Path) -> ScalingTable:
+    import io
+
     try:
-        f = open(path, newline="", encoding="utf-8-sig")
-    except OSError as exc:
-        raise ScalingTableError(f"{path}: cannot read scaling table: {exc}") from None
+        f = io.StringIO(read_text(path, what="scaling table"), newline="")
+    except (OSError, TextDecodeError) as exc:
+        raise ScalingTableError(f"{path}: cannot read scaling table: "
+                                f"{str(exc).split(': ', 1)[-1]}") from None
     with f:
         reader = csv.reader(f)
         try:

@@ -179,9 +179,14 @@ class BoundaryFile:
                                      f"{exc}") from None
             v = ((f[:, j0, i0] * (1 - wj) + f[:, j1, i0] * wj) * (1 - wi)
                  + (f[:, j0, i1] * (1 - wj) + f[:, j1, i1] * wj) * wi)
-            if not np.all(np.isfinite(v)) or np.any(v < 0):
-                raise InputFileError(f"{self.path}: variable {name!r} at record {it} has "
-                                     f"negative or non-finite values at the model's points")
+            per_volume = self.variables[name][1]
+            # output units (ppb, ug m-3; kg kg-1 aerosols at <= 1.3 kg m-3 air) for the check
+            scale = 1e9 if (species_registry.get(name).phase == "gas" or per_volume) else 1.3e9
+            msg = species_registry.implausible(name, v * factor * scale,
+                                               f"{self.path} (record {it}, at the model's "
+                                               f"boundary points)")
+            if msg:
+                raise InputFileError(msg)
             out[name] = v * factor
         old = [k for k in self._records if k[0] == key]
         if len(old) >= 2:

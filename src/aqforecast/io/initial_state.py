@@ -126,5 +126,11 @@ def read_initial_state(path: str | Path, species: Sequence[str],
                 raise InputFileError(f"{path}: variable {name!r} has {int(bad.sum())} negative "
                                      f"(beyond round-off) or non-finite values (first at "
                                      f"lev={k}, y={j}, x={i}: {v[k, j, i]})")
+            scale = 1e9 if (species_registry.get(name).phase == "gas" or name in per_volume) \
+                else 1.3e9  # output units (kg kg-1 aerosols at <= 1.3 kg m-3 of air)
+            msg = species_registry.implausible(name, np.maximum(v, 0.0) * factor * scale,
+                                               str(path))
+            if msg:
+                raise InputFileError(msg)
             values[name] = v * factor
     return InitialState(path, time, values, per_volume)

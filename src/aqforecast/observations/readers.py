@@ -35,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from ..io import InputFileError
+from ..io.text import TextDecodeError
+from ..io.text import read_text as _read_text
 
 log = logging.getLogger(__name__)
 
@@ -63,53 +65,14 @@ class ObservationFormatError(InputFileError):
         super().__init__(f"{where}{got}; expected {expected}")
 
 
-#: Encodings tried, in order, for a file without a byte-order mark: UTF-8, then GB18030 (a
-#: superset of GBK/GB2312, the usual encoding of Chinese monitoring CSVs).
-FALLBACK_ENCODINGS = ("utf-8", "gb18030")
-_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
-
-
 def read_text(path, encoding: str | None = None) -> str:
-    """The text of a station file: ``encoding`` when given (e.g. from a config's
-    ``encoding:``), else by byte-order mark (UTF-8-BOM, UTF-16), else UTF-8, else GB18030.
-    Missing, empty, binary or undecodable files are :class:`ObservationFormatError` naming the
-    file (a missing one :class:`FileNotFoundError`)."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"observation file not found: {path}")
-    raw = path.read_bytes()
-    if not raw.strip():
-        raise ObservationFormatError(path, None, None, None, "a non-empty text file")
-    if encoding is not None:
-        try:
-            return raw.decode(encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise ObservationFormatError(path, None, None, None,
-                                         f"text in the declared encoding {encoding!r} "
-                                         f"({exc})") from None
-    for bom, enc in _BOMS:
-        if raw.startswith(bom):
-            try:
-                return raw.decode(enc)
-            except UnicodeDecodeError as exc:
-                raise ObservationFormatError(path, None, None, None,
-                                             f"{enc} text after its byte-order mark "
-                                             f"({exc})") from None
-    if b"\x00" in raw:
+    """The text of a station file (:func:`aqforecast.io.text.read_text`: declared encoding,
+    byte-order mark, UTF-8, GB18030); problems are :class:`ObservationFormatError`."""
+    try:
+        return _read_text(path, encoding, what="observation")
+    except TextDecodeError as exc:
         raise ObservationFormatError(path, None, None, None,
-                                     "a text file (it has NUL bytes: binary, or UTF-16 without "
-                                     "a byte-order mark; set the encoding)")
-    for enc in FALLBACK_ENCODINGS:
-        try:
-            text = raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        if enc != "utf-8":
-            log.info("%s: read as %s (not UTF-8)", path, enc)
-        return text
-    raise ObservationFormatError(path, None, None, None,
-                                 f"text in one of {', '.join(FALLBACK_ENCODINGS)} (or a file "
-                                 f"with a byte-order mark); set the encoding")
+                                     str(exc).split(": ", 1)[-1]) from None
 
 
 def _read_text_table(path: Path, sep: str, expected_header: list[str] | None,
