@@ -53,6 +53,6 @@ def test_validate_broken_copy_exits_nonzero(sample_config, tmp_path, capsys):
 def test_grid_command_writes_cf_files(sample_config, tmp_path):
     assert main(["grid", str(sample_config), "--out", str(tmp_path)]) == 0
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["grid_d01.nc", "grid_d02.nc"]
+    assert names == ["_SUCCESS", "grid_d01.nc", "grid_d02.nc"]
     ds = xr.open_dataset(tmp_path / "grid_d02.nc")
     assert ds.sizes["x"] == 36 and ds.attrs["Conventions"] == "CF-1.10"

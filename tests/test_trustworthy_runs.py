@@ -325,10 +325,24 @@ def test_corrupt_met_values_are_named(small, tmp_path, capsys, var, value, expec
     assert "wrfout_d01" in err and "record 1" in err, err
 
 
-def test_validate_checks_the_inputs(small, capsys):
+def test_validate_checks_the_inputs(small, tmp_path, capsys):
     assert main(["validate", str(small)]) == 0
     out = capsys.readouterr().out
     assert "met d01: 5 times" in out and "every 60 min" in out and "inventory read" in out, out
+    # d01's met pointing at the nest's files: the grid does not match
+    data = read_yaml(small)
+    data["time"]["start"] = str(data["time"]["start"])
+    data["inputs"]["met"]["paths"]["d01"] = data["inputs"]["met"]["paths"]["d02"]
+    wrong = tmp_path / "wrong_met.yaml"
+    wrong.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["validate", str(wrong)]) == 2
+    err = capsys.readouterr().err
+    assert "wrfout_d02" in err and "d01" in err, err
+    # a met file that is missing
+    data["inputs"]["met"]["paths"]["d01"] = str(tmp_path / "nowhere" / "wrfout_d01_*")
+    wrong.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["validate", str(wrong)]) == 2
+    assert "nowhere" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ station files
@@ -431,3 +445,51 @@ def test_implausible_boundary_files_are_refused(tmp_path, variables, message):
         bf.sample(T0 + np.timedelta64(int(HOURS[1]), "h"), w, np.full((2, 2), 100.0),
                   np.ones((2, 2)))
     assert str(path) in str(info.value) and message in str(info.value), str(info.value)
+
+
+def _complete(path: Path) -> bool:
+    """A file under its final name is whole: NetCDF opens, CSV/JSON parse, PNG ends in IEND."""
+    import pandas as pd
+    import xarray as xr
+
+    if path.suffix == ".nc":
+        with xr.open_dataset(path) as ds:
+            ds.load()
+    elif path.suffix == ".csv":
+        pd.read_csv(path)
+    elif path.suffix in (".json", ".geojson") or path.name == SUCCESS_NAME:
+        json.loads(path.read_text())
+    elif path.suffix == ".png":
+        return path.read_bytes().endswith(b"IEND\xaeB`\x82")  # the PNG end chunk
+    return True
+
+
+def test_kill_during_products_leaves_no_partial_file(small, tmp_path):
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    assert main(["forecast", str(small), "--lead-hours", "2", "--out", str(run),
+                 "--no-progress"]) == 0
+    prod = tmp_path / "products"
+    proc = subprocess.Popen([sys.executable, "-m", "aqforecast.cli", "products", str(small),
+                             "--run", str(run), "--out", str(prod)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while time.time() - t0 < 300 and proc.poll() is None:
+        if prod.exists() and sum(1 for p in prod.rglob("*") if p.is_file()) >= 3:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    if proc.returncode != -signal.SIGKILL:
+        pytest.skip("products finished before the kill")
+    assert not (prod / SUCCESS_NAME).exists()
+    finals = [p for p in prod.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert finals, "killed before any file was written"
+    for p in finals:
+        assert _complete(p), p
+    # a rerun completes and marks the directory
+    assert main(["products", str(small), "--run", str(run), "--out", str(prod),
+                 "--no-maps"]) == 0
+    assert (prod / SUCCESS_NAME).exists()

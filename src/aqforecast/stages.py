@@ -109,6 +109,7 @@ def write_grids(config_path: str | Path, out_dir: str | Path) -> list[Path]:
         p = write_dataset(ds, out_dir / f"grid_{name}.nc", cfg.outputs.compression_level)
         log.info("wrote %s (%s)", p, grid.summary())
         paths.append(p)
+    paths.append(write_success(out_dir, paths, {"stage": "grid"}))
     return paths
 
 

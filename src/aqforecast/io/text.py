@@ -23,7 +23,12 @@ _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", 
 
 
 class TextDecodeError(InputFileError):
-    """A text file that cannot be decoded (or is empty / binary)."""
+    """A text file that cannot be decoded (or is empty / binary); ``expected`` says what a
+    reader needs instead."""
+
+    def __init__(self, message: str, expected: str):
+        super().__init__(message)
+        self.expected = expected
 
 
 def read_text(path, encoding: str | None = None, what: str = "text") -> str:
@@ -36,23 +41,27 @@ def read_text(path, encoding: str | None = None, what: str = "text") -> str:
         raise FileNotFoundError(f"{what} file not found: {path}")
     raw = path.read_bytes()
     if not raw.strip():
-        raise TextDecodeError(f"{path}: empty {what} file")
+        raise TextDecodeError(f"{path}: empty {what} file", "a non-empty text file")
     if encoding is not None:
         try:
             return raw.decode(encoding)
         except (UnicodeDecodeError, LookupError) as exc:
             raise TextDecodeError(f"{path}: not text in the declared encoding {encoding!r} "
-                                  f"({exc})") from None
+                                  f"({exc})", f"text in the declared encoding {encoding!r}") \
+                from None
     for bom, enc in _BOMS:
         if raw.startswith(bom):
             try:
                 return raw.decode(enc)
             except UnicodeDecodeError as exc:
                 raise TextDecodeError(f"{path}: not {enc} text after its byte-order mark "
-                                      f"({exc})") from None
+                                      f"({exc})", f"{enc} text after its byte-order mark") \
+                    from None
     if b"\x00" in raw:
         raise TextDecodeError(f"{path}: not a text file (it has NUL bytes: binary, or UTF-16 "
-                              f"without a byte-order mark; declare the encoding)")
+                              f"without a byte-order mark; declare the encoding)",
+                              "a text file (NUL bytes: binary, or UTF-16 without a byte-order "
+                              "mark; declare the encoding)")
     for enc in FALLBACK_ENCODINGS:
         try:
             text = raw.decode(enc)
@@ -62,4 +71,6 @@ def read_text(path, encoding: str | None = None, what: str = "text") -> str:
             log.info("%s: read as %s (not UTF-8)", path, enc)
         return text
     raise TextDecodeError(f"{path}: not text in any of {', '.join(FALLBACK_ENCODINGS)} (and no "
-                          f"byte-order mark); declare the encoding")
+                          f"byte-order mark); declare the encoding",
+                          f"text in {' or '.join(FALLBACK_ENCODINGS)} (or a byte-order mark, or "
+                          f"a declared encoding)")

@@ -71,8 +71,7 @@ def read_text(path, encoding: str | None = None) -> str:
     try:
         return _read_text(path, encoding, what="observation")
     except TextDecodeError as exc:
-        raise ObservationFormatError(path, None, None, None,
-                                     str(exc).split(": ", 1)[-1]) from None
+        raise ObservationFormatError(path, None, None, None, exc.expected) from None
 
 
 def _read_text_table(path: Path, sep: str, expected_header: list[str] | None,

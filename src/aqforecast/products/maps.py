@@ -25,6 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ..io import atomic_path
 from . import aqi as _aqi
 
 log = logging.getLogger(__name__)
@@ -212,6 +213,7 @@ def plot_field(field, lon2d, lat2d, path, *, title: str = "", units: str = "",
                            linewidth=0.6, transform=ccrs.PlateCarree(), zorder=5)
         add_colorbar(fig, ax, mesh, units, aqi_scale)
         ax.set_title(title)
-        fig.savefig(path, dpi=dpi, format="png")
+        with atomic_path(path) as tmp:  # a killed run leaves no partial PNG under its name
+            fig.savefig(tmp, dpi=dpi, format="png")
     log.info("map written: %s", path)
     return path
