@@ -380,12 +380,10 @@ def test_declared_encoding_and_bad_station_files(shared_data, tmp_path):
         read_station_coords(empty)
     assert str(empty) in str(info.value)
     assert isinstance(info.value, InputFileError)  # the CLI's exit-2 errors
-    # invalid values: inf, negative and absurd concentrations, hour 24, year 99999, lat -inf
+    # invalid values: inf, hour 24, year 99999, lat -inf, truncated rows are errors ...
     good = "1001A 2017 4 11 5 116.4 39.9 7 30 0.5 60 80 40\n"
     cases = {
         "inf": (good.replace(" 60 80 40", " inf 80 40"), "'O3'"),
-        "negative": (good.replace(" 60 80 40", " -3 80 40"), "in [0, 1500]"),
-        "absurd": (good.replace(" 60 80 40", " 60 80 1e6"), "in [0, 3000]"),
         "hour24": (good.replace(" 11 5 ", " 11 24 "), "valid calendar date"),
         "year": (good.replace("2017", "99999"), "valid calendar date"),
         "lat": (good.replace(" 39.9 ", " -inf "), "'lat'"),
@@ -397,6 +395,15 @@ def test_declared_encoding_and_bad_station_files(shared_data, tmp_path):
         with pytest.raises(ObservationFormatError, match=expect.replace("[", r"\[")) as info:  # noqa
             read_cnemc(f)
         assert str(f) in str(info.value) and "line 2" in str(info.value), (name, info.value)
+    # ... negative and absurd concentrations are read and flagged by QC (RANGE), never used
+    from aqforecast.observations import qc, qc_flags
+
+    f = tmp_path / "values.txt"
+    f.write_text(good + good.replace(" 5 116.4", " 6 116.4").replace(" 60 80 40", " -3 80 1e6"))
+    df = read_cnemc(f)
+    flags = qc_flags(df)
+    assert flags["O3"].iloc[1] & qc.RANGE and flags["PM2.5"].iloc[1] & qc.RANGE
+    assert flags["O3"].iloc[0] == 0  # (PM2.5 row 0: UNIT, the median 5e5 is implausible)
 
 
 # ------------------------------------------------------------------------------ plausibility

@@ -3,7 +3,12 @@
 Each reader checks the file's layout and every value it converts; a bad file fails with
 :class:`ObservationFormatError` naming the file, the 1-based line, the column, the offending value
 and what was expected. Missing values (empty field, ``NA``, ``-9999``) become NaN; anything else
-that is not a number is an error, never silently dropped.
+that is not a finite number (text, inf), an impossible time (hour 24, month 13, Feb 30, a year
+outside 1900-2100) or coordinate is an error, never silently dropped. Numbers that parse but are
+implausible (negative, absurdly large) are kept for :func:`aqforecast.observations.qc_flags`, which
+flags them (``RANGE``): one bad value must not stop a network's ingest, and is never used
+silently either. Files are decoded by :func:`aqforecast.io.text.read_text` (declared encoding,
+byte-order mark, UTF-8, GB18030).
 
 All readers return a tidy ("long") pandas DataFrame with one row per (station, time) and one
 column per variable; ``df.attrs["units"]`` maps columns to units and ``df.attrs["source"]`` names
@@ -43,11 +48,6 @@ log = logging.getLogger(__name__)
 MISSING_TOKENS = {"", "NA", "NaN", "nan", "-9999", "-9999.0", "-9999.000"}
 SPECIES_UNITS = {"PM2.5": "ug m-3", "PM10": "ug m-3", "SO2": "ug m-3", "NO2": "ug m-3",
                  "O3": "ug m-3", "CO": "mg m-3"}
-#: Largest plausible hourly value per species (SPECIES_UNITS): about twice the highest hourly
-#: values reported by CNEMC/PRSA stations (PM2.5 ~1000 and PM10 ~3000 ug m-3 in dust storms, CO
-#: ~ 20 mg m-3, SO2 ~ 2000 ug m-3 in winter coal-burning episodes); above is a unit or file error.
-MAX_CONCENTRATION = {"PM2.5": 3000.0, "PM10": 10000.0, "SO2": 5000.0, "NO2": 2000.0,
-                     "O3": 1500.0, "CO": 60.0}
 
 
 class ObservationFormatError(InputFileError):
@@ -109,20 +109,6 @@ def _to_float(df: pd.DataFrame, col: str, path: Path, line0: int = 2,
         raise ObservationFormatError(path, line0 + i, col, s.iloc[i],
                                      "a finite number (or an empty/NA field for missing)")
     return num.to_numpy(float)
-
-
-def _check_concentrations(out: pd.DataFrame, cols, path: Path, lines=None, line0: int = 2):
-    """Concentrations are >= 0 and below :data:`MAX_CONCENTRATION` (units of the file)."""
-    for c in cols:
-        v = out[c].to_numpy(float)
-        hi = MAX_CONCENTRATION.get(c, np.inf)
-        bad = np.isfinite(v) & ((v < 0.0) | (v > hi))
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            line = int(lines[i]) if lines is not None else line0 + i
-            raise ObservationFormatError(path, line, c, v[i],
-                                         f"a concentration in [0, {hi:g}] "
-                                         f"{SPECIES_UNITS.get(c, '')}")
 
 
 #: accepted ranges of the time fields (pandas would roll hour 24 into the next day and accept
@@ -192,7 +178,6 @@ def read_prsa(path) -> pd.DataFrame:
     for c in ("PM2.5", "PM10", "SO2", "NO2", "CO", "O3", "TEMP", "PRES", "DEWP", "RAIN", "WSPM"):
         out[c] = _to_float(df, c, path)
     out["CO"] = out["CO"] / 1000.0
-    _check_concentrations(out, ("PM2.5", "PM10", "SO2", "NO2", "CO", "O3"), path)
     out["wd"] = df["wd"].str.strip().replace({"NA": ""})
     out = _check_duplicates(out, path)
     out.attrs["units"] = {**SPECIES_UNITS, **PRSA_MET_UNITS}
@@ -225,7 +210,6 @@ def read_shanghai_uci(path) -> pd.DataFrame:
     for col in ("PM_Jingan", "PM_US Post", "PM_Xuhui"):
         part = pd.DataFrame({"time": t, "station": col.removeprefix("PM_"),
                              "PM2.5": _to_float(df, col, path)})
-        _check_concentrations(part, ("PM2.5",), path)
         for k, v in met.items():
             part[k] = v
         part["cbwd"] = df["cbwd"].str.strip().to_numpy()
@@ -304,7 +288,6 @@ def read_cnemc(path, species: str | None = None, encoding: str | None = None) ->
                                          f"a {c} in [{lo}, {hi}] degrees")
     for c in values:
         out[c] = col_float(c)
-    _check_concentrations(out, values, path, lines=lines)
     out = _check_duplicates(out, path, line0=int(lines[0]))
     out.attrs["units"] = {"lon": "degrees_east", "lat": "degrees_north",
                           **{c: SPECIES_UNITS[c] for c in values}}
