@@ -83,6 +83,11 @@ TEXT_READERS = {
                              b'poly,industry,"POLYGON ((120.1 30.1, 120.3 30.1, 120.3 30.3, '
                              b'120.1 30.1))",,,10\ncell,transport,,120.2,30.2,5\n',
                      "aqforecast.emissions.inventory:read_area_sources"),
+    "generic_csv": (lambda: b"station,time,species,value,units,lon,lat\n"
+                            b"S1,2026-07-20T08:00:00+08:00,NO2,10,ppb,120.1,30.2\n"
+                            b"S1,2026-07-20T00:00:00Z,CO,1,ppm,120.1,30.2\n"
+                            b"S2,2026-07-20T09:00:00+08:00,O3,0.1,mg/m3,,\n",
+                    "aqforecast.observations.generic:read_generic_csv"),
     "scaling": (lambda: b"region,sector,pollutant,factor,start,end\n"
                         b"Hangzhou,industry,NOx,0.8,,\n*,power,SO2,0.5,2026-07-20T00,"
                         b"2026-07-21T00\n",

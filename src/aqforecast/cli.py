@@ -67,6 +67,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tags", action="store_true", help="run without source tagging")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("observations", help="gather, QC and write the cycle's station "
+                                            "observations (obs.nc)",
+                       description="Read every inputs.observations.sources file, keep the "
+                                   "hourly means of the assimilation window before the cycle, "
+                                   "flag bad values (QC), and write DIR/obs.nc (CF, station x "
+                                   "time, QC flag variables) and DIR/_SUCCESS.")
+    _add_config(p)
+    p.add_argument("--cycle", required=True, metavar="YYYY-MM-DDTHH",
+                   help="the cycle (analysis) time, UTC")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
                                    "into hourly and lead-window CF products, daily AQI tables per "
@@ -130,6 +141,9 @@ def _dispatch(args) -> int:
                               tags=not args.no_tags, progress=not args.no_progress,
                               start=args.start, initial=args.initial, scaling=args.scaling,
                               overwrite=args.overwrite):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "observations":
+        for p in stages.observations(args.config, args.cycle, args.out):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -181,3 +181,34 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
     files = [Path(p) for p in paths if Path(p).is_file()]
     paths.append(write_success(out_dir, files, {"stage": "products", "run": str(run_dir)}))
     return paths
+
+
+def observations(config_path: str | Path, cycle: str, out_dir: str | Path) -> list[Path]:
+    """The observation stage: ``out_dir/obs.nc`` of every configured source for the window of
+    ``cycle`` (``YYYY-MM-DDTHH`` UTC), QC-flagged (:mod:`aqforecast.observations.collect`),
+    then ``_SUCCESS``."""
+    from datetime import datetime
+
+    from .config import ConfigError
+    from .observations.collect import gather_observations
+
+    cfg = load_config(config_path)
+    try:
+        when = datetime.strptime(cycle, "%Y-%m-%dT%H")
+    except ValueError:
+        raise ConfigError(f"--cycle {cycle!r}: expected YYYY-MM-DDTHH (UTC), e.g. "
+                          f"2026-07-20T00") from None
+    obs = cfg.inputs.observations
+    if not obs.sources:
+        raise ConfigError(f"{config_path}: inputs.observations.sources is empty; list the "
+                          f"station files (path, format) to gather")
+    coords = resolve_path(cfg, obs.station_coords) if obs.station_coords else None
+    ds = gather_observations(obs.sources, when, obs.window_hours, coords, cfg.base_dir,
+                             obs.encoding)
+    out_dir = Path(out_dir)
+    path = write_dataset(ds, out_dir / "obs.nc", cfg.outputs.compression_level)
+    nflag = {v: int((ds[v].values & ~1).astype(bool).sum()) for v in ds.data_vars
+             if v.endswith("_qc")}
+    log.info("wrote %s: %d stations x %d hours; flagged (besides missing): %s", path,
+             ds.sizes["station"], ds.sizes["time"], nflag)
+    return [path, write_success(out_dir, [path], {"stage": "observations", "cycle": cycle})]

@@ -213,8 +213,26 @@ class EmissionInput(_Model):
                     "[, start, end]); the forecast's --scaling replaces it")
 
 
+class ObservationSource(_Model):
+    """One station source of the observation stage (aqforecast.observations.collect)."""
+
+    path: str = Field(description="file or glob pattern, relative to base_dir")
+    format: Literal["cnemc", "prsa", "shanghai", "generic"] = Field(
+        description="cnemc / prsa / shanghai: the national layouts (local time); generic: "
+                    "station,time,species,value,units[,lon,lat] with ISO 8601 times")
+    species: str | None = Field(default=None, description="species of single-species CNEMC "
+                                                          "files whose name does not say it")
+    encoding: str | None = Field(default=None, description="text encoding (default: detected)")
+    utc_offset_hours: float = Field(default=8.0, ge=-14.0, le=14.0,
+                                    description="local time of the national layouts (UTC+8)")
+
+
 class ObservationInput(_Model):
-    stations: Path | None = None
+    sources: list[ObservationSource] = Field(
+        default_factory=list, description="station files gathered by `aqforecast observations`")
+    window_hours: int = Field(default=6, ge=1, le=72,
+                              description="assimilation window: the hourly means that began in "
+                                          "[cycle - window_hours, cycle)")
     station_coords: Path | None = None
     encoding: str | None = Field(
         default=None,
