@@ -78,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the cycle (analysis) time, UTC")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
+    p = sub.add_parser("assimilate", help="analyse the initial state from observations",
+                       description="Correct a background run's state at T with station "
+                                   "observations (optimal interpolation) and write "
+                                   "DIR/initial_<domain>.nc (valid at T, for forecast "
+                                   "--initial), increments, innovations.csv, statistics.csv.")
+    _add_config(p)
+    p.add_argument("--background", required=True, metavar="RUN_DIR",
+                   help="forecast run directory whose restart/<T>/ holds the background")
+    p.add_argument("--obs", required=True, metavar="OBS",
+                   help="obs.nc of `aqforecast observations`, or a generic station CSV")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--time", default=None, metavar="YYYY-MM-DDTHH",
+                   help="analysis time (default: the background run's latest restart)")
+    p.add_argument("--method", choices=["oi", "letkf"], default=None,
+                   help="analysis method (default: assimilation.method)")
+
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
                                    "into hourly and lead-window CF products, daily AQI tables per "
@@ -144,6 +160,10 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "observations":
         for p in stages.observations(args.config, args.cycle, args.out):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "assimilate":
+        for p in stages.assimilate(args.config, args.background, args.obs, args.out,
+                                   args.time, args.method):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

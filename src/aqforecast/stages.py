@@ -212,3 +212,24 @@ def observations(config_path: str | Path, cycle: str, out_dir: str | Path) -> li
     log.info("wrote %s: %d stations x %d hours; flagged (besides missing): %s", path,
              ds.sizes["station"], ds.sizes["time"], nflag)
     return [path, write_success(out_dir, [path], {"stage": "observations", "cycle": cycle})]
+
+
+def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
+               out_dir: str | Path, time: str | None = None, method: str | None = None
+               ) -> list[Path]:
+    """The analysis stage (:func:`aqforecast.assimilation.analysis.assimilate`): ``out_dir``
+    receives ``initial_<domain>.nc`` at T (the forecast's ``--initial`` layout), increments,
+    innovations and statistics, then ``_SUCCESS``."""
+    from datetime import datetime
+
+    from .assimilation.analysis import assimilate as _assimilate
+    from .config import ConfigError
+
+    cfg = load_config(config_path)
+    when = None
+    if time is not None:
+        try:
+            when = np.datetime64(datetime.strptime(time, "%Y-%m-%dT%H"), "s")
+        except ValueError:
+            raise ConfigError(f"--time {time!r}: expected YYYY-MM-DDTHH (UTC)") from None
+    return _assimilate(cfg, background, obs, out_dir, when, method)

@@ -311,6 +311,46 @@ class ParallelConfig(_Model):
                                      "capped there")
 
 
+ASSIMILATED = ("PM25", "PM10", "O3", "NO2", "SO2", "CO")
+
+
+class AssimilationConfig(_Model):
+    """Analysis of the initial state from station observations (``aqforecast assimilate``)."""
+
+    method: Literal["oi", "letkf"] = Field(
+        default="oi", description="oi: optimal interpolation; letkf: localized ensemble "
+                                  "transform Kalman filter (needs an ensemble of backgrounds)")
+    species: list[Literal["PM25", "PM10", "O3", "NO2", "SO2", "CO"]] = Field(
+        default_factory=lambda: ["PM25", "O3", "NO2"],
+        description="observed quantities analysed (obs.nc names); PM25 scales every PM2.5 "
+                    "component, NO2 also NO (by ratio)")
+    length_km: float = Field(default=30.0, gt=0.0, le=2000.0,
+                             description="Gaspari-Cohn half-width of the background error "
+                                         "correlation (zero beyond twice this)")
+    background_error: dict[str, float] = Field(
+        default_factory=lambda: {"PM25": 0.5, "PM10": 0.5, "O3": 0.3, "NO2": 0.5, "SO2": 0.6,
+                                 "CO": 0.3},
+        description="background error standard deviation relative to the background value")
+    gross_error_sigmas: float = Field(default=4.0, gt=0.0,
+                                      description="reject an observation whose |O-B| exceeds "
+                                                  "this many sqrt(HBH^T + R)")
+    max_ratio: float = Field(default=10.0, gt=1.0,
+                             description="analysis / background ratio clipped to "
+                                         "[1/max_ratio, max_ratio]")
+    inflation: float = Field(default=1.05, ge=1.0, le=2.0, description="LETKF multiplicative "
+                                                                        "inflation")
+
+    @field_validator("background_error")
+    @classmethod
+    def _known(cls, v):
+        bad = sorted(set(v) - set(ASSIMILATED))
+        if bad:
+            raise ValueError(f"unknown observed quantities {bad}; expected {list(ASSIMILATED)}")
+        if any(not 0.0 < x <= 5.0 for x in v.values()):
+            raise ValueError("relative background errors must be in (0, 5]")
+        return v
+
+
 class RunConfig(_Model):
     """The whole run: one daily cycle of the forecast system."""
 
@@ -332,6 +372,7 @@ class RunConfig(_Model):
     inputs: InputsConfig
     outputs: OutputConfig = Field(default_factory=OutputConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
+    assimilation: AssimilationConfig = Field(default_factory=AssimilationConfig)
 
     @model_validator(mode="before")
     @classmethod

@@ -274,8 +274,8 @@ class MetProvider:
         """The wrfout times cover [start, end] (``end`` None: the start alone) with no gap
         longer than :attr:`interval` inside it; else :class:`InputFileError` naming the files
         and the gap (a missing day must not be bridged by interpolation)."""
-        start = as_datetime64(start)
-        end = start if end is None else as_datetime64(end)
+        start = np.datetime64(as_datetime64(start), "s")
+        end = start if end is None else np.datetime64(as_datetime64(end), "s")
         where = f"met {self.grid.name} ({self.wrf.paths[0].parent})"
         t0, t1 = self.times[0], self.times[-1]
         if start < t0 or end > t1:

@@ -97,6 +97,31 @@ class StationSampler:
         return np.where(self.inside, out, np.nan)
 
 
+    def matrix(self, shape):
+        """The sampling as a sparse matrix H (n_stations, ny*nx) on C-ordered fields of
+        ``shape`` (ny, nx): ``H @ field.ravel()`` equals ``self(field)`` where the station is
+        inside the grid; rows of stations outside are empty (the linear observation operator of
+        the assimilation, the same weights as the sampler)."""
+        from scipy import sparse
+
+        ny, nx = shape
+        n = self.j.size
+        rows, cols, vals = [], [], []
+        for k in np.flatnonzero(self.inside):
+            if self.method == "nearest":
+                rows.append(k)
+                cols.append(self.j[k] * nx + self.i[k])
+                vals.append(1.0)
+                continue
+            j0, i0, fx, fy = self.j0[k], self.i0[k], self.fx[k], self.fy[k]
+            for dj, di, w in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)),
+                              (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+                rows.append(k)
+                cols.append((j0 + dj) * nx + i0 + di)
+                vals.append(w)
+        return sparse.csr_matrix((vals, (rows, cols)), shape=(n, ny * nx))
+
+
 def _invert_quad(qlon, qlat, plon, plat, iters: int = 20):
     """Fractional (u along x, v along y) position of a point in a 2 x 2 quad of centres."""
     lat0 = np.deg2rad(qlat.mean())

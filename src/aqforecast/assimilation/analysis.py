@@ -1,0 +1,258 @@
+"""The analysis step of a cycle: a background run's state at T corrected by station observations.
+
+``aqforecast assimilate CONFIG --background RUN --obs OBS --out DIR [--time T] [--method oi]``:
+
+1. background: ``RUN/restart/<T>/initial_<domain>.nc`` (the forecast's ``--initial`` layout;
+   T defaults to ``RUN/restart/latest``, the run's last restart);
+2. observations: an ``obs.nc`` of the observation stage or a generic CSV
+   (:mod:`aqforecast.observations.generic`); the hourly means that ended at T (hour beginning
+   T - 1 h), QC flag 0 only;
+3. per domain and analysed quantity (``assimilation.species``: PM25, O3, NO2, ...): the surface
+   model equivalent (:mod:`.station_operator`), optimal interpolation (:func:`.oi.
+   optimal_interpolation`) with ``B_ij = s_i s_j GC(d_ij; length_km)``, ``s = rel x xb``, and
+   ``R`` from :func:`.station_operator.observation_error`; observations failing the gross-error
+   check ``|O-B| > k sqrt(HBH^T + R(Hxb))`` are rejected (listed);
+4. the surface analysis becomes a ratio ``r = xa / xb`` (clipped to [1/max_ratio, max_ratio])
+   applied to the analysed species in every layer whose centre lies below the boundary-layer
+   height at T (the surface observation constrains the mixed layer; above it the background
+   stays): PM25 scales every PM2.5 component alike, NO2 scales NO too (the NOx partition of
+   the background is kept), O3 / SO2 / CO themselves;
+5. ``DIR/initial_<domain>.nc`` (valid at T, the ``--initial`` layout), ``DIR/increments_
+   <domain>.nc`` (surface increments in obs units), ``DIR/innovations.csv`` (one row per
+   observation: O, B, A, sigma_o, used or why not), ``DIR/statistics.csv`` (per domain and
+   quantity: n used/rejected, mean and RMS of O-B and O-A, chi^2), then ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..chemistry.aerosol import PM25_COMPONENTS
+from ..config import ConfigError, RunConfig, resolve_path
+from ..grid import grids_from_config
+from ..io import InputFileError, atomic_path, write_dataset
+from ..io.initial_state import initial_state_path
+from ..io.rundir import write_success
+from .oi import optimal_interpolation
+from .station_operator import StationOperator, model_equivalent, observation_error
+
+__all__ = ["assimilate", "read_observations_at", "SCALED_SPECIES"]
+
+log = logging.getLogger(__name__)
+
+#: model species scaled by the analysis ratio of each observed quantity
+SCALED_SPECIES = {"PM25": PM25_COMPONENTS, "PM10": PM25_COMPONENTS + ("PPM10",),
+                  "O3": ("O3",), "NO2": ("NO2", "NO"), "SO2": ("SO2",), "CO": ("CO",)}
+
+
+def _background_dir(run: Path, time) -> tuple[Path, np.datetime64]:
+    restart = run / "restart"
+    if not restart.is_dir():
+        raise InputFileError(f"{run}: no restart/ directory (not a forecast run directory)")
+    stamps = sorted(p.name for p in restart.iterdir() if p.is_dir())
+    if time is None:
+        latest = restart / "latest"
+        if not latest.exists():
+            raise InputFileError(f"{restart}: no 'latest' restart; give --time")
+        stamp = latest.read_text().strip()
+    else:
+        stamp = str(np.datetime64(time, "h"))
+    if stamp not in stamps:
+        raise InputFileError(f"{restart}: no background state at {stamp}; the run has "
+                             f"{', '.join(stamps) or 'none'}")
+    return restart / stamp, np.datetime64(stamp, "s")
+
+
+def read_observations_at(path: str | Path, time) -> pd.DataFrame:
+    """Observations of the hour that ended at ``time`` (UTC): columns station, lon, lat and one
+    per quantity (obs.nc names, obs units), values with a non-zero QC flag set to NaN."""
+    path = Path(path)
+    hour = pd.Timestamp(np.datetime64(time, "s")) - pd.Timedelta(hours=1)
+    if path.suffix.lower() in (".csv", ".txt"):
+        from ..observations.collect import OBS_VARIABLES
+        from ..observations.generic import read_generic_csv
+        from ..observations.qc import qc_flags
+
+        df = read_generic_csv(path)
+        species = [s for s in OBS_VARIABLES if s in df]
+        flags = qc_flags(df, species)
+        for s in species:
+            df.loc[flags[s] != 0, s] = np.nan
+        df = df[df["time"] == hour].rename(columns={s: OBS_VARIABLES[s][0] for s in species})
+        if "lon" not in df:
+            raise InputFileError(f"{path}: the generic CSV needs lon and lat columns for "
+                                 f"assimilation")
+        return df.drop(columns="time").reset_index(drop=True)
+    try:
+        ds = xr.open_dataset(path)
+    except (OSError, ValueError) as exc:
+        raise InputFileError(f"{path}: cannot read observations: {exc}") from None
+    with ds:
+        if "time" not in ds.dims or "station" not in ds.dims:
+            raise InputFileError(f"{path}: expected an obs.nc with dims station, time")
+        times = pd.DatetimeIndex(ds["time"].values)
+        if hour not in times:
+            raise InputFileError(f"{path}: no observations for the hour that ended at "
+                                 f"{hour + pd.Timedelta(hours=1)} UTC (the file covers "
+                                 f"{times[0]} .. {times[-1]}, hour-beginning stamps)")
+        sel = ds.sel(time=hour)
+        out = pd.DataFrame({"station": sel["station"].values.astype(str),
+                            "lon": sel["lon"].values, "lat": sel["lat"].values})
+        for name in ds.data_vars:
+            if name.endswith("_qc") or f"{name}_qc" not in ds:
+                continue
+            v = sel[name].values.astype(float)
+            out[name] = np.where(sel[f"{name}_qc"].values == 0, v, np.nan)
+    return out
+
+
+def _surface_fields(ds: xr.Dataset) -> tuple[dict, np.ndarray]:
+    """Model surface fields in model units from an initial-state dataset in file units (ppb,
+    ug m-3): gases mol mol-1, aerosols as ug m-3 / 1e9 with density 1 (so that
+    :func:`model_equivalent`'s kg kg-1 x rho x 1e9 gives back ug m-3)."""
+    surface = {}
+    for name in ds.data_vars:
+        if "lev" not in ds[name].dims:
+            continue
+        v = ds[name].isel(lev=0).values.astype(float)
+        unit = str(ds[name].attrs.get("units", ""))
+        surface[name] = v * 1e-9 if unit in ("ppb", "ug m-3") else v
+    return surface, np.ones(next(iter(surface.values())).shape)
+
+
+def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir: str | Path,
+               time=None, method: str | None = None) -> list[Path]:
+    """Run the analysis (module docstring); return the written paths."""
+    from ..met import MetProvider
+
+    method = method or cfg.assimilation.method
+    if method != "oi":
+        raise ConfigError(f"--method {method}: the LETKF analysis needs an ensemble of "
+                          f"background runs, which this stage does not make yet; use oi")
+    acfg = cfg.assimilation
+    bdir, t = _background_dir(Path(background), time)
+    table = read_observations_at(obs, t)
+    quantities = [q for q in acfg.species if q in table]
+    if not quantities:
+        raise InputFileError(f"{obs}: none of the analysed quantities {acfg.species} at {t}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    grids = grids_from_config(cfg)
+    rows, stats, paths = [], [], []
+    for name, grid in grids.items():
+        src = initial_state_path(bdir, name)
+        if not src.exists():
+            raise InputFileError(f"{src}: background state of domain {name} missing")
+        with xr.open_dataset(src) as ds:
+            ds = ds.load()
+        surface, rho = _surface_fields(ds)
+        lon2d, lat2d = grid.lonlat
+        ok = np.isfinite(table["lon"].to_numpy(float)) & np.isfinite(table["lat"].to_numpy(float))
+        op = StationOperator(lon2d, lat2d, table["lon"].to_numpy(float)[ok],
+                             table["lat"].to_numpy(float)[ok])
+        sub = table[ok].reset_index(drop=True)
+        xx, yy = np.meshgrid(grid.x / 1000.0, grid.y / 1000.0)
+        cell_xy = np.column_stack([xx.ravel(), yy.ravel()])
+        dx_km = float(np.sqrt(np.mean(grid.cell_area)) / 1000.0)
+        met = MetProvider.from_config(cfg, name, grids)
+        try:
+            s = met.state(t)
+            in_pbl = s.z_centre <= np.maximum(s.pblh, s.z_centre[0])[None]
+        finally:
+            met.close()
+        increments = xr.Dataset(coords={"y": ds["y"], "x": ds["x"]} if "x" in ds.coords
+                                else None)
+        for q in quantities:
+            xb = model_equivalent(q, surface, rho)
+            y_all = sub[q].to_numpy(float)
+            use = op.inside & np.isfinite(y_all)
+            sig_o = observation_error(q, y_all, dx_km)
+            rel = acfg.background_error.get(q, 0.5)
+            sigma_b = np.maximum(rel * xb.ravel(), 1e-6 * max(float(xb.max()), 1e-30))
+            H = op.H[np.flatnonzero(use)]
+            y = y_all[use]
+            hxb = H @ xb.ravel()
+            # gross-error check against the innovation's expected spread (H sigma_b: the
+            # bilinear mean of the background error, a close bound of sqrt(H B H^T); the
+            # observation error here from the background equivalent, so that an absurd value
+            # does not widen its own acceptance)
+            spread = np.sqrt((H @ sigma_b) ** 2 + observation_error(q, hxb, dx_km) ** 2)
+            gross = np.abs(y - hxb) > acfg.gross_error_sigmas * spread
+            keep = ~gross
+            reason = np.full(len(sub), "", dtype=object)
+            reason[~op.inside] = "outside the domain"
+            reason[op.inside & ~np.isfinite(y_all)] = "missing or QC-flagged"
+            idx_use = np.flatnonzero(use)
+            reason[idx_use[gross]] = f"gross error (|O-B| > {acfg.gross_error_sigmas:g} sigma)"
+            xa = xb.ravel().copy()
+            diag_chi2 = float("nan")
+            if keep.any():
+                xa, diag = optimal_interpolation(
+                    xb.ravel(), H[np.flatnonzero(keep)], y[keep], sig_o[use][keep] ** 2,
+                    cell_xy=cell_xy, sigma_b=sigma_b, length_km=acfg.length_km)
+                xa = np.maximum(xa, 0.0)
+                diag_chi2 = diag.chi2
+            xa = xa.reshape(xb.shape)
+            ratio = np.where(xb > 0, xa / np.where(xb > 0, xb, 1.0), 1.0)
+            ratio = np.clip(ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
+            for sp in SCALED_SPECIES[q]:
+                if sp in ds:
+                    v = ds[sp].values
+                    ds[sp].values = np.where(in_pbl, v * ratio[None], v)
+            hxa = op.H @ (ratio * xb).ravel()
+            increments[f"{q}_increment"] = (("y", "x"), ratio * xb - xb,
+                                            {"units": "mg m-3" if q == "CO" else "ug m-3",
+                                             "long_name": f"surface analysis increment of {q}"})
+            hb_all = op.H @ xb.ravel()
+            for k in range(len(sub)):
+                rows.append({"domain": name, "quantity": q, "station": sub["station"].iloc[k],
+                             "lon": sub["lon"].iloc[k], "lat": sub["lat"].iloc[k],
+                             "observed": y_all[k],
+                             "background": hb_all[k] if op.inside[k] else np.nan,
+                             "analysis": hxa[k] if op.inside[k] else np.nan,
+                             "sigma_o": sig_o[k], "used": reason[k] == "",
+                             "reason": reason[k]})
+            used = np.array([r == "" for r in reason])
+            omb = y_all[used] - hb_all[used]
+            oma = y_all[used] - hxa[used]
+            stats.append({"domain": name, "quantity": q, "n_used": int(used.sum()),
+                          "n_rejected": int(sum(str(r).startswith("gross") for r in reason)),
+                          "mean_omb": _m(omb), "rms_omb": _rms(omb), "mean_oma": _m(oma),
+                          "rms_oma": _rms(oma), "chi2": diag_chi2})
+            log.info("%s %s: %d obs used, RMS O-B %.3g -> O-A %.3g, chi2 %.2f", name, q,
+                     used.sum(), _rms(omb), _rms(oma), diag_chi2)
+        ds.attrs.update({"analysis_method": "optimal interpolation",
+                         "analysis_background": str(src), "analysis_observations": str(obs),
+                         "analysis_quantities": " ".join(quantities)})
+        paths.append(write_dataset(ds, initial_state_path(out_dir, name), 1))
+        paths.append(write_dataset(increments, out_dir / f"increments_{name}.nc", 1))
+    paths.append(_write_csv(out_dir / "innovations.csv", rows))
+    paths.append(_write_csv(out_dir / "statistics.csv", stats))
+    paths.append(write_success(out_dir, paths, {"stage": "assimilate", "time": str(t),
+                                                "method": method}))
+    return paths
+
+
+def _m(a) -> float:
+    return float(np.mean(a)) if len(a) else float("nan")
+
+
+def _rms(a) -> float:
+    return float(np.sqrt(np.mean(np.square(a)))) if len(a) else float("nan")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> Path:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as fh:
+        if rows:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v)
+                            for k, v in r.items()})
+    return path

@@ -1,0 +1,131 @@
+"""The analysis stage: station operator, `aqforecast assimilate` on a small run with synthetic
+observations, and a forecast from the analysis (the --initial contract)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+from forecast_case import small_config
+
+from aqforecast.assimilation.station_operator import (StationOperator, model_equivalent,
+                                                      observation_error)
+from aqforecast.cli import main
+from aqforecast.config import load_config
+from aqforecast.grid import grids_from_config
+
+
+def test_station_operator_matrix_equals_the_sampler():
+    lon, lat = np.meshgrid(np.linspace(120, 121, 7), np.linspace(30, 30.6, 5))
+    op = StationOperator(lon, lat, [120.13, 120.9, 125.0], [30.21, 30.55, 30.0])
+    f = np.random.default_rng(1).uniform(0, 1, lon.shape)
+    got = op.H @ f.ravel()
+    want = op(f)
+    assert list(op.inside) == [True, True, False]
+    np.testing.assert_allclose(got[:2], want[:2], rtol=1e-14)
+    assert got[2] == 0.0 and np.isnan(want[2])
+    np.testing.assert_allclose(np.asarray(op.H.sum(axis=1)).ravel()[:2], 1.0, rtol=1e-14)
+
+
+def test_model_equivalents_and_errors():
+    one = np.ones((2, 2))
+    surface = {"O3": 40e-9 * one, "NO2": 10e-9 * one, "CO": 200e-9 * one, "SO4": 5e-9 * one,
+               "PPM25": 10e-9 * one, "NH4": 2e-9 * one, "PPM10": 7e-9 * one}
+    rho = 1.2 * one
+    # 40 ppb O3 at 298.15 K, 1013.25 hPa: 40 * 47.997 * 40.874e-3 = 78.47 ug m-3
+    assert model_equivalent("O3", surface, rho)[0, 0] == pytest.approx(78.47, abs=0.01)
+    assert model_equivalent("CO", surface, rho)[0, 0] == pytest.approx(0.229, abs=1e-3)
+    assert model_equivalent("PM25", surface, rho)[0, 0] == pytest.approx(17e-9 * 1.2 * 1e9)
+    assert model_equivalent("PM10", surface, rho)[0, 0] == pytest.approx(24e-9 * 1.2 * 1e9)
+    # representativeness error grows with the grid spacing
+    assert observation_error("PM25", 100.0, 3.0) > observation_error("PM25", 100.0, 1.0) > 10.0
+    assert observation_error("O3", 0.0, 3.0) == 4.0  # the instrument floor
+
+
+@pytest.fixture(scope="module")
+def background(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("assim")
+    case = small_config(tmp, hours=3, tags=False)  # met to 03: a forecast from the analysis
+    run = tmp / "run"
+    assert main(["forecast", str(case), "--lead-hours", "2", "--out", str(run),
+                 "--no-progress"]) == 0
+    return case, run
+
+
+def _synthetic_obs(case, run, factor, path):
+    """Stations on a lattice inside d01 observing factor x the background surface O3 and
+    PM2.5 of the hour that ends at the background time (a generic CSV)."""
+    cfg = load_config(case)
+    grid = grids_from_config(cfg)["d01"]
+    lon2d, lat2d = grid.lonlat
+    js, is_ = np.meshgrid(np.arange(3, grid.ny - 3, 4), np.arange(3, grid.nx - 3, 4))
+    lon = lon2d[js.ravel(), is_.ravel()] + 0.003
+    lat = lat2d[js.ravel(), is_.ravel()] + 0.002
+    ds = xr.open_dataset(run / "restart" / "2026-07-20T02" / "initial_d01.nc")
+    from aqforecast.assimilation.analysis import _surface_fields
+
+    surface, rho = _surface_fields(ds.load())
+    op = StationOperator(lon2d, lat2d, lon, lat)
+    rows = []
+    for q, sp in (("O3", "O3"), ("PM25", "PM2.5")):
+        b = op(model_equivalent(q, surface, rho))
+        for k in range(len(lon)):
+            rows.append({"station": f"S{k}", "time": "2026-07-20T01:00:00Z", "species": sp,
+                         "value": factor * b[k], "units": "ug m-3", "lon": lon[k],
+                         "lat": lat[k]})
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return len(lon)
+
+
+def test_assimilate_moves_the_state_towards_the_observations(background, tmp_path):
+    case, run = background
+    obs = tmp_path / "obs.csv"
+    nsta = _synthetic_obs(case, run, 1.3, obs)
+    out = tmp_path / "analysis"
+    assert main(["assimilate", str(case), "--background", str(run), "--obs", str(obs),
+                 "--out", str(out)]) == 0
+    stats = pd.read_csv(out / "statistics.csv").set_index(["domain", "quantity"])
+    for q in ("O3", "PM25"):
+        s = stats.loc[("d01", q)]
+        assert s["n_used"] == nsta
+        assert s["rms_oma"] < 0.5 * s["rms_omb"], s  # the analysis fits the observations
+        assert s["mean_omb"] > 0  # observations 30 % above the background
+    a = xr.open_dataset(out / "initial_d01.nc")
+    b = xr.open_dataset(run / "restart" / "2026-07-20T02" / "initial_d01.nc")
+    assert str(a["time"].values)[:13] == "2026-07-20T02"
+    ratio = (a["O3"].isel(lev=0) / b["O3"].isel(lev=0)).values
+    assert 1.0 <= ratio.min() and ratio.max() < 1.3 + 1e-9 and ratio.max() > 1.15
+    # above the boundary layer the background is kept
+    top = a.sizes["lev"] - 1
+    np.testing.assert_array_equal(a["O3"].isel(lev=top).values, b["O3"].isel(lev=top).values)
+    # PM2.5 components scaled alike: the composition is kept
+    r_so4 = (a["SO4"].isel(lev=0) / b["SO4"].isel(lev=0)).values
+    r_ppm = (a["PPM25"].isel(lev=0) / b["PPM25"].isel(lev=0)).values
+    np.testing.assert_allclose(r_so4, r_ppm, rtol=1e-10)
+    inn = pd.read_csv(out / "innovations.csv")
+    assert set(inn.columns) >= {"station", "observed", "background", "analysis", "used",
+                                "reason"}
+    assert (out / "_SUCCESS").exists() and (out / "increments_d01.nc").exists()
+    # the analysis is a valid --initial for the next forecast
+    nxt = tmp_path / "next"
+    assert main(["forecast", str(case), "--start", "2026-07-20T02", "--lead-hours", "1",
+                 "--initial", str(out), "--out", str(nxt), "--no-progress", "--no-tags"]) == 0
+
+
+def test_assimilate_rejects_gross_errors_and_bad_requests(background, tmp_path, capsys):
+    case, run = background
+    obs = tmp_path / "obs.csv"
+    _synthetic_obs(case, run, 1.0, obs)
+    df = pd.read_csv(obs)
+    df.loc[0, "value"] = df.loc[0, "value"] * 6  # one absurd innovation (QC would pass it)
+    df.to_csv(obs, index=False)
+    out = tmp_path / "analysis"
+    assert main(["assimilate", str(case), "--background", str(run), "--obs", str(obs),
+                 "--out", str(out)]) == 0
+    inn = pd.read_csv(out / "innovations.csv")
+    row = inn[(inn.station == "S0") & (inn.quantity == "O3") & (inn.domain == "d01")].iloc[0]
+    assert not row["used"] and "gross error" in row["reason"]
+    assert main(["assimilate", str(case), "--background", str(run), "--obs", str(obs),
+                 "--out", str(out), "--time", "2026-07-20T05"]) == 2
+    assert "no background state at 2026-07-20T05" in capsys.readouterr().err
