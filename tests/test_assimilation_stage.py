@@ -129,3 +129,53 @@ def test_assimilate_rejects_gross_errors_and_bad_requests(background, tmp_path, 
     assert main(["assimilate", str(case), "--background", str(run), "--obs", str(obs),
                  "--out", str(out), "--time", "2026-07-20T05"]) == 2
     assert "no background state at 2026-07-20T05" in capsys.readouterr().err
+
+
+def _make_ensemble(run, members=10, seed=0):
+    """Members = the background state times smooth lognormal factors (a stand-in for perturbed
+    runs: what the analysis needs is their spread)."""
+    rng = np.random.default_rng(seed)
+    src = run / "restart" / "2026-07-20T02"
+    for m in range(members):
+        dst = run / "ensemble" / f"m{m:02d}" / "restart" / "2026-07-20T02"
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in src.glob("initial_*.nc"):
+            ds = xr.load_dataset(f)
+            ny, nx = ds.sizes["y"], ds.sizes["x"]
+            yy, xx = np.meshgrid(np.linspace(0, 1, ny), np.linspace(0, 1, nx), indexing="ij")
+            a, b, c = rng.normal(0, 0.25, 3)
+            factor = np.exp(a + b * np.sin(np.pi * xx) + c * np.cos(np.pi * yy))
+            for v in ds.data_vars:
+                if "lev" in ds[v].dims and ds[v].ndim == 3:
+                    ds[v].values = ds[v].values * factor[None]
+            ds.to_netcdf(dst / f.name)
+
+
+def test_letkf_analysis_with_an_ensemble(background, tmp_path, capsys):
+    case, run = background
+    obs = tmp_path / "obs.csv"
+    nsta = _synthetic_obs(case, run, 1.3, obs)
+    out = tmp_path / "letkf"
+    args = ["assimilate", str(case), "--background", str(run), "--obs", str(obs), "--out",
+            str(out), "--method", "letkf"]
+    if (run / "ensemble").exists():
+        import shutil
+
+        shutil.rmtree(run / "ensemble")
+    assert main(args) == 2
+    assert "needs an ensemble of background runs" in capsys.readouterr().err
+    _make_ensemble(run)
+    try:
+        assert main(args) == 0
+    finally:
+        import shutil
+
+        shutil.rmtree(run / "ensemble")
+    stats = pd.read_csv(out / "statistics.csv").set_index(["domain", "quantity"])
+    for q in ("O3", "PM25"):
+        s = stats.loc[("d01", q)]
+        assert s["n_used"] == nsta and s["rms_oma"] < 0.6 * s["rms_omb"], s
+    members = sorted(p.name for p in (out / "ensemble").iterdir())
+    assert len(members) == 10 and (out / "ensemble" / "m00" / "initial_d02.nc").exists()
+    a = xr.open_dataset(out / "initial_d01.nc")
+    assert "LETKF (10 members" in a.attrs["analysis_method"]

@@ -11,7 +11,13 @@
    model equivalent (:mod:`.station_operator`), optimal interpolation (:func:`.oi.
    optimal_interpolation`) with ``B_ij = s_i s_j GC(d_ij; length_km)``, ``s = rel x xb``, and
    ``R`` from :func:`.station_operator.observation_error`; observations failing the gross-error
-   check ``|O-B| > k sqrt(HBH^T + R(Hxb))`` are rejected (listed);
+   check ``|O-B| > k sqrt(HBH^T + R(Hxb))`` are rejected (listed). ``--method letkf``: the
+   background error comes from an ensemble of background runs,
+   ``RUN/ensemble/<member>/restart/<T>/initial_<domain>.nc`` (>= 3 members; e.g. forecasts with
+   perturbed emissions and initial states): :func:`.letkf.letkf_analysis` (Hunt et al. 2007;
+   Gaspari-Cohn R-localisation with half-width ``length_km``, inflation ``inflation``) analyses
+   every member; the control takes the ensemble-mean increment, and each member's analysis is
+   written to ``DIR/ensemble/<member>/initial_<domain>.nc`` for the next ensemble cycle;
 4. the surface analysis becomes a ratio ``r = xa / xb`` (clipped to [1/max_ratio, max_ratio])
    applied to the analysed species in every layer whose centre lies below the boundary-layer
    height at T (the surface observation constrains the mixed layer; above it the background
@@ -39,6 +45,7 @@ from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.initial_state import initial_state_path
 from ..io.rundir import write_success
+from .letkf import letkf_analysis
 from .oi import optimal_interpolation
 from .station_operator import StationOperator, model_equivalent, observation_error
 
@@ -67,6 +74,23 @@ def _background_dir(run: Path, time) -> tuple[Path, np.datetime64]:
         raise InputFileError(f"{restart}: no background state at {stamp}; the run has "
                              f"{', '.join(stamps) or 'none'}")
     return restart / stamp, np.datetime64(stamp, "s")
+
+
+def _ensemble_dirs(run: Path, t) -> list[Path]:
+    """``RUN/ensemble/<member>/restart/<T>/`` of every member (>= 3 needed for LETKF)."""
+    stamp = str(np.datetime64(t, "h"))
+    root = run / "ensemble"
+    dirs = sorted(p / "restart" / stamp for p in root.iterdir() if p.is_dir()) \
+        if root.is_dir() else []
+    missing = [d for d in dirs if not d.is_dir()]
+    if missing:
+        raise InputFileError(f"{missing[0]}: ensemble member without a state at {stamp}")
+    if len(dirs) < 3:
+        raise InputFileError(
+            f"{root}: --method letkf needs an ensemble of background runs, "
+            f"{root}/<member>/restart/{stamp}/initial_<domain>.nc for at least 3 members "
+            f"(found {len(dirs)}); make them with perturbed forecasts or use --method oi")
+    return dirs
 
 
 def read_observations_at(path: str | Path, time) -> pd.DataFrame:
@@ -132,11 +156,11 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
     from ..met import MetProvider
 
     method = method or cfg.assimilation.method
-    if method != "oi":
-        raise ConfigError(f"--method {method}: the LETKF analysis needs an ensemble of "
-                          f"background runs, which this stage does not make yet; use oi")
+    if method not in ("oi", "letkf"):
+        raise ConfigError(f"--method {method!r}: expected oi or letkf")
     acfg = cfg.assimilation
     bdir, t = _background_dir(Path(background), time)
+    members = _ensemble_dirs(Path(background), t) if method == "letkf" else []
     table = read_observations_at(obs, t)
     quantities = [q for q in acfg.species if q in table]
     if not quantities:
@@ -152,6 +176,11 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
         with xr.open_dataset(src) as ds:
             ds = ds.load()
         surface, rho = _surface_fields(ds)
+        ens = []
+        for mdir in members:
+            with xr.open_dataset(initial_state_path(mdir, name)) as mds:
+                ens.append(mds.load())
+        ens_surface = [_surface_fields(m)[0] for m in ens]
         lon2d, lat2d = grid.lonlat
         ok = np.isfinite(table["lon"].to_numpy(float)) & np.isfinite(table["lat"].to_numpy(float))
         op = StationOperator(lon2d, lat2d, table["lon"].to_numpy(float)[ok],
@@ -182,7 +211,12 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             # bilinear mean of the background error, a close bound of sqrt(H B H^T); the
             # observation error here from the background equivalent, so that an absurd value
             # does not widen its own acceptance)
-            spread = np.sqrt((H @ sigma_b) ** 2 + observation_error(q, hxb, dx_km) ** 2)
+            if ens:  # the ensemble's own spread at the stations
+                Xb = np.stack([model_equivalent(q, f, rho).ravel() for f in ens_surface])
+                b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
+            else:
+                b_spread = H @ sigma_b
+            spread = np.sqrt(b_spread ** 2 + observation_error(q, hxb, dx_km) ** 2)
             gross = np.abs(y - hxb) > acfg.gross_error_sigmas * spread
             keep = ~gross
             reason = np.full(len(sub), "", dtype=object)
@@ -192,12 +226,30 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             reason[idx_use[gross]] = f"gross error (|O-B| > {acfg.gross_error_sigmas:g} sigma)"
             xa = xb.ravel().copy()
             diag_chi2 = float("nan")
-            if keep.any():
+            member_ratio = None
+            if keep.any() and not ens:
                 xa, diag = optimal_interpolation(
                     xb.ravel(), H[np.flatnonzero(keep)], y[keep], sig_o[use][keep] ** 2,
                     cell_xy=cell_xy, sigma_b=sigma_b, length_km=acfg.length_km)
                 xa = np.maximum(xa, 0.0)
                 diag_chi2 = diag.chi2
+            elif keep.any():
+                Hk = H[np.flatnonzero(keep)]
+                Yb = np.asarray(Hk @ Xb.T).T
+                r2 = sig_o[use][keep] ** 2
+                sx, sy = grid.to_xy(sub["lon"].to_numpy(float)[use][keep],
+                                    sub["lat"].to_numpy(float)[use][keep])
+                Xa = letkf_analysis(Xb, Yb, y[keep], r2, cell_xy,
+                                    np.column_stack([sx, sy]) / 1000.0, acfg.length_km,
+                                    acfg.inflation)
+                Xa = np.maximum(Xa, 0.0)
+                # the control takes the ensemble-mean increment; each member its own analysis
+                xa = np.maximum(xb.ravel() + Xa.mean(axis=0) - Xb.mean(axis=0), 0.0)
+                member_ratio = np.where(Xb > 0, Xa / np.where(Xb > 0, Xb, 1.0), 1.0)
+                member_ratio = np.clip(member_ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
+                d = y[keep] - Hk @ xb.ravel()
+                S = np.cov(Yb.T, ddof=1).reshape(len(d), len(d)) * acfg.inflation + np.diag(r2)
+                diag_chi2 = float(d @ np.linalg.solve(S, d)) / len(d)
             xa = xa.reshape(xb.shape)
             ratio = np.where(xb > 0, xa / np.where(xb > 0, xb, 1.0), 1.0)
             ratio = np.clip(ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
@@ -205,6 +257,11 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                 if sp in ds:
                     v = ds[sp].values
                     ds[sp].values = np.where(in_pbl, v * ratio[None], v)
+                for m, mds in enumerate(ens):
+                    if sp in mds and member_ratio is not None:
+                        v = mds[sp].values
+                        r = member_ratio[m].reshape(xb.shape)
+                        mds[sp].values = np.where(in_pbl, v * r[None], v)
             hxa = op.H @ (ratio * xb).ravel()
             increments[f"{q}_increment"] = (("y", "x"), ratio * xb - xb,
                                             {"units": "mg m-3" if q == "CO" else "ug m-3",
@@ -227,7 +284,13 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                           "rms_oma": _rms(oma), "chi2": diag_chi2})
             log.info("%s %s: %d obs used, RMS O-B %.3g -> O-A %.3g, chi2 %.2f", name, q,
                      used.sum(), _rms(omb), _rms(oma), diag_chi2)
-        ds.attrs.update({"analysis_method": "optimal interpolation",
+        for mdir, mds in zip(members, ens):
+            mds.attrs.update({"analysis_method": "LETKF member", "analysis_background":
+                              str(initial_state_path(mdir, name))})
+            paths.append(write_dataset(mds, initial_state_path(
+                out_dir / "ensemble" / mdir.parent.parent.name, name), 1))
+        ds.attrs.update({"analysis_method": "optimal interpolation" if not ens else
+                         f"LETKF ({len(ens)} members, control takes the mean increment)",
                          "analysis_background": str(src), "analysis_observations": str(obs),
                          "analysis_quantities": " ".join(quantities)})
         paths.append(write_dataset(ds, initial_state_path(out_dir, name), 1))
