@@ -35,7 +35,8 @@ from .models import (  # noqa: F401  (re-exported)
     VerticalConfig,
 )
 
-__all__ = ["ConfigError", "read_yaml", "RunConfig", "load_config", "config_schema", "resolve_path"]
+__all__ = ["ConfigError", "read_yaml", "RunConfig", "load_config", "config_schema", "resolve_path",
+           "load_yaml_model", "key_location"]
 
 
 class ConfigError(ValueError):
@@ -223,6 +224,35 @@ def load_config(path: str | Path) -> RunConfig:
         raise ConfigError(_format_errors(path, exc, _line_index(text))) from None
     base = (path.parent / cfg.base_dir).resolve()
     return cfg.model_copy(update={"base_dir": base})
+
+
+def load_yaml_model(path: str | Path, model, what: str = "file"):
+    """Read a YAML file (the config's strict loader: no duplicate keys, alias blow-ups or
+    invalid dates) and validate it with the pydantic ``model``; every problem is a
+    :class:`ConfigError` naming the file, the key path and its YAML line. Returns
+    ``(instance, line_index)``; the index maps key paths to lines for later checks
+    (:func:`key_location`)."""
+    path = Path(path)
+    text = _read_text(path)
+    data = _parse_yaml(path, text)
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level of the {what}, got "
+                          f"{type(data).__name__}")
+    lines = _line_index(text)
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc, lines)) from None
+
+
+def key_location(path: str | Path, loc: tuple, lines: dict) -> str:
+    """``file: key.path[0].sub (line N)`` for a key path (as in validation errors)."""
+    line = None
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            line = lines[loc[:n]]
+            break
+    return f"{path}: {_format_loc(loc)}" + (f" (line {line})" if line is not None else "")
 
 
 def resolve_path(cfg: RunConfig, p: str | Path) -> Path:

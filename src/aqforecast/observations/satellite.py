@@ -4,7 +4,7 @@ Product layout (Product User Manual NO2, S5P-KNMI-L2-0021-MA, "PUM"; Van Geffen 
 ATBD S5P-KNMI-L2-0005-RP) as checked against the real OFFL header of orbit 12367 (processor 1.3.2)
 in ``shared/data/satellite_schema``. All main fields are ``(time=1, scanline, ground_pixel)``::
 
-    /PRODUCT                 latitude, longitude (float32, degrees), time (int32, s since 2010-01-01),
+    /PRODUCT                 latitude, longitude (float32, deg), time (int32, s since 2010-01-01),
                              delta_time (int32 (time, scanline), ms since time_reference),
                              qa_value (uint8, scale_factor 0.01, _FillValue 255),
                              nitrogendioxide_tropospheric_column(_precision) (float32, mol m-2),
@@ -12,7 +12,7 @@ in ``shared/data/satellite_schema``. All main fields are ``(time=1, scanline, gr
                              air_mass_factor_total (float32, 1), tm5_tropopause_layer_index (int32),
                              tm5_constant_a (float32 (layer, vertices), Pa), tm5_constant_b (1)
     /PRODUCT/SUPPORT_DATA/GEOLOCATIONS      latitude_bounds, longitude_bounds (..., corner=4)
-    /PRODUCT/SUPPORT_DATA/DETAILED_RESULTS  stratospheric/total columns, air_mass_factor_stratosphere
+    /PRODUCT/SUPPORT_DATA/DETAILED_RESULTS  strat./total columns, air_mass_factor_stratosphere
     /PRODUCT/SUPPORT_DATA/INPUT_DATA        surface_pressure (float32, Pa), surface_altitude
 
 Note: in the real product the two air-mass factors the averaging-kernel recipe needs live in
@@ -188,8 +188,8 @@ def _check_layout(ds, path) -> dict:
                              f"{found['tm5_constant_a'].shape}/{found['tm5_constant_b'].shape}, "
                              f"expected ({nlay}, 2) (layer, vertices)")
     if found["latitude_bounds"].shape[-1] != 4:
-        raise InputFileError(f"{path}: /{GEO}/latitude_bounds has {found['latitude_bounds'].shape[-1]}"
-                             " corners, expected 4")
+        nc = found["latitude_bounds"].shape[-1]
+        raise InputFileError(f"{path}: /{GEO}/latitude_bounds has {nc} corners, expected 4")
     return found
 
 
@@ -255,7 +255,8 @@ def _read(ds, path, qa_min, bbox) -> xr.Dataset:
     keep = keep[s0:s1]
 
     fields = {}
-    for name in ("nitrogendioxide_tropospheric_column", "nitrogendioxide_tropospheric_column_precision",
+    for name in ("nitrogendioxide_tropospheric_column",
+                 "nitrogendioxide_tropospheric_column_precision",
                  "air_mass_factor_total", "air_mass_factor_troposphere"):
         fields[name] = _decode(v[name], sl)[0]
     fields["surface_pressure"] = _decode(v["surface_pressure"], sl)[0]
@@ -290,19 +291,24 @@ def _read(ds, path, qa_min, bbox) -> xr.Dataset:
     a = _decode(v["tm5_constant_a"])[0]
     b = _decode(v["tm5_constant_b"])[0]
     pix = "pixel"
+    col = "nitrogendioxide_tropospheric_column"
+    prec = col + "_precision"
     out = xr.Dataset(
         {
-            "nitrogendioxide_tropospheric_column": (pix, fields["nitrogendioxide_tropospheric_column"][js, ig],
-                                                    {"units": "mol m-2", "long_name": "tropospheric vertical column of NO2",
-                                                     "multiplication_factor_to_convert_to_molecules_percm2": MOL_M2_TO_MOLEC_CM2}),
-            "nitrogendioxide_tropospheric_column_precision": (
-                pix, fields["nitrogendioxide_tropospheric_column_precision"][js, ig],
-                {"units": "mol m-2", "long_name": "precision of the tropospheric vertical column of NO2"}),
-            "qa_value": (pix, qa[s0:s1][js, ig], {"units": "1", "long_name": "data quality value (decoded)"}),
-            "averaging_kernel": ((pix, "layer"), ak[js, ig, :],
-                                 {"units": "1", "long_name": "averaging kernel (total column)"}),
-            "air_mass_factor_total": (pix, fields["air_mass_factor_total"][js, ig], {"units": "1"}),
-            "air_mass_factor_troposphere": (pix, fields["air_mass_factor_troposphere"][js, ig], {"units": "1"}),
+            col: (pix, fields[col][js, ig], {
+                "units": "mol m-2", "long_name": "tropospheric vertical column of NO2",
+                "multiplication_factor_to_convert_to_molecules_percm2": MOL_M2_TO_MOLEC_CM2}),
+            prec: (pix, fields[prec][js, ig], {
+                "units": "mol m-2",
+                "long_name": "precision of the tropospheric vertical column of NO2"}),
+            "qa_value": (pix, qa[s0:s1][js, ig], {
+                "units": "1", "long_name": "data quality value (decoded)"}),
+            "averaging_kernel": ((pix, "layer"), ak[js, ig, :], {
+                "units": "1", "long_name": "averaging kernel (total column)"}),
+            "air_mass_factor_total": (pix, fields["air_mass_factor_total"][js, ig],
+                                      {"units": "1"}),
+            "air_mass_factor_troposphere": (pix, fields["air_mass_factor_troposphere"][js, ig],
+                                            {"units": "1"}),
             "surface_pressure": (pix, fields["surface_pressure"][js, ig], {"units": "Pa"}),
             "tm5_tropopause_layer_index": (pix, trop[js, ig], {
                 "units": "1", "long_name": "0-based TM5 index of the highest tropospheric layer"}),
@@ -553,7 +559,8 @@ def write_synthetic_tropomi_no2(path, template, lon_range, lat_range, time, fiel
     try:
         tpl = netCDF4.Dataset(template, "r")
     except (OSError, RuntimeError) as exc:
-        raise InputFileError(f"{template}: cannot open template TROPOMI L2 NO2 file: {exc}") from exc
+        raise InputFileError(
+            f"{template}: cannot open template TROPOMI L2 NO2 file: {exc}") from exc
     try:
         tpl_product = _group(tpl, PRODUCT)
         if tpl_product is None or "METADATA" not in tpl.groups:
@@ -604,7 +611,8 @@ def _write_granule(out, tpl, tpl_product, nlay, lon_range, lat_range, time, fiel
     # ---- vertical and truth
     a, b = tm5_hybrid_coefficients(nlay)
     if surface_pressure_fn is None:
-        ps = 101325.0 - 150.0 * (np.sin(np.deg2rad(lon) * 40.0) * np.cos(np.deg2rad(lat) * 40.0) + 1)
+        relief = np.sin(np.deg2rad(lon) * 40.0) * np.cos(np.deg2rad(lat) * 40.0) + 1.0
+        ps = 101325.0 - 150.0 * relief
     else:
         ps = np.broadcast_to(np.asarray(surface_pressure_fn(lon, lat), dtype=float), lon.shape)
     pint = a[None, None] + b[None, None] * ps[..., None, None]     # (ns, ng, nlay, 2)
@@ -625,7 +633,8 @@ def _write_granule(out, tpl, tpl_product, nlay, lon_range, lat_range, time, fiel
     xs = np.where(x > 0, x, 0.0) + 1e-30
     amf = np.sum(m_box * xs, axis=-1) / np.sum(xs, axis=-1)
     amf_trop = np.sum(np.where(trop, m_box * xs, 0), -1) / np.sum(np.where(trop, xs, 0), -1)
-    amf_strat = np.sum(np.where(trop, 0, m_box * xs), -1) / np.maximum(np.sum(np.where(trop, 0, xs), -1), 1e-30)
+    amf_strat = (np.sum(np.where(trop, 0, m_box * xs), -1)
+                 / np.maximum(np.sum(np.where(trop, 0, xs), -1), 1e-30))
     ak = m_box / amf[..., None]
     col_trop = np.sum(np.where(trop, x, 0.0), axis=-1)
     col_strat = np.sum(np.where(trop, 0.0, x), axis=-1)
@@ -731,19 +740,22 @@ def _write_granule(out, tpl, tpl_product, nlay, lon_range, lat_range, time, fiel
                    "quality data). Recommend to ignore data with qa_value < 0.5",
         "coordinates": ll})
     col_attrs = {"units": "mol m-2", "coordinates": ll,
-                 "multiplication_factor_to_convert_to_molecules_percm2": np.float32(MOL_M2_TO_MOLEC_CM2)}
+                 "multiplication_factor_to_convert_to_molecules_percm2":
+                     np.float32(MOL_M2_TO_MOLEC_CM2)}
+    se_name = "troposphere_mole_content_of_nitrogen_dioxide standard_error"
     _var(P, "nitrogendioxide_tropospheric_column", "f4", pix, col_trop[None], {
         **col_attrs, "standard_name": "troposphere_mole_content_of_nitrogen_dioxide",
         "long_name": "Tropospheric vertical column of nitrogen dioxide",
         "ancillary_variables": "nitrogendioxide_tropospheric_column_precision "
-                               "air_mass_factor_troposphere air_mass_factor_total averaging_kernel"})
+                               "air_mass_factor_troposphere air_mass_factor_total "
+                               "averaging_kernel"})
     _var(P, "nitrogendioxide_tropospheric_column_precision", "f4", pix,
          np.full(lon.shape, precision)[None], {
-             **col_attrs, "standard_name": "troposphere_mole_content_of_nitrogen_dioxide standard_error",
+             **col_attrs, "standard_name": se_name,
              "long_name": "Precision of the tropospheric vertical column of nitrogen dioxide"})
     _var(P, "nitrogendioxide_tropospheric_column_precision_kernel", "f4", pix,
          np.full(lon.shape, 0.8 * precision)[None], {
-             **col_attrs, "standard_name": "troposphere_mole_content_of_nitrogen_dioxide standard_error",
+             **col_attrs, "standard_name": se_name,
              "long_name": "Precision of the tropospheric vertical column of nitrogen dioxide when "
                           "applying the averaging kernel"})
     _var(P, "averaging_kernel", "f4", pix + ("layer",), ak[None], {
