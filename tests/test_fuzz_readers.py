@@ -21,7 +21,7 @@ from aqforecast.config import ConfigError, load_config  # noqa: E402
 from aqforecast.io import InputFileError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared" / "data"
+from conftest import SHARED_DATA as SHARED  # noqa: E402  (shared/data or the vendored copy)
 OURS = (InputFileError, ConfigError)
 BUDGET = settings(max_examples=40, deadline=None, derandomize=True,
                   suppress_health_check=[HealthCheck.function_scoped_fixture,
@@ -107,7 +107,10 @@ def _resolve(reader):
 @pytest.mark.parametrize("name", sorted(TEXT_READERS))
 def test_text_readers_never_raise_foreign_errors(name, tmp_path_factory):
     source, reader = TEXT_READERS[name]
-    raw = source()
+    try:
+        raw = source()
+    except FileNotFoundError as exc:
+        pytest.skip(f"real file not available: {exc.filename}")
     read = _resolve(reader)
     work = tmp_path_factory.mktemp(f"fuzz_{name}")
     suffix = {"config": ".yaml", "cnemc": ".txt"}.get(name, ".csv")
@@ -203,6 +206,8 @@ def test_wrfout_reader(tmp_path_factory):
     from aqforecast.io.wrf import REQUIRED_CORE, WrfOutput
 
     src_orig = SHARED / "met_wrf" / "wrfpython_ci_test_file.nc"
+    if not src_orig.exists():
+        pytest.skip(f"real file not available: {src_orig}")
     work = tmp_path_factory.mktemp("fuzz_wrf")
     src = work / "src.nc"
     shutil.copy(src_orig, src)
