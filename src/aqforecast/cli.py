@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["oi", "letkf"], default=None,
                    help="analysis method (default: assimilation.method)")
 
+    p = sub.add_parser("scenario", help="score an emission-reduction scenario (YAML)",
+                       description="City daily changes (PM2.5, PM10, NO2, SO2, CO daily means, "
+                                   "O3 MDA8, AQI) of an emission scenario against a base run: "
+                                   "DIR/scores.csv, measures.csv, scaling.csv.")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="BASE_RUN", help="the base forecast run")
+    p.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--method", choices=["tags", "brute"], default="tags",
+                   help="tags: linear from the base run's source tags (seconds); brute: rerun "
+                        "the forecast with the scaled emissions (DIR/run/)")
+
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
                                    "into hourly and lead-window CF products, daily AQI tables per "
@@ -164,6 +176,9 @@ def _dispatch(args) -> int:
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,
                                    args.time, args.method):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "scenario":
+        for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -233,3 +233,19 @@ def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
         except ValueError:
             raise ConfigError(f"--time {time!r}: expected YYYY-MM-DDTHH (UTC)") from None
     return _assimilate(cfg, background, obs, out_dir, when, method)
+
+
+def scenario(config_path: str | Path, run: str | Path, scenario_path: str | Path,
+             out_dir: str | Path, method: str = "tags") -> list[Path]:
+    """Score an emission scenario against a base run (:mod:`aqforecast.scenarios.score`):
+    ``out_dir/scores.csv``, ``measures.csv``, ``scaling.csv``, then ``_SUCCESS``."""
+    from .io.rundir import require_success
+    from .scenarios import read_scenario
+    from .scenarios.score import score_scenario
+
+    cfg = load_config(config_path)
+    man = require_success(run, "forecast")
+    sectors = cfg.tags.sectors or None
+    sc = read_scenario(scenario_path, [r.name for r in cfg.regions], sectors,
+                       int(man.get("lead_hours", cfg.time.lead_hours)))
+    return score_scenario(cfg, run, sc, out_dir, method)
