@@ -110,3 +110,33 @@ def test_duplicate_measure_names_and_keys(tmp_path):
     p.write_text("name: d\nname: e\nmeasures:\n  - {name: a, cut: 0.1}\n")
     with pytest.raises(ConfigError, match="duplicate key 'name'"):
         read_scenario(p, REGIONS, SECTORS, 360)
+
+
+@pytest.mark.parametrize("body, expect", [
+    ("limits:\n  - {pollutant: PM2.5, max: 75, cities: [Hangzhoo], days: [1]}\n"
+     "measures:\n  - {name: a, max_cut: 0.5}\n", "limits[0].cities[0] (line 3): unknown city"),
+    ("limits:\n  - {pollutant: PM2.5, max: 75, max_change: -0.1, days: [1]}\n"
+     "measures:\n  - {name: a, max_cut: 0.5}\n", "give max or max_change"),
+    ("limits:\n  - {pollutant: PM2.5, max: 75, days: [1]}\n"
+     "measures:\n  - {name: a, cut: 0.5}\n", "needs max_cut"),
+    ("limits:\n  - {pollutant: O3, max: 160, days: [1]}\n"
+     "measures:\n  - {name: a, max_cut: 0.5}\n", "O3 limits use mda8"),
+    ("limits:\n  - {pollutant: PM2.5, max: 75, days: [0]}\n"
+     "measures:\n  - {name: a, max_cut: 0.5}\n", "lead days start at 1"),
+])
+def test_malformed_targets(tmp_path, body, expect):
+    from aqforecast.scenarios import read_target
+
+    p = tmp_path / "t.yaml"
+    p.write_text("name: t\n" + body)
+    with pytest.raises(ConfigError) as info:
+        read_target(p, REGIONS, SECTORS, 360)
+    assert str(p) in str(info.value) and expect in str(info.value), str(info.value)
+
+
+def test_example_target_is_valid():
+    from aqforecast.scenarios import read_target
+
+    t = read_target(REPO / "config" / "targets" / "hangzhou-pm-episode.yaml", REGIONS, SECTORS,
+                    360)
+    assert t.limits[0].days == [2, 3] and len(t.measures) == 4

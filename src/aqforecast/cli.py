@@ -106,6 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tags: linear from the base run's source tags (seconds); brute: rerun "
                         "the forecast with the scaled emissions (DIR/run/)")
 
+    p = sub.add_parser("plan", help="least-cost set of emission cuts meeting a target",
+                       description="Solve the least-cost combination of the target file's "
+                                   "candidate measures that keeps the limited city statistics "
+                                   "within bounds (linear model from the base run's tags), "
+                                   "write optimal_plan.yaml, plan.csv, limits.csv and verify "
+                                   "it with a brute-force rerun (verify.csv).")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="BASE_RUN", help="the base forecast run")
+    p.add_argument("--target", required=True, metavar="FILE", help="target YAML")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--no-verify", action="store_true", help="skip the brute-force rerun")
+
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
                                    "into hourly and lead-window CF products, daily AQI tables per "
@@ -179,6 +191,10 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "scenario":
         for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "plan":
+        for p in stages.plan(args.config, args.run, args.target, args.out,
+                             verify=not args.no_verify):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

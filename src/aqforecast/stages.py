@@ -249,3 +249,17 @@ def scenario(config_path: str | Path, run: str | Path, scenario_path: str | Path
     sc = read_scenario(scenario_path, [r.name for r in cfg.regions], sectors,
                        int(man.get("lead_hours", cfg.time.lead_hours)))
     return score_scenario(cfg, run, sc, out_dir, method)
+
+
+def plan(config_path: str | Path, run: str | Path, target_path: str | Path,
+         out_dir: str | Path, verify: bool = True) -> list[Path]:
+    """The least-cost plan meeting a target (:mod:`aqforecast.scenarios.plan`)."""
+    from .io.rundir import require_success
+    from .scenarios.plan import plan as _plan
+    from .scenarios.schema import read_target
+
+    cfg = load_config(config_path)
+    man = require_success(run, "forecast")
+    target = read_target(target_path, [r.name for r in cfg.regions], cfg.tags.sectors or None,
+                         int(man.get("lead_hours", cfg.time.lead_hours)))
+    return _plan(cfg, run, target, out_dir, verify)

@@ -1,6 +1,9 @@
-"""Emission-reduction scenarios (DESIGN.md layer 7): the YAML schema and its scaling table
-(:mod:`.schema`); scoring and the least-cost plan build on them."""
+"""Emission-reduction scenarios (DESIGN.md layer 7): the YAML schemas of scenarios and targets
+and the scaling table a scenario becomes (:mod:`.schema`), city daily statistics
+(:mod:`.cities`), scoring (:mod:`.score`: tags, brute) and the least-cost plan (:mod:`.plan`)."""
 
-from .schema import ALL, Measure, Scenario, read_scenario, scenario_to_scaling
+from .schema import (ALL, Limit, Measure, Scenario, Target, read_scenario, read_target,
+                     scenario_to_scaling)
 
-__all__ = ["ALL", "Measure", "Scenario", "read_scenario", "scenario_to_scaling"]
+__all__ = ["ALL", "Limit", "Measure", "Scenario", "Target", "read_scenario", "read_target",
+           "scenario_to_scaling"]

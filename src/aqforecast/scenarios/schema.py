@@ -35,7 +35,8 @@ from ..emissions.inventory import POLLUTANTS
 from ..emissions.regions import OUTSIDE
 from ..emissions.scaling import ScalingTable, to_utc
 
-__all__ = ["Measure", "Scenario", "read_scenario", "scenario_to_scaling", "ALL"]
+__all__ = ["Measure", "Scenario", "Limit", "Target", "read_scenario", "read_target",
+           "scenario_to_scaling", "ALL"]
 
 ALL = "all"
 _STRICT = ConfigDict(extra="forbid", frozen=True)
@@ -179,3 +180,75 @@ def scenario_to_scaling(scenario: Scenario, cycle_start, regions, cuts: dict | N
                     rows.append({"region": r, "sector": s, "pollutant": p, "factor": factor,
                                  "start": start, "end": end, "measure": m.name})
     return ScalingTable.from_rows(rows, source=f"scenario {scenario.name}")
+
+
+class Limit(BaseModel):
+    """One target limit: a city daily statistic that must stay at or below ``max`` (or change
+    by at most ``max_change``, a fraction of the base: -0.10 = at least a 10 % reduction)."""
+
+    model_config = _STRICT
+
+    pollutant: Literal["PM2.5", "PM10", "O3", "NO2", "SO2", "CO", "AQI"]
+    statistic: Literal["daily_mean", "daily_max", "mda8", "index"] = "daily_mean"
+    max: float | None = Field(default=None, description="ug m-3 (CO mg m-3; AQI index)")
+    max_change: float | None = Field(default=None, ge=-1.0,
+                                     description="fraction of the base value (negative: cut)")
+    cities: Literal["all"] | list[str] = ALL
+    days: list[int] = Field(min_length=1, description="lead days (the products' numbering)")
+
+    @field_validator("cities", mode="before")
+    @classmethod
+    def _all_or_list(cls, v):
+        return _names(v)
+
+    @model_validator(mode="after")
+    def _one_bound(self):
+        if (self.max is None) == (self.max_change is None):
+            raise ValueError("give max or max_change (one of them)")
+        if self.pollutant == "AQI" and self.statistic != "index":
+            raise ValueError("AQI limits use statistic: index")
+        if self.pollutant == "O3" and self.statistic == "daily_mean":
+            raise ValueError("O3 limits use mda8 or daily_max")
+        if any(d < 1 for d in self.days):
+            raise ValueError("lead days start at 1")
+        return self
+
+
+class Target(BaseModel):
+    """A concentration target and the candidate measures the plan chooses from."""
+
+    model_config = _STRICT
+
+    name: str = Field(min_length=1, max_length=80)
+    description: str = ""
+    limits: list[Limit] = Field(min_length=1)
+    measures: list[Measure] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _candidates(self):
+        names = [m.name for m in self.measures]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"measure names must be unique: {', '.join(dup)}")
+        for m in self.measures:
+            if m.max_cut is None:
+                raise ValueError(f"candidate measure {m.name!r} needs max_cut (its bound)")
+            if m.scale is not None:
+                raise ValueError(f"candidate measure {m.name!r}: give max_cut, not scale")
+        return self
+
+
+def read_target(path, regions=None, sectors=None, lead_hours: int | None = None) -> Target:
+    """Read and check a target YAML (``aqforecast plan``): limits on configured cities,
+    candidate measures as in scenarios with ``max_cut`` bounds."""
+    target, lines = load_yaml_model(path, Target, "target")
+    _check(target, Path(path), lines, regions, sectors, lead_hours, require_amount=False)
+    if regions is not None:
+        for i, lim in enumerate(target.limits):
+            if lim.cities != ALL:
+                for j, c in enumerate(lim.cities):
+                    if c not in regions:
+                        raise ConfigError(f"{key_location(path, ('limits', i, 'cities', j), lines)}"
+                                          f": unknown city {c!r}; expected one of "
+                                          f"{', '.join(regions)} or all")
+    return target
