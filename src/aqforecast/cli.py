@@ -118,6 +118,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--no-verify", action="store_true", help="skip the brute-force rerun")
 
+    p = sub.add_parser("invert", help="Kalman-filter emission inversion (daily cycle)",
+                       description="Estimate ln(emission scaling factors) per region x sector "
+                                   "x pollutant from the observations and a tagged prior run; "
+                                   "write DIR/scaling.csv (the forecast's --scaling table with "
+                                   "sigma_ln), scaling.nc, inversion_report.csv, "
+                                   "hotspots_emission.csv.")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="PRIOR_RUN",
+                   help="the prior forecast run (tags on, made with the prior factors)")
+    p.add_argument("--obs", required=True, metavar="OBS", help="obs.nc or a generic CSV")
+    p.add_argument("--prior-scaling", default=None, metavar="FILE",
+                   help="yesterday's posterior scaling.csv (factor, sigma_ln); default: the "
+                        "base inventory")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
                                    "into hourly and lead-window CF products, daily AQI tables per "
@@ -195,6 +210,9 @@ def _dispatch(args) -> int:
     elif args.command == "plan":
         for p in stages.plan(args.config, args.run, args.target, args.out,
                              verify=not args.no_verify):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "invert":
+        for p in stages.invert(args.config, args.run, args.obs, args.out, args.prior_scaling):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

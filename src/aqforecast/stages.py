@@ -263,3 +263,11 @@ def plan(config_path: str | Path, run: str | Path, target_path: str | Path,
     target = read_target(target_path, [r.name for r in cfg.regions], cfg.tags.sectors or None,
                          int(man.get("lead_hours", cfg.time.lead_hours)))
     return _plan(cfg, run, target, out_dir, verify)
+
+
+def invert(config_path: str | Path, run: str | Path, obs: str | Path, out_dir: str | Path,
+           prior_scaling: str | Path | None = None) -> list[Path]:
+    """One cycle of the emission inversion (:mod:`aqforecast.inversion.invert`)."""
+    from .inversion.invert import invert as _invert
+
+    return _invert(load_config(config_path), run, obs, out_dir, prior_scaling)

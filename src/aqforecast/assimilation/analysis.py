@@ -49,7 +49,7 @@ from .letkf import letkf_analysis
 from .oi import optimal_interpolation
 from .station_operator import StationOperator, model_equivalent, observation_error
 
-__all__ = ["assimilate", "read_observations_at", "SCALED_SPECIES"]
+__all__ = ["assimilate", "read_observations_at", "read_observation_table", "SCALED_SPECIES"]
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +93,11 @@ def _ensemble_dirs(run: Path, t) -> list[Path]:
     return dirs
 
 
-def read_observations_at(path: str | Path, time) -> pd.DataFrame:
-    """Observations of the hour that ended at ``time`` (UTC): columns station, lon, lat and one
-    per quantity (obs.nc names, obs units), values with a non-zero QC flag set to NaN."""
+def read_observation_table(path: str | Path) -> pd.DataFrame:
+    """Every observation of an ``obs.nc`` (or a generic CSV) as a long frame: station, lon, lat,
+    time (hour beginning, UTC) and one column per quantity (obs.nc names, obs units); values
+    with a non-zero QC flag are NaN."""
     path = Path(path)
-    hour = pd.Timestamp(np.datetime64(time, "s")) - pd.Timedelta(hours=1)
     if path.suffix.lower() in (".csv", ".txt"):
         from ..observations.collect import OBS_VARIABLES
         from ..observations.generic import read_generic_csv
@@ -108,11 +108,9 @@ def read_observations_at(path: str | Path, time) -> pd.DataFrame:
         flags = qc_flags(df, species)
         for s in species:
             df.loc[flags[s] != 0, s] = np.nan
-        df = df[df["time"] == hour].rename(columns={s: OBS_VARIABLES[s][0] for s in species})
         if "lon" not in df:
-            raise InputFileError(f"{path}: the generic CSV needs lon and lat columns for "
-                                 f"assimilation")
-        return df.drop(columns="time").reset_index(drop=True)
+            raise InputFileError(f"{path}: the generic CSV needs lon and lat columns here")
+        return df.rename(columns={s: OBS_VARIABLES[s][0] for s in species})
     try:
         ds = xr.open_dataset(path)
     except (OSError, ValueError) as exc:
@@ -120,20 +118,32 @@ def read_observations_at(path: str | Path, time) -> pd.DataFrame:
     with ds:
         if "time" not in ds.dims or "station" not in ds.dims:
             raise InputFileError(f"{path}: expected an obs.nc with dims station, time")
+        names = [v for v in ds.data_vars if not v.endswith("_qc") and f"{v}_qc" in ds]
+        st = ds["station"].values.astype(str)
         times = pd.DatetimeIndex(ds["time"].values)
-        if hour not in times:
-            raise InputFileError(f"{path}: no observations for the hour that ended at "
-                                 f"{hour + pd.Timedelta(hours=1)} UTC (the file covers "
-                                 f"{times[0]} .. {times[-1]}, hour-beginning stamps)")
-        sel = ds.sel(time=hour)
-        out = pd.DataFrame({"station": sel["station"].values.astype(str),
-                            "lon": sel["lon"].values, "lat": sel["lat"].values})
-        for name in ds.data_vars:
-            if name.endswith("_qc") or f"{name}_qc" not in ds:
-                continue
-            v = sel[name].values.astype(float)
-            out[name] = np.where(sel[f"{name}_qc"].values == 0, v, np.nan)
+        out = pd.DataFrame({"station": np.repeat(st, len(times)),
+                            "lon": np.repeat(ds["lon"].values, len(times)),
+                            "lat": np.repeat(ds["lat"].values, len(times)),
+                            "time": np.tile(times.values, len(st))})
+        for v in names:
+            val = ds[v].transpose("station", "time").values.astype(float)
+            ok = ds[f"{v}_qc"].transpose("station", "time").values == 0
+            out[v] = np.where(ok, val, np.nan).ravel()
     return out
+
+
+def read_observations_at(path: str | Path, time) -> pd.DataFrame:
+    """Observations of the hour that ended at ``time`` (UTC): station, lon, lat and one column
+    per quantity (:func:`read_observation_table`)."""
+    table = read_observation_table(path)
+    hour = pd.Timestamp(np.datetime64(time, "s")) - pd.Timedelta(hours=1)
+    times = pd.DatetimeIndex(table["time"].unique())
+    if hour not in times:
+        span = f"{times.min()} .. {times.max()}" if len(times) else "nothing"
+        raise InputFileError(f"{path}: no observations for the hour that ended at "
+                             f"{hour + pd.Timedelta(hours=1)} UTC (the file covers {span}, "
+                             f"hour-beginning stamps)")
+    return table[table["time"] == hour].drop(columns="time").reset_index(drop=True)
 
 
 def _surface_fields(ds: xr.Dataset) -> tuple[dict, np.ndarray]:

@@ -351,6 +351,28 @@ class AssimilationConfig(_Model):
         return v
 
 
+class InversionConfig(_Model):
+    """The daily Kalman-filter emission inversion (``aqforecast invert``)."""
+
+    quantities: list[Literal["NO2", "SO2", "PM25", "PM10", "CO"]] = Field(
+        default_factory=lambda: ["NO2", "SO2", "PM25"],
+        description="observed quantities used (O3 is not: its tags are not sensitivities)")
+    sigma_ln: dict[str, float] = Field(
+        default_factory=lambda: {"NOx": 0.4, "SO2": 0.5, "PM25": 0.5, "PMC": 0.6, "NH3": 0.6,
+                                 "NMVOC": 0.6, "CO": 0.4},
+        description="prior standard deviation of ln(factor) per pollutant (base inventory)")
+    length_km: float = Field(default=50.0, gt=0.0,
+                             description="e-folding distance of the prior correlation between "
+                                         "regions (centroid distance)")
+    relaxation: float = Field(default=0.7, ge=0.0, le=1.0,
+                              description="yesterday's posterior relaxed toward the base "
+                                          "inventory: mean = relaxation x posterior")
+    q_sigma_ln: float = Field(default=0.1, ge=0.0, le=2.0,
+                              description="error growth per day (added to ln-factor sigma)")
+    outlier_sigmas: float = Field(default=3.0, gt=0.0,
+                                  description="2-pass rejection of |residual| > k sqrt(S_ii)")
+
+
 class RunConfig(_Model):
     """The whole run: one daily cycle of the forecast system."""
 
@@ -373,6 +395,7 @@ class RunConfig(_Model):
     outputs: OutputConfig = Field(default_factory=OutputConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     assimilation: AssimilationConfig = Field(default_factory=AssimilationConfig)
+    inversion: InversionConfig = Field(default_factory=InversionConfig)
 
     @model_validator(mode="before")
     @classmethod

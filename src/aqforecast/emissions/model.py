@@ -344,6 +344,14 @@ class EmissionModel:
             out += rate * (1.0 - f) * 3600.0
         return out
 
+    def annual_cell_mass(self) -> np.ndarray:
+        """Mg per year per (sector, pollutant, cell) of the gridded and area sources (cells
+        C-ordered over (ny, nx); monthly inventories summed over the months)."""
+        out = np.zeros((len(self.sectors), len(POLLUTANTS), self.grid.ny * self.grid.nx))
+        for _, m in self._terms:
+            out += m.sum(axis=0)
+        return out
+
     def annual_mass(self) -> np.ndarray:
         """Mg per year per (sector, pollutant) on the grid (area + gridded + in-domain points)."""
         out = np.zeros((len(self.sectors), len(POLLUTANTS)))

@@ -1,0 +1,226 @@
+"""The daily emission inversion: ``aqforecast invert CONFIG --run PRIOR_RUN --obs OBS
+[--prior-scaling FILE] --out DIR``.
+
+1. prior: ln f = 0 with ``inversion.sigma_ln`` per pollutant (the base inventory), or, with
+   ``--prior-scaling`` (yesterday's ``DIR/scaling.csv``/``.nc``: factor, sigma_ln), yesterday's
+   posterior relaxed toward the base with error growth (:func:`.kalman.cycle_prior`: the
+   "dynamic inventory"); correlated between regions by centroid distance within one (sector,
+   pollutant). The prior run must have been made with the prior factors (its tags are then the
+   Jacobian at the prior);
+2. observations: every hour of OBS (obs.nc or generic CSV, QC flag 0) inside the prior run,
+   ``inversion.quantities``; y, y_prior, H and R from :func:`.jacobian.build_observation_system`;
+3. update: :func:`.kalman.two_pass_update` (filterpy's KalmanFilter behind our interface, the
+   batch analytical posterior as a check, 2-pass outlier rejection);
+4. ``DIR/scaling.csv`` (``region,sector,pollutant,factor,sigma_ln``: the forecast's ``--scaling``
+   table; unobservable factors keep their prior), ``DIR/scaling.nc`` (the same with the posterior
+   covariance of ln f), ``DIR/inversion_report.csv`` (DOFS, chi^2, observations used/rejected,
+   per factor prior -> posterior), ``DIR/hotspots_emission.csv`` (the cells whose emissions move
+   most), ``DIR/inversion_history.csv`` (the bias monitor over cycles), ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..assimilation.analysis import read_observation_table
+from ..config import RunConfig, resolve_path
+from ..emissions.inventory import POLLUTANTS
+from ..emissions.regions import region_fractions
+from ..emissions.scaling import ScalingTable, read_scaling_table, write_scaling_table
+from ..grid import grids_from_config
+from ..io import InputFileError, atomic_path, write_dataset
+from ..io.rundir import require_success, write_success
+from .jacobian import build_observation_system
+from .kalman import BiasMonitor, cost_preview, cycle_prior, prior_covariance, two_pass_update
+
+__all__ = ["invert"]
+
+log = logging.getLogger(__name__)
+FAR_KM = 1e9
+
+
+def _region_xy(cfg: RunConfig, grid, regions) -> dict:
+    masks = region_fractions(grid, [(r.name, resolve_path(cfg, r.geojson)) for r in cfg.regions])
+    xy = {name: (poly.centroid.x / 1000.0, poly.centroid.y / 1000.0)
+          for name, poly in zip(masks.names, masks.polygons)}
+    xy["outside"] = (FAR_KM, FAR_KM)
+    return {r: xy.get(r, (FAR_KM, FAR_KM)) for r in regions}
+
+
+def _prior(cfg, keys, prior_path):
+    """(mean ln f, covariance) of the state keys."""
+    inv = cfg.inversion
+    sig = np.array([inv.sigma_ln.get(p, 0.5) for _, _, p in keys])
+    grid = grids_from_config(cfg)[cfg.domains[0].name]
+    xy = _region_xy(cfg, grid, sorted({r for r, _, _ in keys}))
+    groups = {}
+    gid = np.array([groups.setdefault((s, p), len(groups)) for _, s, p in keys])
+    cxy = np.array([xy[r] for r, _, _ in keys])
+    # distinct far-away points for `outside` factors: uncorrelated with everything
+    far = cxy[:, 0] >= FAR_KM
+    cxy[far] = cxy[far] + np.arange(far.sum())[:, None] * 10 * FAR_KM
+    base = np.zeros(len(keys))
+    B = prior_covariance(sig, cxy, inv.length_km, gid)
+    if prior_path is None:
+        return base, B, "base inventory"
+    table = read_scaling_table(prior_path)
+    if "sigma_ln" not in table.extra_columns:
+        raise InputFileError(f"{prior_path}: a prior scaling table needs a sigma_ln column "
+                             f"(yesterday's posterior, DIR/scaling.csv of aqforecast invert)")
+    post = np.zeros(len(keys))
+    post_sig = sig.copy()
+    for row in table.rows:
+        key = (row.region, row.sector, row.pollutant)
+        if key in keys:
+            j = keys.index(key)
+            post[j] = np.log(row.factor)
+            post_sig[j] = float(row.extra.get("sigma_ln", sig[j]))
+    corr = B / np.outer(sig, sig)
+    post_cov = corr * np.outer(post_sig, post_sig)
+    mean, cov = cycle_prior(post, post_cov, base, inv.relaxation,
+                            np.full(len(keys), inv.q_sigma_ln))
+    return mean, cov, f"{prior_path} (relaxed x{inv.relaxation:g}, growth {inv.q_sigma_ln:g})"
+
+
+def _run_factors(run: Path, cfg, keys) -> np.ndarray:
+    """ln of the whole-run factors the prior run used (its conc files' ``emission_scaling``)."""
+    conc = run / f"conc_{cfg.domains[0].name}.nc"
+    src = None
+    if conc.exists():
+        with xr.open_dataset(conc) as ds:
+            src = ds.attrs.get("emission_scaling")
+    if not src or not Path(str(src)).is_file():
+        return np.zeros(len(keys))
+    table = read_scaling_table(Path(str(src)))
+    regions = sorted({k[0] for k in keys})
+    sectors = sorted({k[1] for k in keys})
+    f = table.resolve(regions, sectors, POLLUTANTS)
+    return np.array([np.log(f[regions.index(r), sectors.index(s), POLLUTANTS.index(p)])
+                     for r, s, p in keys])
+
+
+def _hotspots(cfg, keys, x_prior, x_post, n: int = 20) -> pd.DataFrame:
+    """Cells of the outer domain whose annual emissions change most (Mg/yr, all pollutants
+    separately), with the factor that moves them most."""
+    from ..emissions import EmissionModel
+
+    grid = grids_from_config(cfg)[cfg.domains[0].name]
+    if not cfg.inputs.emissions.gridded:
+        return pd.DataFrame()
+    em = EmissionModel.from_config(cfg, grid)
+    rate = em.annual_cell_mass()  # (sector, pollutant, cell), Mg/yr
+    frac = em.regions.fractions.reshape(len(em.regions.names), -1)
+    lon, lat = grid.lonlat
+    rows = []
+    for j, (r, s, p) in enumerate(keys):
+        if r not in em.regions.names or s not in em.sectors:
+            continue
+        e = rate[em.sectors.index(s), POLLUTANTS.index(p)] * frac[em.regions.names.index(r)]
+        delta = e * (np.exp(x_post[j]) - np.exp(x_prior[j]))
+        for c in np.argsort(-np.abs(delta))[:n]:
+            if delta[c] != 0:
+                rows.append({"lon": float(lon.ravel()[c]), "lat": float(lat.ravel()[c]),
+                             "pollutant": p, "region": r, "sector": s,
+                             "prior_Mg_per_year": float(e[c] * np.exp(x_prior[j])),
+                             "change_Mg_per_year": float(delta[c])})
+    df = pd.DataFrame(rows)
+    if df.empty:
+        return df
+    df = df.groupby(["lon", "lat", "pollutant"], as_index=False).agg(
+        prior_Mg_per_year=("prior_Mg_per_year", "sum"),
+        change_Mg_per_year=("change_Mg_per_year", "sum"),
+        region=("region", "first"), sector=("sector", "first"))
+    return df.reindex(df["change_Mg_per_year"].abs().sort_values(ascending=False).index).head(n)
+
+
+def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None) -> list[Path]:
+    """Run one inversion cycle (module docstring); return the written paths."""
+    inv = cfg.inversion
+    run = Path(run_dir)
+    man = require_success(run, "forecast")
+    start = np.datetime64(str(man["cycle_start"]), "s")
+    end = start + np.timedelta64(int(man["lead_hours"]), "h")
+    table = read_observation_table(obs_path)
+    t = pd.to_datetime(table["time"])
+    table = table[(t >= pd.Timestamp(start)) & (t < pd.Timestamp(end))]
+    grids = grids_from_config(cfg)
+    sectors = list(cfg.tags.sectors)
+    system = build_observation_system(run, table, grids, list(inv.quantities),
+                                      [r.name for r in cfg.regions], sectors)
+    keys = list(system.state.keys)
+    preview = cost_preview(len(keys), len(system.y), 0)
+    log.info("inversion: %d factors, %d observations; %s", len(keys), len(system.y),
+             preview.get("summary", ""))
+    x_b, B, prior_desc = _prior(cfg, keys, prior_scaling)
+    # the linearisation point is the prior run's own factors (its --scaling), which should be
+    # the prior mean; where they differ the innovation is moved to the prior mean
+    x_run = _run_factors(run, cfg, keys)
+    d = system.y - system.y_prior - system.H @ (x_b - x_run)
+    if np.max(np.abs(x_b - x_run), initial=0.0) > 1e-6:
+        log.warning("the prior run was made with other factors than the prior mean (max "
+                    "|ln f| difference %.3g): linearised around the run",
+                    float(np.max(np.abs(x_b - x_run))))
+    res = two_pass_update(x_b, B, system.H, d, system.R, inv.outlier_sigmas)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sig_post = np.sqrt(np.diag(res.cov))
+    rows = [{"region": r, "sector": s, "pollutant": p, "factor": float(np.exp(res.mean[j])),
+             "sigma_ln": float(sig_post[j])} for j, (r, s, p) in enumerate(keys)]
+    paths = [write_scaling_table(ScalingTable.from_rows(rows, source="inversion"),
+                                 out / "scaling.csv")]
+    nc = xr.Dataset(
+        {"factor": ("factor_index", np.exp(res.mean)), "ln_factor": ("factor_index", res.mean),
+         "sigma_ln": ("factor_index", sig_post),
+         "covariance_ln": (("factor_index", "factor_index2"), res.cov,
+                           {"long_name": "posterior covariance of ln(factor)"}),
+         "averaging_kernel": (("factor_index", "factor_index2"), res.averaging_kernel),
+         "prior_ln_factor": ("factor_index", x_b),
+         "prior_sigma_ln": ("factor_index", np.sqrt(np.diag(B)))},
+        coords={"region": ("factor_index", [k[0] for k in keys]),
+                "sector": ("factor_index", [k[1] for k in keys]),
+                "pollutant": ("factor_index", [k[2] for k in keys])},
+        attrs={"title": "aqforecast emission inversion (posterior)", "prior": prior_desc,
+               "dofs": float(res.dofs), "chi2": float(res.chi2)})
+    paths.append(write_dataset(nc, out / "scaling.nc", 1))
+    used = int(np.sum(res.used))
+    report = [{"item": "observations", "value": len(system.y)},
+              {"item": "observations_used", "value": used},
+              {"item": "observations_rejected", "value": len(system.y) - used},
+              {"item": "factors", "value": len(keys)},
+              {"item": "dofs", "value": float(res.dofs)},
+              {"item": "chi2", "value": float(res.chi2)},
+              {"item": "filterpy_vs_batch_max_difference", "value": float(res.max_difference)},
+              {"item": "prior", "value": prior_desc}] + \
+        [{"item": f"factor {r}|{s}|{p}", "value":
+          f"{np.exp(x_b[j]):.4g} +- {np.sqrt(B[j, j]):.3g} -> {np.exp(res.mean[j]):.4g} +- "
+          f"{sig_post[j]:.3g} (AK {res.averaging_kernel[j, j]:.2f})"}
+         for j, (r, s, p) in enumerate(keys)] + \
+        [{"item": "note", "value": n} for n in system.notes]
+    for name, df in (("inversion_report.csv", pd.DataFrame(report)),
+                     ("hotspots_emission.csv", _hotspots(cfg, keys, x_b, res.mean)),
+                     ("observations.csv", system.meta.assign(
+                         prior=system.y_prior + system.H @ (x_b - x_run),
+                         posterior=system.y_prior + system.H @ (res.mean - x_run),
+                         used=res.used))):
+        with atomic_path(out / name) as tmp:
+            df.to_csv(tmp, index=False)
+        paths.append(out / name)
+    monitor = BiasMonitor()
+    hist = Path(prior_scaling).parent / "inversion_history.csv" if prior_scaling else None
+    if hist is not None and hist.exists():
+        monitor = BiasMonitor.from_frame(pd.read_csv(hist))
+    monitor.add(str(start), d[res.used], res.innovation_std[res.used] ** 2, n_eff=res.n_eff)
+    with atomic_path(out / "inversion_history.csv") as tmp:
+        monitor.to_frame().to_csv(tmp, index=False)
+    paths.append(out / "inversion_history.csv")
+    if monitor.alarm:
+        log.warning("inversion bias alarm: the mean normalised innovation kept one sign over "
+                    "the last cycles (see %s)", out / "inversion_history.csv")
+    paths.append(write_success(out, paths, {"stage": "invert", "cycle_start": str(start),
+                                            "dofs": float(res.dofs)}))
+    return paths

@@ -1,0 +1,179 @@
+"""Observation vector and Jacobian of ln(emission scaling factors) from a tagged prior run.
+
+The state is ln f per (region, sector, pollutant) (:class:`StateIndex`). A station observation of
+quantity q (obs.nc names: NO2, SO2, PM25, PM10, CO) in the hour [t, t + 1 h) is compared with the
+prior run's surface value valid at t + 1 h (the end of the hour), sampled bilinearly in the
+finest domain holding the station (:class:`aqforecast.assimilation.station_operator.
+StationOperator`). Its sensitivity to ln f_k of source k = (region, sector) and pollutant p is
+the tag of k in every model species that q is made of and p feeds (:data:`FEEDS`):
+
+    dy/d ln f_(r,s,p) = sum_species conv_species x tag_species,(r,s)       (tag = f dc/df)
+
+which is exact for a linear model (primary species under donor-cell advection: the tags are
+each source's exact contribution) and the tag attribution otherwise (secondary PM: the
+limiter's and chemistry's nonlinearity; quantified against finite differences in the tests and
+the README). O3 is not inverted (its tags attribute, they are not sensitivities).
+Units: obs units (ug m-3, CO mg m-3; gases at the GB 3095 reference state, as obs.nc).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .. import species as species_registry
+from ..assimilation.station_operator import StationOperator, observation_error
+from ..io import InputFileError
+
+__all__ = ["StateIndex", "ObservationSystem", "build_observation_system", "FEEDS"]
+
+REFERENCE_STATE = (298.15, 101325.0)
+#: observed quantity -> {model species: emitted pollutant whose sources its tags carry}
+FEEDS = {
+    "NO2": {"NO2": "NOx"},
+    "SO2": {"SO2": "SO2"},
+    "CO": {"CO": "CO"},
+    "PM25": {"PPM25": "PM25", "SO4": "SO2", "NO3": "NOx", "NH4": "NH3"},
+    "PM10": {"PPM25": "PM25", "PPM10": "PMC", "SO4": "SO2", "NO3": "NOx", "NH4": "NH3"},
+}
+#: PM2.5 components that count in the observed PM2.5 (untagged ones enter y_prior only)
+PM25_PARTS = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA")
+
+
+@dataclass(frozen=True)
+class StateIndex:
+    """The inverted factors: ``keys[j] = (region, sector, pollutant)``."""
+
+    keys: tuple
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def index(self, key) -> int:
+        return self.keys.index(tuple(key))
+
+
+@dataclass
+class ObservationSystem:
+    """``y`` (m,) observations, ``y_prior`` (m,) the prior run at them, ``H`` (m, n) the
+    Jacobian of ln f, ``R`` (m,) error variances, ``meta`` one row per observation (station,
+    time, quantity, domain, lon, lat), ``state`` the factors."""
+
+    y: np.ndarray
+    y_prior: np.ndarray
+    H: np.ndarray
+    R: np.ndarray
+    meta: pd.DataFrame
+    state: StateIndex
+    notes: list = field(default_factory=list)
+
+
+def _conv(name: str, units: str) -> float:
+    """Model file units (ppb / ug m-3) -> obs units (ug m-3 at the reference state; CO mg)."""
+    if units.strip() == "ppb":
+        c = float(species_registry.ppb_to_ugm3(1.0, name, *REFERENCE_STATE))
+        return c / 1000.0 if name == "CO" else c
+    return 1.0
+
+
+def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities,
+                             regions, sectors) -> ObservationSystem:
+    """The observation system of a tagged prior run and hourly station observations.
+
+    obs: long frame ``station, lon, lat, time`` (hour beginning, UTC) and one column per
+    quantity (NaN = missing or flagged); grids: domain name -> grid (finest used first);
+    quantities: observed quantities to use (keys of :data:`FEEDS`); regions, sectors: the
+    configured names (``outside`` is added). Factors with no observation sensitivity are left
+    out of the state (they are not observable), and said in ``notes``."""
+    run_dir = Path(run_dir)
+    order = sorted(grids, key=lambda n: grids[n].dx)
+    stations = obs.drop_duplicates("station").set_index("station")[["lon", "lat"]]
+    owner = pd.Series(index=stations.index, dtype=object)
+    ops = {}
+    for dom in order:
+        lon2d, lat2d = grids[dom].lonlat
+        free = owner.isna().to_numpy()
+        if not free.any():
+            break
+        names = stations.index[free]
+        op = StationOperator(lon2d, lat2d, stations.loc[names, "lon"].to_numpy(float),
+                             stations.loc[names, "lat"].to_numpy(float))
+        owner[names[op.inside]] = dom
+        ops[dom] = (op, list(names))
+    regions = list(regions) + ["outside"]
+    pollutants = sorted({p for q in quantities for p in FEEDS[q].values()})
+    keys = tuple((r, s, p) for r in regions for s in sectors for p in pollutants)
+    rows, Hrows, yp = [], [], []
+    for dom, (op, names) in ops.items():
+        mine = [n for n in names if owner.get(n) == dom]
+        if not mine:
+            continue
+        conc_path, tag_path = run_dir / f"conc_{dom}.nc", run_dir / f"tags_{dom}.nc"
+        for p in (conc_path, tag_path):
+            if not p.exists():
+                raise InputFileError(f"{p}: the inversion needs the prior run's conc and tag "
+                                     f"files (a run with tags on)")
+        conc = xr.load_dataset(conc_path)
+        tags = xr.load_dataset(tag_path)
+        labels = list(zip(tags["tag_region"].values.astype(str),
+                          tags["tag_sector"].values.astype(str)))
+        ctimes = pd.DatetimeIndex(conc["time"].values)
+        ttimes = pd.DatetimeIndex(tags["time"].values)
+        col = {n: names.index(n) for n in mine}
+        for q in quantities:
+            if q not in obs:
+                continue
+            feeds = FEEDS[q]
+            parts = PM25_PARTS + (("PPM10",) if q == "PM10" else ()) if q.startswith("PM") \
+                else tuple(feeds)
+            sub = obs[obs["station"].isin(mine) & np.isfinite(obs[q])]
+            for t, g in sub.groupby("time"):
+                valid = pd.Timestamp(t) + pd.Timedelta(hours=1)
+                if valid not in ctimes or valid not in ttimes:
+                    continue
+                jc, jt = ctimes.get_loc(valid), ttimes.get_loc(valid)
+                idx = [col[s] for s in g["station"]]
+                # prior value at the stations
+                field_ = 0.0
+                for s in parts:
+                    if s in conc:
+                        v = conc[s].isel(time=jc, lev=0).values
+                        field_ = field_ + v * _conv(s, conc[s].attrs.get("units", ""))
+                yp_all = op(np.asarray(field_, float))[idx]
+                # sensitivities
+                H = np.zeros((len(idx), len(keys)))
+                for s, pol in feeds.items():
+                    if s not in tags:
+                        continue
+                    conv = _conv(s, tags[s].attrs.get("units", conc[s].attrs.get("units", "")
+                                                      if s in conc else ""))
+                    tv = tags[s].isel(time=jt, lev=0).values  # (tag, y, x)
+                    for k, (r, sec) in enumerate(labels):
+                        if r not in regions or sec not in sectors:
+                            continue
+                        h = op(tv[k])[idx] * conv
+                        H[:, keys.index((r, sec, pol))] += h
+                for n, (stn, val) in enumerate(zip(g["station"], g[q])):
+                    rows.append({"station": stn, "time": t, "quantity": q, "domain": dom,
+                                 "lon": stations.loc[stn, "lon"],
+                                 "lat": stations.loc[stn, "lat"], "observed": float(val)})
+                    yp.append(yp_all[n])
+                Hrows.append(H)
+    if not rows:
+        raise InputFileError("no observation falls in the prior run's domains and period")
+    H = np.vstack(Hrows)
+    meta = pd.DataFrame(rows)
+    y = meta["observed"].to_numpy(float)
+    y_prior = np.asarray(yp, float)
+    dx = {d: float(np.sqrt(np.mean(grids[d].cell_area)) / 1000.0) for d in grids}
+    R = np.array([observation_error(q, v, dx[d]) ** 2 for q, v, d in
+                  zip(meta["quantity"], y, meta["domain"])])
+    seen = np.flatnonzero(np.abs(H).sum(axis=0) > 1e-12 * max(float(np.abs(H).max()), 1e-300))
+    notes = [f"{len(keys) - seen.size} of {len(keys)} factors have no observation sensitivity "
+             f"and stay at the prior"]
+    state = StateIndex(tuple(keys[j] for j in seen))
+    return ObservationSystem(y, y_prior, H[:, seen], R, meta, state, notes)

@@ -1,0 +1,126 @@
+"""The emission inversion stage on the small case: the tag Jacobian equals finite differences
+for a primary species under donor-cell, and `aqforecast invert` moves perturbed factors toward
+the truth of a twin experiment, writing the forecast's --scaling table with sigma_ln."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from forecast_case import small_config
+
+from aqforecast.assimilation.analysis import read_observation_table
+from aqforecast.cli import main
+from aqforecast.config import load_config, read_yaml
+from aqforecast.emissions.scaling import read_scaling_table
+from aqforecast.grid import grids_from_config
+from aqforecast.inversion.jacobian import build_observation_system
+
+HOURS = 6
+TRUTH = ("region,sector,pollutant,factor\nHangzhou,industry,NOx,1.6\n"
+         "outside,power,SO2,0.6\n*,residential,PM25,1.4\n")
+
+
+def _stations(grid, step=3):
+    lon2d, lat2d = grid.lonlat
+    js, is_ = np.meshgrid(np.arange(1, grid.ny - 1, step), np.arange(1, grid.nx - 1, step))
+    return lon2d[js.ravel(), is_.ravel()] + 0.002, lat2d[js.ravel(), is_.ravel()] - 0.002
+
+
+def _obs_from_run(case, run, path):
+    """Noise-free observations of NO2, SO2, PM25 at a station lattice from a run's surface
+    (the inversion's own operator: build_observation_system's y_prior of that run)."""
+    cfg = load_config(case)
+    grids = grids_from_config(cfg)
+    lon, lat = _stations(grids["d01"])
+    times = pd.date_range("2026-07-20T00:00", periods=HOURS, freq="h")
+    frame = pd.DataFrame({"station": np.tile([f"S{k}" for k in range(lon.size)], len(times)),
+                          "lon": np.tile(lon, len(times)), "lat": np.tile(lat, len(times)),
+                          "time": np.repeat(times, lon.size)})
+    for q in ("NO2", "SO2", "PM25"):
+        frame[q] = 1.0
+    system = build_observation_system(run, frame, grids, ["NO2", "SO2", "PM25"],
+                                      [r.name for r in cfg.regions], list(cfg.tags.sectors))
+    sp = {"PM25": "PM2.5"}
+    rows = pd.DataFrame({"station": system.meta["station"],
+                         "time": pd.to_datetime(system.meta["time"]).dt.strftime(
+                             "%Y-%m-%dT%H:%M:%SZ"),
+                         "species": system.meta["quantity"].map(lambda q: sp.get(q, q)),
+                         "value": system.y_prior, "units": "ug m-3",
+                         "lon": system.meta["lon"], "lat": system.meta["lat"]})
+    rows.to_csv(path, index=False)
+    return system
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("inv")
+    case = small_config(tmp, hours=HOURS, tags=True)
+    data = read_yaml(case)
+    data["time"]["start"] = str(data["time"]["start"])
+    data["transport"] = {"advection_scheme": "donor_cell"}
+    data["outputs"]["dtype"] = "float64"
+    data["tags"]["dtype"] = "float64"
+    case.write_text(yaml.safe_dump(data, sort_keys=False))
+    runs = {}
+    for name, extra in (("prior", []), ("truth", ["--scaling", str(tmp / "truth.csv")])):
+        (tmp / "truth.csv").write_text(TRUTH)
+        runs[name] = tmp / name
+        assert main(["forecast", str(case), "--lead-hours", str(HOURS), "--out",
+                     str(runs[name]), "--no-progress", *extra]) == 0
+    return case, runs, tmp
+
+
+@pytest.mark.slow
+def test_tag_jacobian_equals_finite_differences_for_primary_pm(twin, tmp_path):
+    case, runs, tmp = twin
+    cfg = load_config(case)
+    grids = grids_from_config(cfg)
+    pert = tmp_path / "pert"
+    (tmp_path / "s.csv").write_text("region,sector,pollutant,factor\n"
+                                    "Hangzhou,residential,PM25,1.1\n")
+    assert main(["forecast", str(case), "--lead-hours", str(HOURS), "--out", str(pert),
+                 "--no-progress", "--scaling", str(tmp_path / "s.csv")]) == 0
+    sys0 = _obs_from_run(case, runs["prior"], tmp_path / "o0.csv")
+    sys1 = _obs_from_run(case, pert, tmp_path / "o1.csv")
+    j = sys0.state.index(("Hangzhou", "residential", "PM25"))
+    pm = (sys0.meta["quantity"] == "PM25").to_numpy()
+    fd = (sys1.y_prior - sys0.y_prior)[pm] / 0.1  # linear in f: d c / d f = tag = d c / d ln f
+    np.testing.assert_allclose(fd, sys0.H[pm, j], rtol=1e-6,
+                               atol=1e-9 * float(np.abs(sys0.H[pm, j]).max()))
+    assert np.abs(sys0.H[pm, j]).max() > 0
+
+
+def test_invert_recovers_the_twin_truth(twin, tmp_path):
+    case, runs, tmp = twin
+    obs = tmp / "obs.csv"
+    if not obs.exists():
+        _obs_from_run(case, runs["truth"], obs)
+    out = tmp_path / "inv"
+    assert main(["invert", str(case), "--run", str(runs["prior"]), "--obs", str(obs), "--out",
+                 str(out)]) == 0
+    table = read_scaling_table(out / "scaling.csv")
+    assert "sigma_ln" in table.extra_columns
+    post = {(r.region, r.sector, r.pollutant): (r.factor, r.extra["sigma_ln"])
+            for r in table.rows}
+    f, s = post[("Hangzhou", "industry", "NOx")]
+    assert f > 1.15 and abs(np.log(f) - np.log(1.6)) < 2 * s + 0.05  # moved toward 1.6
+    f, s = post[("Hangzhou", "residential", "PM25")]
+    assert f > 1.0 and abs(np.log(f) - np.log(1.4)) < 2 * s  # toward 1.4, truth within 2 sigma
+    f, s = post[("Hangzhou", "power", "SO2")]  # unperturbed there: stays, and is constrained
+    assert abs(np.log(f)) < 0.05 and s < 0.5
+    report = pd.read_csv(out / "inversion_report.csv").set_index("item")["value"]
+    assert 0 < float(report["dofs"]) <= len(post)
+    assert float(report["filterpy_vs_batch_max_difference"]) < 1e-8
+    assert (out / "hotspots_emission.csv").exists() and (out / "_SUCCESS").exists()
+    # the posterior table is the next forecast's --scaling as it is
+    nxt = tmp_path / "next"
+    assert main(["forecast", str(case), "--lead-hours", "1", "--out", str(nxt),
+                 "--no-progress", "--no-tags", "--scaling", str(out / "scaling.csv")]) == 0
+    # cycling: yesterday's posterior as the prior (relaxed, error growth)
+    out2 = tmp_path / "inv2"
+    assert main(["invert", str(case), "--run", str(runs["prior"]), "--obs", str(obs), "--out",
+                 str(out2), "--prior-scaling", str(out / "scaling.csv")]) == 0
+    hist = pd.read_csv(out2 / "inversion_history.csv")
+    assert len(hist) == 2
