@@ -53,7 +53,7 @@ def run(days: int = 2, spinup: int = 6, work: Path | None = None, seed: int = 3,
         quantities=("PM25", "O3"), log=print) -> pd.DataFrame:
     from forecast_case import small_config
 
-    from aqforecast.assimilation.station_operator import (StationOperator, model_equivalent,
+    from aqforecast.observations.operator import (StationOperator, model_equivalent,
                                                           observation_error)
     from aqforecast.cli import main
     from aqforecast.config import load_config

@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 from forecast_case import small_config
 
-from aqforecast.assimilation.station_operator import (StationOperator, model_equivalent,
+from aqforecast.observations.operator import (StationOperator, model_equivalent,
                                                       observation_error)
 from aqforecast.cli import main
 from aqforecast.config import load_config

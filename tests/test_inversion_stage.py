@@ -10,7 +10,6 @@ import pytest
 import yaml
 from forecast_case import small_config
 
-from aqforecast.assimilation.analysis import read_observation_table
 from aqforecast.cli import main
 from aqforecast.config import load_config, read_yaml
 from aqforecast.emissions.scaling import read_scaling_table

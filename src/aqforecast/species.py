@@ -95,6 +95,9 @@ _REGISTRY: dict[str, Species] = {
     ]
 }
 
+#: Model species that make up PM2.5 (SCIENCE.md 5.4): primary + secondary, kg kg-1 each.
+PM25_COMPONENTS = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA")
+
 #: Species that are diagnosed from others and never transported.
 DIAGNOSTIC = ("PM25", "PM10")
 

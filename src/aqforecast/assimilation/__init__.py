@@ -3,8 +3,8 @@
 Layer 7 (DESIGN.md). The numerical cores (:mod:`.oi`, :mod:`.letkf`) use numpy / scipy / numba
 and :mod:`aqforecast.kernels` only: pure array-in, array-out steps. The cycle's pieces around them:
 
-- :mod:`.station_operator`: model surface fields -> observed quantities at stations (units,
-  PM2.5 composition), bilinear H, observation errors with representativeness;
+- :mod:`aqforecast.observations.operator` (layer 3, shared with the inversion): model surface
+  fields -> observed quantities at stations, bilinear H, observation errors;
 - :mod:`.analysis`: the ``aqforecast assimilate`` stage (background run -> analysis directory).
 
 - :mod:`.oi`: optimal interpolation (Lorenc 1986; Daley 1991) solved in observation space,

@@ -8,9 +8,9 @@
    (:mod:`aqforecast.observations.generic`); the hourly means that ended at T (hour beginning
    T - 1 h), QC flag 0 only;
 3. per domain and analysed quantity (``assimilation.species``: PM25, O3, NO2, ...): the surface
-   model equivalent (:mod:`.station_operator`), optimal interpolation (:func:`.oi.
+   model equivalent (:mod:`aqforecast.observations.operator`), optimal interpolation (:func:`.oi.
    optimal_interpolation`) with ``B_ij = s_i s_j GC(d_ij; length_km)``, ``s = rel x xb``, and
-   ``R`` from :func:`.station_operator.observation_error`; observations failing the gross-error
+   ``R`` from :func:`aqforecast.observations.operator.observation_error`; observations failing the gross-error
    check ``|O-B| > k sqrt(HBH^T + R(Hxb))`` are rejected (listed). ``--method letkf``: the
    background error comes from an ensemble of background runs,
    ``RUN/ensemble/<member>/restart/<T>/initial_<domain>.nc`` (>= 3 members; e.g. forecasts with
@@ -39,17 +39,18 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..chemistry.aerosol import PM25_COMPONENTS
+from ..species import PM25_COMPONENTS
 from ..config import ConfigError, RunConfig, resolve_path
 from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.initial_state import initial_state_path
 from ..io.rundir import write_success
+from ..observations.operator import StationOperator, model_equivalent, observation_error
+from ..observations.table import read_observations_at
 from .letkf import letkf_analysis
 from .oi import optimal_interpolation
-from .station_operator import StationOperator, model_equivalent, observation_error
 
-__all__ = ["assimilate", "read_observations_at", "read_observation_table", "SCALED_SPECIES"]
+__all__ = ["assimilate", "SCALED_SPECIES"]
 
 log = logging.getLogger(__name__)
 
@@ -91,59 +92,6 @@ def _ensemble_dirs(run: Path, t) -> list[Path]:
             f"{root}/<member>/restart/{stamp}/initial_<domain>.nc for at least 3 members "
             f"(found {len(dirs)}); make them with perturbed forecasts or use --method oi")
     return dirs
-
-
-def read_observation_table(path: str | Path) -> pd.DataFrame:
-    """Every observation of an ``obs.nc`` (or a generic CSV) as a long frame: station, lon, lat,
-    time (hour beginning, UTC) and one column per quantity (obs.nc names, obs units); values
-    with a non-zero QC flag are NaN."""
-    path = Path(path)
-    if path.suffix.lower() in (".csv", ".txt"):
-        from ..observations.collect import OBS_VARIABLES
-        from ..observations.generic import read_generic_csv
-        from ..observations.qc import qc_flags
-
-        df = read_generic_csv(path)
-        species = [s for s in OBS_VARIABLES if s in df]
-        flags = qc_flags(df, species)
-        for s in species:
-            df.loc[flags[s] != 0, s] = np.nan
-        if "lon" not in df:
-            raise InputFileError(f"{path}: the generic CSV needs lon and lat columns here")
-        return df.rename(columns={s: OBS_VARIABLES[s][0] for s in species})
-    try:
-        ds = xr.open_dataset(path)
-    except (OSError, ValueError) as exc:
-        raise InputFileError(f"{path}: cannot read observations: {exc}") from None
-    with ds:
-        if "time" not in ds.dims or "station" not in ds.dims:
-            raise InputFileError(f"{path}: expected an obs.nc with dims station, time")
-        names = [v for v in ds.data_vars if not v.endswith("_qc") and f"{v}_qc" in ds]
-        st = ds["station"].values.astype(str)
-        times = pd.DatetimeIndex(ds["time"].values)
-        out = pd.DataFrame({"station": np.repeat(st, len(times)),
-                            "lon": np.repeat(ds["lon"].values, len(times)),
-                            "lat": np.repeat(ds["lat"].values, len(times)),
-                            "time": np.tile(times.values, len(st))})
-        for v in names:
-            val = ds[v].transpose("station", "time").values.astype(float)
-            ok = ds[f"{v}_qc"].transpose("station", "time").values == 0
-            out[v] = np.where(ok, val, np.nan).ravel()
-    return out
-
-
-def read_observations_at(path: str | Path, time) -> pd.DataFrame:
-    """Observations of the hour that ended at ``time`` (UTC): station, lon, lat and one column
-    per quantity (:func:`read_observation_table`)."""
-    table = read_observation_table(path)
-    hour = pd.Timestamp(np.datetime64(time, "s")) - pd.Timedelta(hours=1)
-    times = pd.DatetimeIndex(table["time"].unique())
-    if hour not in times:
-        span = f"{times.min()} .. {times.max()}" if len(times) else "nothing"
-        raise InputFileError(f"{path}: no observations for the hour that ended at "
-                             f"{hour + pd.Timedelta(hours=1)} UTC (the file covers {span}, "
-                             f"hour-beginning stamps)")
-    return table[table["time"] == hour].drop(columns="time").reset_index(drop=True)
 
 
 def _surface_fields(ds: xr.Dataset) -> tuple[dict, np.ndarray]:

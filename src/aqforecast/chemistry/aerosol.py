@@ -26,6 +26,7 @@ import numpy as np
 from numba import njit
 
 from ..kernels.threads import parallel_kernel
+from ..species import PM25_COMPONENTS
 
 __all__ = ["SO2_DIURNAL_PERCENT_PER_HOUR", "so2_rate_diurnal", "so2_rate_radiation",
            "nh4no3_kp_ppb2", "nh4no3_drh", "nh4no3_kp_wet_ppb2", "nh4no3_k_ppb2",
@@ -36,8 +37,8 @@ SO2_DIURNAL_PERCENT_PER_HOUR = np.array(
     [0.2] * 7 + [0.4, 0.8, 1.2, 1.6, 2.0, 2.0, 2.0, 1.6, 1.2, 0.8, 0.4] + [0.2] * 6)
 #: Cloud-water threshold for the in-cloud sulfate step, g m-3.
 CLOUD_WATER_THRESHOLD = 0.01
-#: Aerosol species summed into PM2.5 (kg kg-1) when present.
-PM25_COMPONENTS = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA")
+#: Aerosol species summed into PM2.5 (kg kg-1) when present: :data:`aqforecast.species.
+#: PM25_COMPONENTS` (imported above; the one definition).
 
 
 def so2_rate_diurnal(local_hour):

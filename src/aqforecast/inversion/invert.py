@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..assimilation.analysis import read_observation_table
+from ..observations.table import read_observation_table
 from ..config import RunConfig, resolve_path
 from ..emissions.inventory import POLLUTANTS
 from ..emissions.regions import region_fractions

@@ -3,7 +3,7 @@
 The state is ln f per (region, sector, pollutant) (:class:`StateIndex`). A station observation of
 quantity q (obs.nc names: NO2, SO2, PM25, PM10, CO) in the hour [t, t + 1 h) is compared with the
 prior run's surface value valid at t + 1 h (the end of the hour), sampled bilinearly in the
-finest domain holding the station (:class:`aqforecast.assimilation.station_operator.
+finest domain holding the station (:class:`aqforecast.observations.operator.
 StationOperator`). Its sensitivity to ln f_k of source k = (region, sector) and pollutant p is
 the tag of k in every model species that q is made of and p feeds (:data:`FEEDS`):
 
@@ -26,7 +26,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import species as species_registry
-from ..assimilation.station_operator import StationOperator, observation_error
+from ..observations.operator import StationOperator, observation_error
 from ..io import InputFileError
 
 __all__ = ["StateIndex", "ObservationSystem", "build_observation_system", "FEEDS"]

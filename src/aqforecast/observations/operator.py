@@ -6,7 +6,7 @@ uses), converted to the units of ``obs.nc`` (HJ 633: ug m-3, CO mg m-3):
 
 * gases: mole fraction -> ppb -> mass concentration at the reporting reference state of
   GB 3095-2012 (298.15 K, 1013.25 hPa), the state the observations refer to;
-* PM2.5: the sum of :data:`aqforecast.chemistry.aerosol.PM25_COMPONENTS` (kg kg-1) times the
+* PM2.5: the sum of :data:`aqforecast.species.PM25_COMPONENTS` (kg kg-1) times the
   ambient dry-air density (kg m-3) x 1e9; PM10: PM2.5 + PPM10.
 
 Observation error (standard deviation, obs units): the instrument error ``max(abs_floor,
@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import species as species_registry
-from ..chemistry.aerosol import PM25_COMPONENTS
-from ..observations.sampling import StationSampler
+from ..species import PM25_COMPONENTS
+from .sampling import StationSampler
 
 __all__ = ["model_equivalent", "StationOperator", "observation_error", "OBS_SPECIES",
            "INSTRUMENT_ERROR", "REPRESENTATIVENESS_LENGTH_KM"]
