@@ -40,7 +40,7 @@ from .regions import RegionMasks, project_geometry, region_fractions
 from .regrid import ConservativeRegridder, model_cell_polygons, overlap_weights
 from .scaling import ScalingTable
 from .speciation import EMITTED_SPECIES, Speciation
-from .temporal import TemporalProfiles, _as_utc
+from .temporal import TemporalProfiles, as_utc
 from .vertical import PlumeMet, area_layer_fractions, stack_layer_fractions
 
 log = logging.getLogger(__name__)
@@ -387,4 +387,4 @@ class EmissionModel:
 
 
 def _hour_key(t) -> int:
-    return int(_as_utc(t).timestamp() // 3600)
+    return int(as_utc(t).timestamp() // 3600)

@@ -56,7 +56,7 @@ from ..io import InputFileError, atomic_path, global_attrs
 from ..io.text import TextDecodeError, read_text
 from .inventory import POLLUTANTS, canonical_pollutant
 from .regions import OUTSIDE
-from .temporal import _as_utc
+from .temporal import as_utc
 
 __all__ = ["ScalingRow", "ScalingTable", "ScalingTableError", "read_scaling_table",
            "write_scaling_table", "WILDCARD"]
@@ -131,8 +131,8 @@ def to_utc(value) -> datetime:
         s = value.strip()
         if not s:
             raise ValueError("empty time")
-        return _as_utc(datetime.fromisoformat(s))
-    return _as_utc(value)
+        return as_utc(datetime.fromisoformat(s))
+    return as_utc(value)
 
 
 class ScalingTable:

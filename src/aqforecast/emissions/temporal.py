@@ -47,7 +47,8 @@ import numpy as np
 
 from ..io import InputFileError
 
-__all__ = ["SectorProfile", "TemporalProfiles", "default_profiles", "CHINA_UTC_OFFSET_HOURS"]
+__all__ = ["SectorProfile", "TemporalProfiles", "default_profiles", "CHINA_UTC_OFFSET_HOURS",
+           "as_utc"]
 
 CHINA_UTC_OFFSET_HOURS = 8.0
 
@@ -111,7 +112,8 @@ def default_profiles() -> dict[str, SectorProfile]:
     }
 
 
-def _as_utc(t) -> datetime:
+def as_utc(t) -> datetime:
+    """An aware UTC datetime from a datetime (naive = UTC), np.datetime64 or pandas Timestamp."""
     if isinstance(t, np.datetime64):
         t = datetime.fromtimestamp(t.astype("datetime64[s]").astype(np.int64), tz=timezone.utc)
     elif hasattr(t, "to_pydatetime"):
@@ -140,7 +142,7 @@ class TemporalProfiles:
 
     def local_time(self, t) -> datetime:
         """Naive local datetime of a UTC time (naive inputs are taken as UTC)."""
-        return (_as_utc(t) + self.utc_offset).replace(tzinfo=None)
+        return (as_utc(t) + self.utc_offset).replace(tzinfo=None)
 
     def _day_hour_fraction(self, p: SectorProfile, lt: datetime) -> float:
         ndays = calendar.monthrange(lt.year, lt.month)[1]
