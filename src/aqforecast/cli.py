@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="yesterday's posterior scaling.csv (factor, sigma_ln); default: the "
                         "base inventory")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--jacobian", choices=["tags", "fd"], default="tags",
+                   help="tags: the prior run's source tags (no extra run); fd: one perturbed "
+                        "forecast per factor, reported against the tags")
 
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
@@ -212,7 +215,8 @@ def _dispatch(args) -> int:
                              verify=not args.no_verify):
             sys.stdout.write(f"{p}\n")
     elif args.command == "invert":
-        for p in stages.invert(args.config, args.run, args.obs, args.out, args.prior_scaling):
+        for p in stages.invert(args.config, args.run, args.obs, args.out, args.prior_scaling,
+                               args.jacobian):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -266,8 +266,8 @@ def plan(config_path: str | Path, run: str | Path, target_path: str | Path,
 
 
 def invert(config_path: str | Path, run: str | Path, obs: str | Path, out_dir: str | Path,
-           prior_scaling: str | Path | None = None) -> list[Path]:
+           prior_scaling: str | Path | None = None, jacobian: str = "tags") -> list[Path]:
     """One cycle of the emission inversion (:mod:`aqforecast.inversion.invert`)."""
     from .inversion.invert import invert as _invert
 
-    return _invert(load_config(config_path), run, obs, out_dir, prior_scaling)
+    return _invert(load_config(config_path), run, obs, out_dir, prior_scaling, jacobian)

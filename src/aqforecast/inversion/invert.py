@@ -28,14 +28,15 @@ import pandas as pd
 import xarray as xr
 
 from ..observations.table import read_observation_table
-from ..config import RunConfig, resolve_path
+from ..config import ConfigError, RunConfig, resolve_path
 from ..emissions.inventory import POLLUTANTS
 from ..emissions.regions import region_fractions
 from ..emissions.scaling import ScalingTable, read_scaling_table, write_scaling_table
 from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.rundir import require_success, write_success
-from .jacobian import build_observation_system
+from .jacobian import (build_observation_system, finite_difference_jacobian,
+                       run_scaling_table)
 from .kalman import BiasMonitor, cost_preview, cycle_prior, prior_covariance, two_pass_update
 
 __all__ = ["invert"]
@@ -89,14 +90,9 @@ def _prior(cfg, keys, prior_path):
 
 def _run_factors(run: Path, cfg, keys) -> np.ndarray:
     """ln of the whole-run factors the prior run used (its conc files' ``emission_scaling``)."""
-    conc = run / f"conc_{cfg.domains[0].name}.nc"
-    src = None
-    if conc.exists():
-        with xr.open_dataset(conc) as ds:
-            src = ds.attrs.get("emission_scaling")
-    if not src or not Path(str(src)).is_file():
+    table = run_scaling_table(run, cfg)
+    if table is None:
         return np.zeros(len(keys))
-    table = read_scaling_table(Path(str(src)))
     regions = sorted({k[0] for k in keys})
     sectors = sorted({k[1] for k in keys})
     f = table.resolve(regions, sectors, POLLUTANTS)
@@ -138,8 +134,12 @@ def _hotspots(cfg, keys, x_prior, x_post, n: int = 20) -> pd.DataFrame:
     return df.reindex(df["change_Mg_per_year"].abs().sort_values(ascending=False).index).head(n)
 
 
-def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None) -> list[Path]:
-    """Run one inversion cycle (module docstring); return the written paths."""
+def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
+           jacobian: str = "tags") -> list[Path]:
+    """Run one inversion cycle (module docstring); return the written paths. ``jacobian``:
+    ``tags`` (the prior run's tags) or ``fd`` (one perturbed forecast per factor,
+    :func:`.jacobian.finite_difference_jacobian`; the report then gives how far the tag
+    Jacobian is from it)."""
     inv = cfg.inversion
     run = Path(run_dir)
     man = require_success(run, "forecast")
@@ -153,7 +153,23 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None) -> li
     system = build_observation_system(run, table, grids, list(inv.quantities),
                                       [r.name for r in cfg.regions], sectors)
     keys = list(system.state.keys)
-    preview = cost_preview(len(keys), len(system.y), 0)
+    if jacobian not in ("tags", "fd"):
+        raise ConfigError(f"--jacobian {jacobian!r}: expected tags or fd")
+    preview = cost_preview(len(keys), len(system.y), len(keys) if jacobian == "fd" else 0)
+    jac_notes = [{"item": "jacobian", "value": jacobian}]
+    if jacobian == "fd":
+        H_tag = system.H
+        H_fd = finite_difference_jacobian(cfg, run, table, system, Path(out_dir) / "fd_runs")
+        for q in sorted(set(system.meta["quantity"])):
+            rows_q = (system.meta["quantity"] == q).to_numpy()
+            num = np.linalg.norm(H_fd[rows_q] - H_tag[rows_q])
+            den = max(np.linalg.norm(H_fd[rows_q]), 1e-300)
+            jac_notes.append({"item": f"jacobian tags vs fd, {q}",
+                              "value": f"relative Frobenius difference {num / den:.3g}"})
+        system.H = H_fd
+        import shutil
+
+        shutil.rmtree(Path(out_dir) / "fd_runs", ignore_errors=True)
     log.info("inversion: %d factors, %d observations; %s", len(keys), len(system.y),
              preview.get("summary", ""))
     x_b, B, prior_desc = _prior(cfg, keys, prior_scaling)
@@ -195,7 +211,8 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None) -> li
               {"item": "dofs", "value": float(res.dofs)},
               {"item": "chi2", "value": float(res.chi2)},
               {"item": "filterpy_vs_batch_max_difference", "value": float(res.max_difference)},
-              {"item": "prior", "value": prior_desc}] + \
+              {"item": "prior", "value": prior_desc},
+              {"item": "cost", "value": preview.get("summary", "")}] + jac_notes + \
         [{"item": f"factor {r}|{s}|{p}", "value":
           f"{np.exp(x_b[j]):.4g} +- {np.sqrt(B[j, j]):.3g} -> {np.exp(res.mean[j]):.4g} +- "
           f"{sig_post[j]:.3g} (AK {res.averaging_kernel[j, j]:.2f})"}

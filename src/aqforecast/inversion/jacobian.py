@@ -29,7 +29,8 @@ from .. import species as species_registry
 from ..observations.operator import StationOperator, observation_error
 from ..io import InputFileError
 
-__all__ = ["StateIndex", "ObservationSystem", "build_observation_system", "FEEDS"]
+__all__ = ["StateIndex", "ObservationSystem", "build_observation_system",
+           "finite_difference_jacobian", "FEEDS"]
 
 REFERENCE_STATE = (298.15, 101325.0)
 #: observed quantity -> {model species: emitted pollutant whose sources its tags carry}
@@ -81,14 +82,15 @@ def _conv(name: str, units: str) -> float:
 
 
 def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities,
-                             regions, sectors) -> ObservationSystem:
+                             regions, sectors, with_jacobian: bool = True) -> ObservationSystem:
     """The observation system of a tagged prior run and hourly station observations.
 
     obs: long frame ``station, lon, lat, time`` (hour beginning, UTC) and one column per
     quantity (NaN = missing or flagged); grids: domain name -> grid (finest used first);
     quantities: observed quantities to use (keys of :data:`FEEDS`); regions, sectors: the
     configured names (``outside`` is added). Factors with no observation sensitivity are left
-    out of the state (they are not observable), and said in ``notes``."""
+    out of the state (they are not observable), and said in ``notes``. ``with_jacobian=False``:
+    y and y_prior only (an untagged run; H has no columns), for finite differences."""
     run_dir = Path(run_dir)
     order = sorted(grids, key=lambda n: grids[n].dx)
     stations = obs.drop_duplicates("station").set_index("station")[["lon", "lat"]]
@@ -113,16 +115,19 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
         if not mine:
             continue
         conc_path, tag_path = run_dir / f"conc_{dom}.nc", run_dir / f"tags_{dom}.nc"
-        for p in (conc_path, tag_path):
+        for p in (conc_path, tag_path) if with_jacobian else (conc_path,):
             if not p.exists():
                 raise InputFileError(f"{p}: the inversion needs the prior run's conc and tag "
                                      f"files (a run with tags on)")
         conc = xr.load_dataset(conc_path)
-        tags = xr.load_dataset(tag_path)
-        labels = list(zip(tags["tag_region"].values.astype(str),
-                          tags["tag_sector"].values.astype(str)))
         ctimes = pd.DatetimeIndex(conc["time"].values)
-        ttimes = pd.DatetimeIndex(tags["time"].values)
+        if with_jacobian:
+            tags = xr.load_dataset(tag_path)
+            labels = list(zip(tags["tag_region"].values.astype(str),
+                              tags["tag_sector"].values.astype(str)))
+            ttimes = pd.DatetimeIndex(tags["time"].values)
+        else:
+            tags, labels, ttimes = {}, [], ctimes
         col = {n: names.index(n) for n in mine}
         for q in quantities:
             if q not in obs:
@@ -147,7 +152,7 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
                 # sensitivities
                 H = np.zeros((len(idx), len(keys)))
                 for s, pol in feeds.items():
-                    if s not in tags:
+                    if not with_jacobian or s not in tags:
                         continue
                     conv = _conv(s, tags[s].attrs.get("units", conc[s].attrs.get("units", "")
                                                       if s in conc else ""))
@@ -172,8 +177,74 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
     dx = {d: float(np.sqrt(np.mean(grids[d].cell_area)) / 1000.0) for d in grids}
     R = np.array([observation_error(q, v, dx[d]) ** 2 for q, v, d in
                   zip(meta["quantity"], y, meta["domain"])])
+    if not with_jacobian:
+        return ObservationSystem(y, y_prior, np.zeros((len(y), 0)), R, meta, StateIndex(()),
+                                 [])
     seen = np.flatnonzero(np.abs(H).sum(axis=0) > 1e-12 * max(float(np.abs(H).max()), 1e-300))
     notes = [f"{len(keys) - seen.size} of {len(keys)} factors have no observation sensitivity "
              f"and stay at the prior"]
     state = StateIndex(tuple(keys[j] for j in seen))
     return ObservationSystem(y, y_prior, H[:, seen], R, meta, state, notes)
+
+
+def finite_difference_jacobian(cfg, run_dir, obs: pd.DataFrame, system: ObservationSystem,
+                               work_dir, delta: float = 0.1, run=None) -> np.ndarray:
+    """H by one-sided finite differences of ln f: one forecast per factor with that factor
+    times exp(``delta``) on top of the prior run's own scaling (same start, lead and initial
+    state as the prior run), ``(y_j - y_prior) / delta`` at the same observations. ``run``:
+    ``callable(scaling_table, out_dir)`` making a run (default: :func:`aqforecast.forecast.
+    run_forecast` without tags). Costs ``len(system.state)`` forecasts (see ``cost_preview``);
+    for the nonlinear species (O3, secondary PM) and the Walcek limiter's nonlinearity this is
+    the reference the tag Jacobian is compared with."""
+    from ..emissions.scaling import ScalingTable
+    from ..forecast import run_forecast
+    from ..grid import grids_from_config
+    from ..io.rundir import require_success
+
+    run_dir, work = Path(run_dir), Path(work_dir)
+    man = require_success(run_dir, "forecast")
+    start = str(np.datetime64(str(man["cycle_start"]), "h"))
+    lead = int(man["lead_hours"])
+    initial = run_dir / "restart" / start
+    grids = grids_from_config(cfg)
+
+    base_table = run_scaling_table(run_dir, cfg)
+
+    def default_run(table, out):
+        if base_table is not None:
+            table = ScalingTable.concat([base_table, table])
+        run_forecast(cfg, lead, out, tags=False, progress=False, start=start,
+                     initial=initial if initial.is_dir() else None, scaling=table,
+                     overwrite=True)
+
+    run = run or default_run
+    quantities = sorted(set(system.meta["quantity"]))
+    H = np.zeros((len(system.y), len(system.state)))
+    for j, (r, s, p) in enumerate(system.state.keys):
+        out = work / f"fd_{j:03d}"
+        run(ScalingTable({(r, s, p): float(np.exp(delta))}), out)
+        pert = build_observation_system(out, obs, grids, quantities,
+                                        [k for k in sorted({k[0] for k in system.state.keys})
+                                         if k != "outside"], sorted({k[1] for k in
+                                                                     system.state.keys}),
+                                        with_jacobian=False)
+        key = ["station", "time", "quantity"]
+        a = system.meta[key].assign(v=system.y_prior)
+        b = pert.meta[key].assign(w=pert.y_prior)
+        m = a.merge(b, on=key, how="left")
+        H[:, j] = (m["w"].to_numpy(float) - m["v"].to_numpy(float)) / delta
+    return H
+
+
+def run_scaling_table(run_dir, cfg):
+    """The scaling table a run was made with (its conc files' ``emission_scaling``), or None."""
+    from ..emissions.scaling import read_scaling_table
+
+    conc = Path(run_dir) / f"conc_{cfg.domains[0].name}.nc"
+    if not conc.exists():
+        return None
+    with xr.open_dataset(conc) as ds:
+        src = ds.attrs.get("emission_scaling")
+    if not src or not Path(str(src)).is_file():
+        return None
+    return read_scaling_table(Path(str(src)))
