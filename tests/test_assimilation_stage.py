@@ -179,3 +179,33 @@ def test_letkf_analysis_with_an_ensemble(background, tmp_path, capsys):
     assert len(members) == 10 and (out / "ensemble" / "m00" / "initial_d02.nc").exists()
     a = xr.open_dataset(out / "initial_d01.nc")
     assert "LETKF (10 members" in a.attrs["analysis_method"]
+
+
+def test_ensemble_command_then_letkf(background, tmp_path, capsys):
+    """`aqforecast ensemble` makes perturbed-emission members around the control run (two dask
+    worker processes) in the layout `assimilate --method letkf` reads."""
+    import shutil
+
+    case, run = background
+    if (run / "ensemble").exists():
+        shutil.rmtree(run / "ensemble")
+    try:
+        assert main(["ensemble", str(case), "--run", str(run), "--members", "4",
+                     "--workers", "2"]) == 0
+        members = sorted(p.name for p in (run / "ensemble").iterdir() if p.is_dir())
+        assert members == ["m00", "m01", "m02", "m03"]
+        f = pd.read_csv(run / "ensemble" / "members.csv")
+        assert f["member"].nunique() == 4 and (f["factor"] > 0).all()
+        a = xr.open_dataset(run / "ensemble" / "m00" / "restart" / "2026-07-20T02" /
+                            "initial_d01.nc")
+        b = xr.open_dataset(run / "ensemble" / "m01" / "restart" / "2026-07-20T02" /
+                            "initial_d01.nc")
+        assert float(abs(a["PPM25"] - b["PPM25"]).max()) > 0  # the members differ
+        obs = tmp_path / "obs.csv"
+        _synthetic_obs(case, run, 1.2, obs)
+        assert main(["assimilate", str(case), "--background", str(run), "--obs", str(obs),
+                     "--out", str(tmp_path / "a"), "--method", "letkf"]) == 0
+    finally:
+        shutil.rmtree(run / "ensemble", ignore_errors=True)
+    assert main(["ensemble", str(case), "--run", str(run), "--members", "2"]) == 2
+    assert "at least 3 members" in capsys.readouterr().err

@@ -94,6 +94,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=["oi", "letkf"], default=None,
                    help="analysis method (default: assimilation.method)")
 
+    p = sub.add_parser("ensemble", help="perturbed-emission members around a forecast run",
+                       description="Rerun the control run of RUN_DIR N times with emissions "
+                                   "scaled by lognormal factors (inversion.sigma_ln) per region "
+                                   "x sector x pollutant, into RUN_DIR/ensemble/m<NN>/ (the "
+                                   "layout of assimilate --method letkf), through dask.")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="the control forecast run")
+    p.add_argument("--members", type=int, default=8, metavar="N", help="number of members")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="dask worker processes (1: one member after another)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the perturbations")
+
     p = sub.add_parser("scenario", help="score an emission-reduction scenario (YAML)",
                        description="City daily changes (PM2.5, PM10, NO2, SO2, CO daily means, "
                                    "O3 MDA8, AQI) of an emission scenario against a base run: "
@@ -206,6 +218,9 @@ def _dispatch(args) -> int:
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,
                                    args.time, args.method):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "ensemble":
+        for p in stages.ensemble(args.config, args.run, args.members, args.workers, args.seed):
             sys.stdout.write(f"{p}\n")
     elif args.command == "scenario":
         for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method):

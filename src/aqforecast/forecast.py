@@ -648,3 +648,17 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
                  sim.wall_seconds / days)
     comm.barrier()
     return paths
+
+
+def run_scaling_table(run_dir, cfg):
+    """The scaling table a run was made with (its conc files' ``emission_scaling``), or None."""
+    import xarray as xr
+
+    conc = Path(run_dir) / f"conc_{cfg.domains[0].name}.nc"
+    if not conc.exists():
+        return None
+    with xr.open_dataset(conc) as ds:
+        src = ds.attrs.get("emission_scaling")
+    if not src or not Path(str(src)).is_file():
+        return None
+    return read_scaling_table(Path(str(src)))

@@ -271,3 +271,12 @@ def invert(config_path: str | Path, run: str | Path, obs: str | Path, out_dir: s
     from .inversion.invert import invert as _invert
 
     return _invert(load_config(config_path), run, obs, out_dir, prior_scaling, jacobian)
+
+
+def ensemble(config_path: str | Path, run: str | Path, members: int, workers: int = 1,
+             seed: int = 0) -> list[Path]:
+    """Perturbed-emission members around a control run (:mod:`aqforecast.assimilation.
+    ensemble`), in ``run/ensemble/`` for ``assimilate --method letkf``."""
+    from .assimilation.ensemble import make_ensemble
+
+    return make_ensemble(config_path, run, members, workers, seed)

@@ -35,8 +35,8 @@ from ..emissions.scaling import ScalingTable, read_scaling_table, write_scaling_
 from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.rundir import require_success, write_success
-from .jacobian import (build_observation_system, finite_difference_jacobian,
-                       run_scaling_table)
+from ..forecast import run_scaling_table
+from .jacobian import build_observation_system, finite_difference_jacobian
 from .kalman import BiasMonitor, cost_preview, cycle_prior, prior_covariance, two_pass_update
 
 __all__ = ["invert"]

@@ -208,6 +208,8 @@ def finite_difference_jacobian(cfg, run_dir, obs: pd.DataFrame, system: Observat
     initial = run_dir / "restart" / start
     grids = grids_from_config(cfg)
 
+    from ..forecast import run_scaling_table
+
     base_table = run_scaling_table(run_dir, cfg)
 
     def default_run(table, out):
@@ -234,17 +236,3 @@ def finite_difference_jacobian(cfg, run_dir, obs: pd.DataFrame, system: Observat
         m = a.merge(b, on=key, how="left")
         H[:, j] = (m["w"].to_numpy(float) - m["v"].to_numpy(float)) / delta
     return H
-
-
-def run_scaling_table(run_dir, cfg):
-    """The scaling table a run was made with (its conc files' ``emission_scaling``), or None."""
-    from ..emissions.scaling import read_scaling_table
-
-    conc = Path(run_dir) / f"conc_{cfg.domains[0].name}.nc"
-    if not conc.exists():
-        return None
-    with xr.open_dataset(conc) as ds:
-        src = ds.attrs.get("emission_scaling")
-    if not src or not Path(str(src)).is_file():
-        return None
-    return read_scaling_table(Path(str(src)))

@@ -1,0 +1,99 @@
+"""An ensemble of perturbed forecasts around a control run (for the LETKF analysis).
+
+``aqforecast ensemble CONFIG --run RUN_DIR --members N [--workers W] [--seed S]``: member m
+reruns the control run of ``RUN_DIR`` (same start, lead and initial state, from its manifest and
+``restart/<start>/``) with its emissions scaled per region x sector x pollutant by
+``exp(N(0, sigma_ln))`` (``inversion.sigma_ln`` per pollutant: the same prior uncertainty the
+inversion uses), on top of the control's own scaling. Members go to
+``RUN_DIR/ensemble/m<NN>/`` -- the layout ``aqforecast assimilate --method letkf`` reads -- with
+``RUN_DIR/ensemble/members.csv`` (every member's factors) and ``_SUCCESS``. Members run through
+dask (``--workers`` processes, one numba thread each; 1 = in this process, one after another).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..config import ConfigError, RunConfig, load_config
+from ..emissions.inventory import POLLUTANTS
+from ..emissions.scaling import ScalingTable
+from ..forecast import run_scaling_table
+from ..io import atomic_path
+from ..io.rundir import require_success, write_success
+
+__all__ = ["make_ensemble", "member_factors"]
+
+log = logging.getLogger(__name__)
+
+
+def member_factors(cfg: RunConfig, members: int, seed: int = 0) -> pd.DataFrame:
+    """Long table member, region, sector, pollutant, factor (lognormal, median 1)."""
+    rng = np.random.default_rng(seed)
+    regions = [r.name for r in cfg.regions] + ["outside"]
+    sectors = list(cfg.tags.sectors)
+    rows = []
+    for m in range(members):
+        for r in regions:
+            for s in sectors:
+                for p in POLLUTANTS:
+                    sig = cfg.inversion.sigma_ln.get(p, 0.5)
+                    rows.append({"member": f"m{m:02d}", "region": r, "sector": s,
+                                 "pollutant": p, "factor": float(np.exp(rng.normal(0, sig)))})
+    return pd.DataFrame(rows)
+
+
+def _run_member(config_path: str, lead: int, start: str, initial: str | None, table_rows,
+                out: str, base_rows) -> str:
+    """One member (runs in a dask worker process)."""
+    import numba
+
+    from ..forecast import run_forecast
+
+    numba.set_num_threads(1) if numba.config.NUMBA_NUM_THREADS > 1 else None
+    table = ScalingTable.from_rows(table_rows, source=f"ensemble member {Path(out).name}")
+    if base_rows:
+        table = ScalingTable.concat([ScalingTable.from_rows(base_rows), table])
+    run_forecast(load_config(config_path), lead, out, tags=False, progress=False, start=start,
+                 initial=initial, scaling=table, overwrite=True)
+    return out
+
+
+def make_ensemble(config_path, run_dir, members: int, workers: int = 1, seed: int = 0
+                  ) -> list[Path]:
+    """Run the members (module docstring); return the written paths."""
+    import dask
+
+    if members < 3:
+        raise ConfigError(f"--members {members}: an ensemble needs at least 3 members")
+    cfg = load_config(config_path)
+    run = Path(run_dir)
+    man = require_success(run, "forecast")
+    start = str(np.datetime64(str(man["cycle_start"]), "h"))
+    lead = int(man["lead_hours"])
+    initial = run / "restart" / start
+    base = run_scaling_table(run, cfg)
+    base_rows = [{"region": r.region, "sector": r.sector, "pollutant": r.pollutant,
+                  "factor": r.factor, "start": r.start, "end": r.end} for r in base.rows] \
+        if base is not None else []
+    factors = member_factors(cfg, members, seed)
+    out = run / "ensemble"
+    tasks = []
+    for name, g in factors.groupby("member"):
+        rows = g[["region", "sector", "pollutant", "factor"]].to_dict("records")
+        tasks.append(dask.delayed(_run_member)(str(config_path), lead, start,
+                                               str(initial) if initial.is_dir() else None,
+                                               rows, str(out / name), base_rows))
+    if workers > 1:
+        done = dask.compute(*tasks, scheduler="processes", num_workers=int(workers))
+    else:
+        done = dask.compute(*tasks, scheduler="synchronous")
+    log.info("ensemble: %d members in %s", len(done), out)
+    path = out / "members.csv"
+    with atomic_path(path) as tmp:
+        factors.to_csv(tmp, index=False, float_format="%.6g")
+    return [path, write_success(out, [path], {"stage": "ensemble", "members": members,
+                                              "seed": seed})]
