@@ -113,3 +113,28 @@ def test_plan_meets_the_target_at_least_cost_and_is_verified(base, tmp_path, cap
                  str(tmp_path / "no"), "--no-verify"]) == 2
     err = capsys.readouterr().err
     assert "infeasible" in err and "lead day 1" in err and "PM2.5 daily_mean" in err, err
+
+
+@pytest.mark.slow
+def test_response_method_tracks_brute_for_secondary_pm_and_o3(base, tmp_path):
+    """A NOx + NH3 cut in one city: the response surface (2 cached runs per region x precursor,
+    no interactions) against the brute-force rerun for PM2.5 and O3 city statistics."""
+    case, run = base
+    sc = tmp_path / "sec.yaml"
+    sc.write_text("name: sec\nmeasures:\n  - {name: nox, regions: [Hangzhou], sectors: all, "
+                  "pollutants: [NOx], cut: 0.3}\n  - {name: nh3, regions: [Hangzhou], sectors: "
+                  "[agriculture], pollutants: [NH3], cut: 0.4}\n")
+    res = {}
+    for method in ("response", "brute"):
+        out = tmp_path / method
+        assert main(["scenario", str(case), "--run", str(run), "--scenario", str(sc),
+                     "--out", str(out), "--method", method]) == 0
+        res[method] = pd.read_csv(out / "scores.csv")
+    assert (run / "response").is_dir()  # cached for the next scenario
+    for pol, stat in (("PM2.5", "daily_mean"), ("NO2", "daily_mean")):
+        sel = lambda df: df[(df.pollutant == pol) & (df.statistic == stat) & df.complete  # noqa
+                            ].set_index(["city", "lead_day"])["change"]
+        r, b = sel(res["response"]), sel(res["brute"])
+        assert len(b) >= 1 and (b.abs() > 0).all()
+        err = (r - b).abs().max() / max(b.abs().max(), 1e-12)
+        assert err < 0.25, (pol, r.to_dict(), b.to_dict())

@@ -114,9 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", required=True, metavar="BASE_RUN", help="the base forecast run")
     p.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    p.add_argument("--method", choices=["tags", "brute"], default="tags",
-                   help="tags: linear from the base run's source tags (seconds); brute: rerun "
-                        "the forecast with the scaled emissions (DIR/run/)")
+    p.add_argument("--method", choices=["tags", "response", "brute"], default="tags",
+                   help="tags: linear from the base run's source tags (seconds); response: "
+                        "quadratic response surface from cached perturbed runs per region x "
+                        "precursor (BASE_RUN/response/); brute: rerun the forecast with the "
+                        "scaled emissions (DIR/run/)")
 
     p = sub.add_parser("plan", help="least-cost set of emission cuts meeting a target",
                        description="Solve the least-cost combination of the target file's "

@@ -11,6 +11,8 @@ Methods:
 * ``brute``: the forecast rerun with the scenario's scaling table (``DIR/run/``), same start,
   lead and initial state as the base (the base's ``restart/<start>/`` when it has one, else its
   start type); exact by construction.
+* ``response``: secondary PM and O3 from cached perturbed runs per region x precursor and a
+  quadratic response surface (:mod:`.response`);
 * ``tags``: linear from the base run's source tags, no rerun: for every tagged species s and
   source tag k = (region, sector), ``c_s' = c_s + (f_k(p_s, t) - 1) tag_{s,k}`` with ``p_s`` the
   emitted pollutant s comes from (PPM25 <- PM25, SO2 and SO4 <- SO2, NO2, NO, NO3 and O3 <- NOx,
@@ -43,7 +45,7 @@ __all__ = ["score_scenario", "SOURCE_POLLUTANT", "METHODS"]
 
 log = logging.getLogger(__name__)
 
-METHODS = ("tags", "brute")
+METHODS = ("tags", "response", "brute")
 #: model species -> the emitted pollutant whose scaling moves it (tags method)
 SOURCE_POLLUTANT = {"PPM25": "PM25", "PPM10": "PMC", "SO2": "SO2", "SO4": "SO2", "NO2": "NOx",
                     "NO": "NOx", "NO3": "NOx", "HNO3": "NOx", "O3": "NOx", "NH4": "NH3",
@@ -143,10 +145,15 @@ def score_scenario(cfg: RunConfig, base_run, scenario: Scenario, out_dir,
                      initial=initial if initial.is_dir() else None, scaling=table,
                      overwrite=True)
         scen_dir = run
-    else:
+    elif method == "tags":
         scen_dir = _tags_estimate(base, out / "tags_estimate", table, domains)
     b = city_daily(cfg, base, cities)
-    s = city_daily(cfg, scen_dir, cities)
+    if method == "response":
+        from .response import response_scores
+
+        s = response_scores(cfg, base, scenario, cities, start, lead, run_forecast)
+    else:
+        s = city_daily(cfg, scen_dir, cities)
     keys = ["city", "domain", "coverage", "lead_day", "date", "pollutant", "statistic"]
     scores = b.rename(columns={"value": "base", "complete": "complete_base"}).merge(
         s[keys + ["value"]].rename(columns={"value": "scenario"}), on=keys, how="left")
