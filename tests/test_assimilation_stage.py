@@ -95,7 +95,7 @@ def test_assimilate_moves_the_state_towards_the_observations(background, tmp_pat
     b = xr.open_dataset(run / "restart" / "2026-07-20T02" / "initial_d01.nc")
     assert str(a["time"].values)[:13] == "2026-07-20T02"
     ratio = (a["O3"].isel(lev=0) / b["O3"].isel(lev=0)).values
-    assert 1.0 <= ratio.min() and ratio.max() < 1.3 + 1e-9 and ratio.max() > 1.15
+    assert 1.0 <= ratio.min() and 1.15 < ratio.max() < 1.35  # towards the +30 % observations
     # above the boundary layer the background is kept
     top = a.sizes["lev"] - 1
     np.testing.assert_array_equal(a["O3"].isel(lev=top).values, b["O3"].isel(lev=top).values)

@@ -159,7 +159,9 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             xb = model_equivalent(q, surface, rho)
             y_all = sub[q].to_numpy(float)
             use = op.inside & np.isfinite(y_all)
-            sig_o = observation_error(q, y_all, dx_km)
+            # errors proportional to the background equivalent, not to the observed value
+            # (weights from observed values favour low draws and bias the analysis low)
+            sig_o = observation_error(q, np.nan_to_num(op.H @ xb.ravel()), dx_km)
             rel = acfg.background_error.get(q, 0.5)
             sigma_b = np.maximum(rel * xb.ravel(), 1e-6 * max(float(xb.max()), 1e-30))
             H = op.H[np.flatnonzero(use)]
