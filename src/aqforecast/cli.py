@@ -150,6 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tags: the prior run's source tags (no extra run); fd: one perturbed "
                         "forecast per factor, reported against the tags")
 
+    p = sub.add_parser("bulletin", help="the morning bulletin: one self-contained HTML page",
+                       description="Write DIR/index.html (images beside it in DIR/img/) from "
+                                   "the cycle's files: city AQI table, maps, source shares, "
+                                   "and the analysis, inversion and plan where given.")
+    p.add_argument("--forecast", required=True, metavar="RUN", help="the forecast run")
+    p.add_argument("--products", required=True, metavar="DIR", help="its products")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--analysis", default=None, metavar="DIR", help="aqforecast assimilate output")
+    p.add_argument("--inversion", default=None, metavar="DIR", help="aqforecast invert output")
+    p.add_argument("--plan", default=None, metavar="DIR", help="aqforecast plan output")
+
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
                                    "into hourly and lead-window CF products, daily AQI tables per "
@@ -234,6 +245,10 @@ def _dispatch(args) -> int:
     elif args.command == "invert":
         for p in stages.invert(args.config, args.run, args.obs, args.out, args.prior_scaling,
                                args.jacobian):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "bulletin":
+        for p in stages.bulletin(args.forecast, args.products, args.out, args.analysis,
+                                 args.inversion, args.plan):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -280,3 +280,11 @@ def ensemble(config_path: str | Path, run: str | Path, members: int, workers: in
     from .assimilation.ensemble import make_ensemble
 
     return make_ensemble(config_path, run, members, workers, seed)
+
+
+def bulletin(forecast: str | Path, products_dir: str | Path, out_dir: str | Path,
+             analysis=None, inversion=None, plan=None) -> list[Path]:
+    """The morning bulletin (:mod:`aqforecast.bulletin.page`): ``out_dir/index.html``."""
+    from .bulletin import build_bulletin
+
+    return build_bulletin(forecast, products_dir, out_dir, analysis, inversion, plan)
