@@ -34,9 +34,11 @@ demo: setup sample-met
 	$(AQF) grid $(CONFIG) --out $(DEMO)/grid
 	$(AQF) forecast $(CONFIG) --lead-hours $(LEAD) --out $(DEMO)/forecast --overwrite
 	$(AQF) products $(CONFIG) --run $(DEMO)/forecast --out $(DEMO)/products
+	$(AQF) bulletin --forecast $(DEMO)/forecast --products $(DEMO)/products --out $(DEMO)/bulletin
 	@echo "--- demo outputs in $(DEMO):"
 	@find $(DEMO) -type f ! -path '*/restart/*' | sort | head -80
 	@echo "(restart files in $(DEMO)/forecast/restart)"
+	@echo "--- the morning page: $(DEMO)/bulletin/index.html"
 
 # the same cycle through the Snakemake DAG (profiles in hpc/)
 workflow: setup sample-met

@@ -8,6 +8,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/grid.smk"
 include: "workflow/rules/forecast.smk"
 include: "workflow/rules/products.smk"
+include: "workflow/rules/bulletin.smk"
 
 
 rule all:

@@ -22,7 +22,7 @@ def test_dry_run_plans_the_cycle(tmp_path):
     res = subprocess.run([exe, "-n", "--cores", "2", "--config", f"results={tmp_path}"],
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    for rule in ("grid", "forecast", "products", "all"):
+    for rule in ("grid", "forecast", "products", "bulletin", "all"):
         assert rule in res.stdout
 
 

@@ -20,4 +20,4 @@ def mpi_prefix(n):
 
 
 def all_outputs():
-    return [RESULTS / "products" / "done.flag"]
+    return [RESULTS / "products" / "done.flag", RESULTS / "bulletin" / "index.html"]
