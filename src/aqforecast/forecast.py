@@ -662,3 +662,22 @@ def run_scaling_table(run_dir, cfg):
     if not src or not Path(str(src)).is_file():
         return None
     return read_scaling_table(Path(str(src)))
+
+
+def rerun(cfg: RunConfig, base_run, out_dir, scaling=None, tags: bool = False) -> list[Path]:
+    """The forecast of ``base_run`` again with more emission scaling: the same start, lead and
+    initial state (its ``_SUCCESS`` manifest and ``restart/<start>/``) and the base's own
+    scaling table multiplied by ``scaling`` (a table or None), into ``out_dir`` (replaced).
+    Scenarios, the plan's check, response runs, finite-difference Jacobians and ensemble
+    members are all such reruns."""
+    from .io.rundir import require_success
+
+    base = Path(base_run)
+    man = require_success(base, "forecast")
+    stamp = restart_stamp(np.datetime64(str(man["cycle_start"]), "s"))
+    initial = base / "restart" / stamp
+    tables = [t for t in (run_scaling_table(base, cfg), scaling) if t is not None]
+    table = ScalingTable.concat([ScalingTable.coerce(t) for t in tables]) if tables else None
+    return run_forecast(cfg, int(man["lead_hours"]), out_dir, tags=tags, progress=False,
+                        start=stamp, initial=initial if initial.is_dir() else None,
+                        scaling=table, overwrite=True)

@@ -161,12 +161,13 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             use = op.inside & np.isfinite(y_all)
             # errors proportional to the background equivalent, not to the observed value
             # (weights from observed values favour low draws and bias the analysis low)
-            sig_o = observation_error(q, np.nan_to_num(op.H @ xb.ravel()), dx_km)
+            hb_all = op.H @ xb.ravel()  # the background at every station (0 outside)
+            sig_o = observation_error(q, hb_all, dx_km)
             rel = acfg.background_error.get(q, 0.5)
             sigma_b = np.maximum(rel * xb.ravel(), 1e-6 * max(float(xb.max()), 1e-30))
             H = op.H[np.flatnonzero(use)]
             y = y_all[use]
-            hxb = H @ xb.ravel()
+            hxb = hb_all[use]
             # gross-error check against the innovation's expected spread (H sigma_b: the
             # bilinear mean of the background error, a close bound of sqrt(H B H^T); the
             # observation error here from the background equivalent, so that an absurd value
@@ -176,7 +177,7 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                 b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
             else:
                 b_spread = H @ sigma_b
-            spread = np.sqrt(b_spread ** 2 + observation_error(q, hxb, dx_km) ** 2)
+            spread = np.sqrt(b_spread ** 2 + sig_o[use] ** 2)
             gross = np.abs(y - hxb) > acfg.gross_error_sigmas * spread
             keep = ~gross
             reason = np.full(len(sub), "", dtype=object)
@@ -226,7 +227,6 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             increments[f"{q}_increment"] = (("y", "x"), ratio * xb - xb,
                                             {"units": "mg m-3" if q == "CO" else "ug m-3",
                                              "long_name": f"surface analysis increment of {q}"})
-            hb_all = op.H @ xb.ravel()
             for k in range(len(sub)):
                 rows.append({"domain": name, "quantity": q, "station": sub["station"].iloc[k],
                              "lon": sub["lon"].iloc[k], "lat": sub["lat"].iloc[k],

@@ -21,7 +21,6 @@ import pandas as pd
 from ..config import ConfigError, RunConfig, load_config
 from ..emissions.inventory import POLLUTANTS
 from ..emissions.scaling import ScalingTable
-from ..forecast import run_scaling_table
 from ..io import atomic_path
 from ..io.rundir import require_success, write_success
 
@@ -46,19 +45,16 @@ def member_factors(cfg: RunConfig, members: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _run_member(config_path: str, lead: int, start: str, initial: str | None, table_rows,
-                out: str, base_rows) -> str:
-    """One member (runs in a dask worker process)."""
+def _run_member(config_path: str, base: str, table_rows, out: str) -> str:
+    """One member (runs in a dask worker process): the control rerun with its factors."""
     import numba
 
-    from ..forecast import run_forecast
+    from ..forecast import rerun
 
-    numba.set_num_threads(1) if numba.config.NUMBA_NUM_THREADS > 1 else None
+    if numba.config.NUMBA_NUM_THREADS > 1:
+        numba.set_num_threads(1)
     table = ScalingTable.from_rows(table_rows, source=f"ensemble member {Path(out).name}")
-    if base_rows:
-        table = ScalingTable.concat([ScalingTable.from_rows(base_rows), table])
-    run_forecast(load_config(config_path), lead, out, tags=False, progress=False, start=start,
-                 initial=initial, scaling=table, overwrite=True)
+    rerun(load_config(config_path), base, out, table)
     return out
 
 
@@ -71,22 +67,14 @@ def make_ensemble(config_path, run_dir, members: int, workers: int = 1, seed: in
         raise ConfigError(f"--members {members}: an ensemble needs at least 3 members")
     cfg = load_config(config_path)
     run = Path(run_dir)
-    man = require_success(run, "forecast")
-    start = str(np.datetime64(str(man["cycle_start"]), "h"))
-    lead = int(man["lead_hours"])
-    initial = run / "restart" / start
-    base = run_scaling_table(run, cfg)
-    base_rows = [{"region": r.region, "sector": r.sector, "pollutant": r.pollutant,
-                  "factor": r.factor, "start": r.start, "end": r.end} for r in base.rows] \
-        if base is not None else []
+    require_success(run, "forecast")
     factors = member_factors(cfg, members, seed)
     out = run / "ensemble"
     tasks = []
     for name, g in factors.groupby("member"):
         rows = g[["region", "sector", "pollutant", "factor"]].to_dict("records")
-        tasks.append(dask.delayed(_run_member)(str(config_path), lead, start,
-                                               str(initial) if initial.is_dir() else None,
-                                               rows, str(out / name), base_rows))
+        tasks.append(dask.delayed(_run_member)(str(config_path), str(run), rows,
+                                               str(out / name)))
     if workers > 1:
         done = dask.compute(*tasks, scheduler="processes", num_workers=int(workers))
     else:

@@ -184,6 +184,14 @@ def _format_loc(loc: tuple) -> str:
     return out or "(top level)"
 
 
+def _line_of(loc: tuple, lines: dict[tuple, int]) -> int | None:
+    """YAML line of the key path ``loc`` or of its nearest ancestor found in ``lines``."""
+    for n in range(len(loc), -1, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
 def _format_errors(path: Path, err: ValidationError, lines: dict[tuple, int]) -> str:
     msgs = []
     for e in err.errors():
@@ -191,11 +199,7 @@ def _format_errors(path: Path, err: ValidationError, lines: dict[tuple, int]) ->
         # pydantic appends union/model tags such as 'function-after[...]': drop non-key parts
         loc = tuple(p for p in loc if isinstance(p, int) or not str(p).startswith(
             ("function-", "list[", "tuple[", "dict[")))
-        line = None
-        for n in range(len(loc), -1, -1):
-            if loc[:n] in lines:
-                line = lines[loc[:n]]
-                break
+        line = _line_of(loc, lines)
         where = _format_loc(loc)
         if line is not None:
             where += f" (line {line})"
@@ -247,11 +251,7 @@ def load_yaml_model(path: str | Path, model, what: str = "file"):
 
 def key_location(path: str | Path, loc: tuple, lines: dict) -> str:
     """``file: key.path[0].sub (line N)`` for a key path (as in validation errors)."""
-    line = None
-    for n in range(len(loc), -1, -1):
-        if loc[:n] in lines:
-            line = lines[loc[:n]]
-            break
+    line = _line_of(loc, lines)
     return f"{path}: {_format_loc(loc)}" + (f" (line {line})" if line is not None else "")
 
 

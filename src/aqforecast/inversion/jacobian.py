@@ -196,31 +196,18 @@ def finite_difference_jacobian(cfg, run_dir, obs: pd.DataFrame, system: Observat
     times exp(``delta``) on top of the prior run's own scaling (same start, lead and initial
     state as the prior run), ``(y_j - y_prior) / delta`` at the same observations. ``run``:
     ``callable(scaling_table, out_dir)`` making a run (default: :func:`aqforecast.forecast.
-    run_forecast` without tags). Costs ``len(system.state)`` forecasts (see ``cost_preview``);
+    rerun` without tags). Costs ``len(system.state)`` forecasts (see ``cost_preview``);
     for the nonlinear species (O3, secondary PM) and the Walcek limiter's nonlinearity this is
     the reference the tag Jacobian is compared with."""
     from ..emissions.scaling import ScalingTable
-    from ..forecast import run_forecast
+    from ..forecast import rerun
     from ..grid import grids_from_config
-    from ..io.rundir import require_success
 
-    run_dir, work = Path(run_dir), Path(work_dir)
-    man = require_success(run_dir, "forecast")
-    start = str(np.datetime64(str(man["cycle_start"]), "h"))
-    lead = int(man["lead_hours"])
-    initial = run_dir / "restart" / start
+    work = Path(work_dir)
     grids = grids_from_config(cfg)
 
-    from ..forecast import run_scaling_table
-
-    base_table = run_scaling_table(run_dir, cfg)
-
     def default_run(table, out):
-        if base_table is not None:
-            table = ScalingTable.concat([base_table, table])
-        run_forecast(cfg, lead, out, tags=False, progress=False, start=start,
-                     initial=initial if initial.is_dir() else None, scaling=table,
-                     overwrite=True)
+        rerun(cfg, run_dir, out, table)
 
     run = run or default_run
     quantities = sorted(set(system.meta["quantity"]))

@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 from scipy.optimize import linprog
 
-from ..config import ConfigError, RunConfig
+from ..config import RunConfig
 from ..io import InputFileError, atomic_path
 from ..io.rundir import write_success
 from .cities import city_daily, city_domains
@@ -76,7 +76,7 @@ def _lookup(df: pd.DataFrame, r: dict) -> float:
 
 def plan(cfg: RunConfig, base_run, target: Target, out_dir, verify: bool = True) -> list[Path]:
     """Solve and write the least-cost plan (module docstring); return the written paths."""
-    from ..forecast import run_forecast
+    from ..forecast import rerun
 
     base, out = Path(base_run), Path(out_dir)
     start, lead = _run_start(base)
@@ -157,11 +157,7 @@ def plan(cfg: RunConfig, base_run, target: Target, out_dir, verify: bool = True)
         scenario = Scenario(name=doc["name"], measures=chosen) if chosen else None
         run = out / "verify" / "run"
         table = scenario_to_scaling(scenario, start, regions) if scenario else None
-        initial = base / "restart" / str(np.datetime64(start, "h"))
-        run_forecast(cfg, lead, run, tags=False, progress=False,
-                     start=str(np.datetime64(start, "h")),
-                     initial=initial if initial.is_dir() else None, scaling=table,
-                     overwrite=True)
+        rerun(cfg, base, run, table)
         achieved = city_daily(cfg, run, cities)
         vt = lt.assign(achieved=[_lookup(achieved, r) for r in limits])
         vt["predicted_change"] = vt["predicted"] - vt["base"]

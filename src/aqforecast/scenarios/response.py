@@ -69,8 +69,8 @@ def _effective_cuts(cfg, table, start, lead, touched) -> dict:
     return out
 
 
-def response_scores(cfg: RunConfig, base: Path, scenario: Scenario, cities, start, lead,
-                    run_forecast) -> pd.DataFrame:
+def response_scores(cfg: RunConfig, base: Path, scenario: Scenario, cities, start, lead
+                    ) -> pd.DataFrame:
     """City statistics of the scenario by the response surface (the ``value`` column of
     :func:`.cities.city_daily`), with the perturbed runs made or reused."""
     regions = [r.name for r in cfg.regions]
@@ -79,8 +79,8 @@ def response_scores(cfg: RunConfig, base: Path, scenario: Scenario, cities, star
     cuts = _effective_cuts(cfg, table, start, lead, touched)
     b = city_daily(cfg, base, cities).set_index(KEYS)["value"]
     total = pd.Series(0.0, index=b.index)
-    stamp = str(np.datetime64(start, "h"))
-    initial = base / "restart" / stamp
+    from ..forecast import rerun
+
     for (r, p), x in cuts.items():
         if x <= 0:
             continue
@@ -89,9 +89,7 @@ def response_scores(cfg: RunConfig, base: Path, scenario: Scenario, cities, star
             run = base / "response" / f"{r}_{p}_{int(round(level * 100)):03d}"
             if not (run / "_SUCCESS").exists():
                 log.info("response run %s (cut %g of %s in %s)", run.name, level, p, r)
-                run_forecast(cfg, lead, run, tags=False, progress=False, start=stamp,
-                             initial=initial if initial.is_dir() else None,
-                             scaling=ScalingTable({(r, "*", p): 1.0 - level}), overwrite=True)
+                rerun(cfg, base, run, ScalingTable({(r, "*", p): 1.0 - level}))
             d.append(city_daily(cfg, run, cities).set_index(KEYS)["value"] - b)
         # dS(x) = a x + b x^2 through (0, 0), (l1, d1), (l2, d2)
         (l1, l2), (d1, d2) = LEVELS, d

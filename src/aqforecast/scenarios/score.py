@@ -125,7 +125,7 @@ def _measures_table(scenario: Scenario, cfg: RunConfig, start, lead: int) -> pd.
 def score_scenario(cfg: RunConfig, base_run, scenario: Scenario, out_dir,
                    method: str = "tags") -> list[Path]:
     """Score ``scenario`` against ``base_run`` (module docstring); return the written paths."""
-    from ..forecast import run_forecast
+    from ..forecast import rerun
 
     if method not in METHODS:
         raise ConfigError(f"--method {method!r}: expected one of {', '.join(METHODS)}")
@@ -138,20 +138,15 @@ def score_scenario(cfg: RunConfig, base_run, scenario: Scenario, out_dir,
     cities = city_domains(cfg)
     domains = sorted({d for d, _, _ in cities.values()})
     if method == "brute":
-        run = out / "run"
-        initial = base / "restart" / str(np.datetime64(start, "h"))
-        run_forecast(cfg, lead, run, tags=False, progress=False,
-                     start=str(np.datetime64(start, "h")),
-                     initial=initial if initial.is_dir() else None, scaling=table,
-                     overwrite=True)
-        scen_dir = run
+        scen_dir = out / "run"
+        rerun(cfg, base, scen_dir, table)
     elif method == "tags":
         scen_dir = _tags_estimate(base, out / "tags_estimate", table, domains)
     b = city_daily(cfg, base, cities)
     if method == "response":
         from .response import response_scores
 
-        s = response_scores(cfg, base, scenario, cities, start, lead, run_forecast)
+        s = response_scores(cfg, base, scenario, cities, start, lead)
     else:
         s = city_daily(cfg, scen_dir, cities)
     keys = ["city", "domain", "coverage", "lead_day", "date", "pollutant", "statistic"]
