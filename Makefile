@@ -1,5 +1,7 @@
 # aqforecast: the two commands of the README, each doing its own set-up on a fresh machine.
-#   make demo   set up, generate the sample met, run the whole sample cycle into results/demo
+#   make demo   set up, generate the sample met and observations, run the daily cycle through
+#               Snakemake (config/workflow.yaml: two consecutive cycles, the second with the 15-day
+#               lead, every stage) into results/demo/cycles/<YYYYMMDDHH>/
 #   make test   set up, then run the test suite (fast tests; `make test-all` adds slow ones)
 
 PYTHON ?= python3
@@ -10,9 +12,14 @@ STAMP  := $(VENV)/.installed-stamp
 CONFIG ?= config/config.yaml
 DEMO   ?= results/demo
 LEAD   ?= 360
-MET    := data_sample/met/.complete
+# met for two daily cycles, the second 15 days long (start .. start + 24 h + 360 h + 2 h)
+MET_HOURS ?= 386
+MET    := data_sample/met/.complete-$(MET_HOURS)
+OBS    := data_sample/observations/.complete
+SNAKE  := PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/snakemake
 
-.PHONY: setup demo test test-all sample-met workflow bench clean regression-reference
+.PHONY: setup demo demo-direct test test-all sample-met sample-obs workflow bench clean \
+        regression-reference
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,25 +31,36 @@ setup: $(STAMP)
 
 # WRF-format met for the sample case (too large to commit: generated, ~0.5 GB, ~20 s)
 $(MET): $(STAMP) data_sample/make_sample_met.py $(CONFIG)
-	$(PY) data_sample/make_sample_met.py --config $(CONFIG) --out data_sample/met
+	$(PY) data_sample/make_sample_met.py --config $(CONFIG) --out data_sample/met \
+		--hours $(MET_HOURS)
 	touch $(MET)
 
 sample-met: $(MET)
 
-demo: setup sample-met
-	$(AQF) validate $(CONFIG)
-	$(AQF) grid $(CONFIG) --out $(DEMO)/grid
-	$(AQF) forecast $(CONFIG) --lead-hours $(LEAD) --out $(DEMO)/forecast --overwrite
-	$(AQF) products $(CONFIG) --run $(DEMO)/forecast --out $(DEMO)/products
-	$(AQF) bulletin --forecast $(DEMO)/forecast --products $(DEMO)/products --out $(DEMO)/bulletin
-	@echo "--- demo outputs in $(DEMO):"
-	@find $(DEMO) -type f ! -path '*/restart/*' | sort | head -80
-	@echo "(restart files in $(DEMO)/forecast/restart)"
-	@echo "--- the morning page: $(DEMO)/bulletin/index.html"
+# synthetic station observations (an OSSE truth run with a perturbed inventory, ~2 min)
+$(OBS): $(MET) data_sample/make_sample_obs.py
+	$(PY) data_sample/make_sample_obs.py --config $(CONFIG) --hours 48 \
+		--out data_sample/observations
+	touch $(OBS)
 
-# the same cycle through the Snakemake DAG (profiles in hpc/)
-workflow: setup sample-met
-	PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/snakemake --cores 2 --config results=$(DEMO)/workflow
+sample-obs: $(OBS)
+
+# the daily cycle through the Snakemake DAG (options: config/workflow.yaml; profiles in hpc/)
+demo: setup sample-met sample-obs
+	$(SNAKE) --cores 2 --configfile config/workflow.yaml --rerun-incomplete \
+		--config results=$(DEMO)/cycles
+	@$(PY) workflow/scripts/where.py $(DEMO)/cycles
+
+workflow: demo
+
+# one cycle without Snakemake: the stages called one after another
+demo-direct: setup sample-met
+	$(AQF) validate $(CONFIG)
+	$(AQF) grid $(CONFIG) --out $(DEMO)/direct/grid
+	$(AQF) forecast $(CONFIG) --lead-hours $(LEAD) --out $(DEMO)/direct/forecast --overwrite
+	$(AQF) products $(CONFIG) --run $(DEMO)/direct/forecast --out $(DEMO)/direct/products
+	$(AQF) bulletin --forecast $(DEMO)/direct/forecast --products $(DEMO)/direct/products \
+		--out $(DEMO)/direct/bulletin
 
 test: setup
 	$(PY) -m pytest -q

@@ -39,17 +39,21 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import netCDF4
 import numpy as np
 import shapely
-from scipy.ndimage import gaussian_filter
 from scipy.interpolate import RegularGridInterpolator
+from scipy.ndimage import gaussian_filter
 
+from aqforecast.chemistry.photolysis import cos_solar_zenith
 from aqforecast.config import load_config
 from aqforecast.constants import CP_DRY, GRAVITY, P0, R_DRY
 from aqforecast.grid import LambertGrid, VerticalGrid, grids_from_config
-from aqforecast.io.netcdf import atomic_path
-from aqforecast.chemistry.photolysis import cos_solar_zenith
+from aqforecast.io.wrf_write import (
+    WRF_DIMS,
+    WRF_TIME_VARIABLES,
+    wrf_global_attributes,
+    write_wrfout,
+)
 
 log = logging.getLogger("make_sample_met")
 
@@ -412,153 +416,28 @@ def rain_accumulations(dom: Domain, nhours: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- writing
-_VARS = {  # name: (dims kind, units, description, stagger)
-    "U": ("3u", "m s-1", "x-wind component", "X"),
-    "V": ("3v", "m s-1", "y-wind component", "Y"),
-    "W": ("3w", "m s-1", "z-wind component", "Z"),
-    "PH": ("3w", "m2 s-2", "perturbation geopotential", "Z"),
-    "PHB": ("3w", "m2 s-2", "base-state geopotential", "Z"),
-    "T": ("3", "K", "perturbation potential temperature (theta-t0)", ""),
-    "P": ("3", "Pa", "perturbation pressure", ""),
-    "PB": ("3", "Pa", "BASE STATE PRESSURE", ""),
-    "QVAPOR": ("3", "kg kg-1", "Water vapor mixing ratio", ""),
-    "QCLOUD": ("3", "kg kg-1", "Cloud water mixing ratio", ""),
-    "CLDFRA": ("3", "", "CLOUD FRACTION", ""),
-    "MU": ("2", "Pa", "perturbation dry air mass in column", ""),
-    "MUB": ("2", "Pa", "base state dry air mass in column", ""),
-    "PSFC": ("2", "Pa", "SFC PRESSURE", ""),
-    "T2": ("2", "K", "TEMP at 2 M", ""),
-    "Q2": ("2", "kg kg-1", "QV at 2 M", ""),
-    "U10": ("2", "m s-1", "U at 10 M", ""),
-    "V10": ("2", "m s-1", "V at 10 M", ""),
-    "PBLH": ("2", "m", "PBL HEIGHT", ""),
-    "HFX": ("2", "W m-2", "UPWARD HEAT FLUX AT THE SURFACE", ""),
-    "LH": ("2", "W m-2", "LATENT HEAT FLUX AT THE SURFACE", ""),
-    "UST": ("2", "m s-1", "U* IN SIMILARITY THEORY", ""),
-    "SWDOWN": ("2", "W m-2", "DOWNWARD SHORT WAVE FLUX AT GROUND SURFACE", ""),
-    "RAINC": ("2", "mm", "ACCUMULATED TOTAL CUMULUS PRECIPITATION", ""),
-    "RAINNC": ("2", "mm", "ACCUMULATED TOTAL GRID SCALE PRECIPITATION", ""),
-}
-_DIMS = {
-    "3": ("Time", "bottom_top", "south_north", "west_east"),
-    "3u": ("Time", "bottom_top", "south_north", "west_east_stag"),
-    "3v": ("Time", "bottom_top", "south_north_stag", "west_east"),
-    "3w": ("Time", "bottom_top_stag", "south_north", "west_east"),
-    "2": ("Time", "south_north", "west_east"),
-    "2u": ("Time", "south_north", "west_east_stag"),
-    "2v": ("Time", "south_north_stag", "west_east"),
-}
+# The file layout (dimensions, attributes, static grid fields, base-state constants) is the
+# package's wrfout writer, shared with aqforecast.met.station_analysis.
+_VARS = WRF_TIME_VARIABLES
+_DIMS = WRF_DIMS
 
 
 def _global_attrs(dom: Domain, start: datetime, grid_id: int, parent_id: int) -> dict:
-    g = dom.grid
-    cen_lon, cen_lat = g.to_lonlat(g.x0 + 0.5 * g.nx * g.dx, g.y0 + 0.5 * g.ny * g.dx)
     c = dom.cfg
-    return {
-        "TITLE": " OUTPUT FROM WRF V4.4 MODEL (synthetic: aqforecast "
-                 "data_sample/make_sample_met.py)",
-        "START_DATE": start.strftime("%Y-%m-%d_%H:%M:%S"),
-        "SIMULATION_START_DATE": start.strftime("%Y-%m-%d_%H:%M:%S"),
-        "WEST-EAST_GRID_DIMENSION": np.int32(g.nx + 1),
-        "SOUTH-NORTH_GRID_DIMENSION": np.int32(g.ny + 1),
-        "BOTTOM-TOP_GRID_DIMENSION": np.int32(WRF_NZ + 1),
-        "DX": np.float32(g.dx), "DY": np.float32(g.dx), "GRIDTYPE": "C",
-        "DT": np.float32(18.0 * g.dx / 1000.0), "HYBRID_OPT": np.int32(0),
-        "BL_PBL_PHYSICS": np.int32(1), "SF_SFCLAY_PHYSICS": np.int32(1),
-        "GRID_ID": np.int32(grid_id), "PARENT_ID": np.int32(parent_id),
-        "I_PARENT_START": np.int32((c.i_parent_start or 0) + 1),
-        "J_PARENT_START": np.int32((c.j_parent_start or 0) + 1),
-        "PARENT_GRID_RATIO": np.int32(c.ratio or 1),
-        "CEN_LAT": np.float32(cen_lat), "CEN_LON": np.float32(cen_lon),
-        "TRUELAT1": np.float32(g.truelat1), "TRUELAT2": np.float32(g.truelat2),
-        "MOAD_CEN_LAT": np.float32(g.ref_lat), "STAND_LON": np.float32(g.stand_lon),
-        "POLE_LAT": np.float32(90.0), "POLE_LON": np.float32(0.0),
-        "MAP_PROJ": np.int32(1), "MAP_PROJ_CHAR": "Lambert Conformal",
-        "MMINLU": "USGS", "NUM_LAND_CAT": np.int32(24), "ISWATER": np.int32(16),
-        "ISLAKE": np.int32(-1), "ISICE": np.int32(24), "ISURBAN": np.int32(1),
-        "ISOILWATER": np.int32(14), "BUCKET_MM": np.float32(-1.0),
-    }
+    return wrf_global_attributes(
+        dom.grid, start, WRF_NZ, title="synthetic: aqforecast data_sample/make_sample_met.py",
+        grid_id=grid_id, parent_id=parent_id, i_parent_start=(c.i_parent_start or 0) + 1,
+        j_parent_start=(c.j_parent_start or 0) + 1, parent_grid_ratio=c.ratio or 1)
 
 
 def write_day(dom: Domain, start: datetime, hours: np.ndarray, rain_acc: dict, path: Path,
               grid_id: int, parent_id: int, complevel: int = 1) -> Path:
     """Write the records at ``hours`` (since start) of one domain to ``path`` atomically."""
     f = day_fields(dom, start, hours, rain_acc)
-    nt = len(hours)
-    g = dom.grid
-    comp = dict(zlib=complevel > 0, complevel=max(complevel, 1), shuffle=True)
-    with atomic_path(path) as tmp:
-        os.chmod(tmp, 0o644)
-        with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
-            for k, n in (("Time", None), ("DateStrLen", 19), ("west_east", g.nx),
-                         ("south_north", g.ny), ("bottom_top", WRF_NZ),
-                         ("bottom_top_stag", WRF_NZ + 1), ("west_east_stag", g.nx + 1),
-                         ("south_north_stag", g.ny + 1)):
-                nc.createDimension(k, n)
-            nc.setncatts(_global_attrs(dom, start, grid_id, parent_id))
-            times = [(start + timedelta(hours=int(h))).strftime("%Y-%m-%d_%H:%M:%S")
-                     for h in hours]
-            tv = nc.createVariable("Times", "S1", ("Time", "DateStrLen"))
-            tv[:] = netCDF4.stringtochar(np.array(times, dtype="S19"))
-
-            def put(name, dims, data, units="", desc="", stagger="", quantize=False):
-                ch = tuple(1 if d == "Time" else len(nc.dimensions[d]) for d in dims)
-                q = dict(significant_digits=SIGNIFICANT_BITS,
-                         quantize_mode="BitRound") if quantize and comp["zlib"] else {}
-                v = nc.createVariable(name, "f4", dims, chunksizes=ch, **comp, **q)
-                sp = [d for d in dims if d != "Time"]
-                order = ("XYZ" if len(sp) == 3 else "XY " if len(sp) == 2 else
-                         "Z  " if sp else "0  ")
-                v.setncatts({"FieldType": np.int32(104), "MemoryOrder": order,
-                             "description": desc, "units": units, "stagger": stagger})
-                if len(dims) >= 3 and dims[-1].startswith("west_east"):
-                    v.setncattr("coordinates", "XLONG XLAT XTIME")
-                v[:] = np.asarray(data, dtype=np.float32)
-
-            for name, (kind, units, desc, stag) in _VARS.items():
-                put(name, _DIMS[kind], f[name], units, desc, stag, quantize=True)
-            rep = lambda a: np.broadcast_to(a, (nt,) + a.shape)  # noqa: E731
-            static = {
-                "XLAT": ("2", dom.lat, "degree_north", "LATITUDE, SOUTH IS NEGATIVE", ""),
-                "XLONG": ("2", dom.lon, "degree_east", "LONGITUDE, WEST IS NEGATIVE", ""),
-                "XLAT_U": ("2u", dom.lat_u, "degree_north", "LATITUDE, SOUTH IS NEGATIVE", "X"),
-                "XLONG_U": ("2u", dom.lon_u, "degree_east", "LONGITUDE, WEST IS NEGATIVE", "X"),
-                "XLAT_V": ("2v", dom.lat_v, "degree_north", "LATITUDE, SOUTH IS NEGATIVE", "Y"),
-                "XLONG_V": ("2v", dom.lon_v, "degree_east", "LONGITUDE, WEST IS NEGATIVE", "Y"),
-                "HGT": ("2", dom.hgt, "m", "Terrain Height", ""),
-                "LU_INDEX": ("2", dom.lu.astype(float), "", "LAND USE CATEGORY", ""),
-                "LANDMASK": ("2", dom.land, "", "LAND MASK (1 FOR LAND, 0 FOR WATER)", ""),
-                "XLAND": ("2", 2.0 - dom.land, "", "LAND MASK (1 FOR LAND, 2 FOR WATER)", ""),
-                "MAPFAC_M": ("2", g.map_factor, "", "Map scale factor on mass grid", ""),
-                "MAPFAC_MX": ("2", g.map_factor, "", "Map scale factor on mass grid, x dir.", ""),
-                "MAPFAC_MY": ("2", g.map_factor, "", "Map scale factor on mass grid, y dir.", ""),
-                "MAPFAC_U": ("2u", g.map_factor_u, "", "Map scale factor on u-grid", "X"),
-                "MAPFAC_V": ("2v", g.map_factor_v, "", "Map scale factor on v-grid", "Y"),
-                "COSALPHA": ("2", dom.cosa, "", "Local cosine of map rotation", ""),
-                "SINALPHA": ("2", dom.sina, "", "Local sine of map rotation", ""),
-                "F": ("2", 2 * 7.2921e-5 * np.sin(np.deg2rad(dom.lat)), "s-1",
-                      "Coriolis sine latitude term", ""),
-            }
-            for name, (kind, data, units, desc, stag) in static.items():
-                put(name, _DIMS[kind], rep(data), units, desc, stag)
-            put("ZNU", ("Time", "bottom_top"), rep(dom.znu), "", "eta values on half (mass) levels")
-            put("ZNW", ("Time", "bottom_top_stag"), rep(dom.znw), "",
-                "eta values on full (w) levels")
-            put("DNW", ("Time", "bottom_top"), rep(dom.dnw), "",
-                "d(eta) values between full (w) levels")
-            for name, val, units, desc in (("P_TOP", WRF_P_TOP, "Pa", "PRESSURE TOP OF THE MODEL"),
-                                           ("P00", P00_BASE, "Pa", "BASE STATE PRESURE"),
-                                           ("T00", T00, "K", "BASE STATE TEMPERATURE"),
-                                           ("TLP", TLP, "", "BASE STATE LAPSE RATE"),
-                                           ("TISO", TISO, "K",
-                                            "TEMP AT WHICH THE BASE T TURNS CONST")):
-                put(name, ("Time",), np.full(nt, val), units, desc)
-            xt = nc.createVariable("XTIME", "f4", ("Time",))
-            xt.setncatts({"units": f"minutes since {start:%Y-%m-%d %H:%M:%S}",
-                          "description": f"minutes since {start:%Y-%m-%d %H:%M:%S}",
-                          "FieldType": np.int32(104), "MemoryOrder": "0  ", "stagger": ""})
-            xt[:] = (hours * 60.0).astype(np.float32)
-    return path
+    return write_wrfout(path, dom.grid, start, hours, f, hgt=dom.hgt, lu_index=dom.lu,
+                        landmask=dom.land, znw=dom.znw, p_top=WRF_P_TOP,
+                        attrs=_global_attrs(dom, start, grid_id, parent_id),
+                        complevel=complevel, significant_bits=SIGNIFICANT_BITS)
 
 
 def _task(args):

@@ -64,8 +64,10 @@ def test_missing_section(tmp_path, base):
 
 
 def test_dx_out_of_range(tmp_path, base):
-    base["domains"][0]["dx_m"] = 100.0
-    _expect(tmp_path, base, "domains[0].dx_m", "greater than or equal to 500")
+    base["domains"][0]["dx_m"] = 50.0
+    _expect(tmp_path, base, "domains[0].dx_m", "greater than or equal to 100")
+    base["domains"][0]["dx_m"] = 200000.0
+    _expect(tmp_path, base, "domains[0].dx_m", "less than or equal to 150000")
 
 
 def test_lead_over_15_days(tmp_path, base):

@@ -27,6 +27,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
+    p = sub.add_parser("init", help="write a config on the grid(s) of a WRF run",
+                       description="Write CONFIG (YAML) whose domains are the WRF grids of "
+                                   "FILE (the outermost domain) and of each --nest file: "
+                                   "projection (MAP_PROJ 1 Lambert, 2 polar stereographic, 3 "
+                                   "Mercator), dx, size and placement, eta levels, start and "
+                                   "lead from Times, met paths; species and chemistry of the "
+                                   "sample case, no emissions, no regions, tags off. Check it "
+                                   "with `aqforecast validate CONFIG`.")
+    p.add_argument("--from-wrfout", required=True, metavar="FILE",
+                   help="wrfout file (or quoted glob of files) of the outermost domain")
+    p.add_argument("--nest", action="append", default=[], metavar="FILE",
+                   help="wrfout file of a nest (repeat for each nest; its I_PARENT_START, "
+                        "J_PARENT_START, PARENT_GRID_RATIO and PARENT_ID place it)")
+    p.add_argument("--window", type=int, nargs=4, default=None,
+                   metavar=("I0", "J0", "NX", "NY"),
+                   help="keep NX x NY cells of the outermost grid from its 0-based cell "
+                        "(I0, J0) (nests must lie inside with one cell to spare)")
+    p.add_argument("--out", required=True, metavar="CONFIG", help="config file to write")
+
     p = sub.add_parser("validate", help="check a configuration file and print a summary",
                        description="Validate CONFIG (keys, units, ranges, nests, CFL) and the "
                                    "inputs it names (met files readable, on the grid, covering "
@@ -67,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-tags", action="store_true", help="run without source tagging")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    p = sub.add_parser("emissions", help="check the cycle's inventory and write its totals",
+                       description="Read the configured inventory with the forecast's readers "
+                                   "and write DIR/emission_totals.csv: Mg per region x sector x "
+                                   "pollutant over the cycle in the outer domain, base and "
+                                   "with the scaling table, and _SUCCESS.")
+    _add_config(p)
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--scaling", default=None, metavar="FILE",
+                   help="emission scaling table (as forecast --scaling)")
+    p.add_argument("--start", default=None, metavar="YYYY-MM-DDTHH", help="cycle start (UTC)")
+    p.add_argument("--lead-hours", type=int, default=None, metavar="H", help="cycle length, h")
+
     p = sub.add_parser("observations", help="gather, QC and write the cycle's station "
                                             "observations (obs.nc)",
                        description="Read every inputs.observations.sources file, keep the "
@@ -76,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(p)
     p.add_argument("--cycle", required=True, metavar="YYYY-MM-DDTHH",
                    help="the cycle (analysis) time, UTC")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--window-hours", type=int, default=None, metavar="H",
+                   help="gather the H hours before the cycle (default: "
+                        "inputs.observations.window_hours; 24 to verify a whole day)")
+
+    p = sub.add_parser("verify", help="score a finished forecast against observations",
+                       description="Pair the forecast of RUN (hourly surface values at each "
+                                   "observing station) with OBS (obs.nc or a generic CSV) and "
+                                   "write DIR/skill.csv (pollutant x station x lead day: NMB, "
+                                   "NME, RMSE, r, exceedance and AQI-category scores), "
+                                   "summary.csv (per lead day, all stations and per city), "
+                                   "paired.csv and _SUCCESS.")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished forecast run")
+    p.add_argument("--obs", required=True, metavar="OBS", help="obs.nc or a generic CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
     p = sub.add_parser("assimilate", help="analyse the initial state from observations",
@@ -105,6 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=1, metavar="W",
                    help="dask worker processes (1: one member after another)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the perturbations")
+    p.add_argument("--cluster", default=None, metavar="KIND",
+                   help="where the members run: local (default; --workers processes), slurm, "
+                        "pbs, sge or lsf (dask-jobqueue; --workers jobs configured in dask's "
+                        "jobqueue.<kind> section, e.g. hpc/dask/jobqueue.yaml via DASK_CONFIG), "
+                        "or a dask scheduler address tcp://host:port")
 
     p = sub.add_parser("scenario", help="score an emission-reduction scenario (YAML)",
                        description="City daily changes (PM2.5, PM10, NO2, SO2, CO daily means, "
@@ -150,16 +201,47 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tags: the prior run's source tags (no extra run); fd: one perturbed "
                         "forecast per factor, reported against the tags")
 
+    p = sub.add_parser("met-from-stations", help="analysed-met wrfout files from station "
+                                                 "observations (hindcasts without WRF)",
+                       description="Objective analysis (two-pass Barnes) of hourly station "
+                                   "wind, temperature, pressure, dew point and rain onto every "
+                                   "domain, a diagnosed boundary layer (AERMET scheme) and "
+                                   "hydrostatic columns, written as daily wrfout files that "
+                                   "the forecast reads (README, Hindcast).")
+    _add_config(p)
+    p.add_argument("--stations", required=True, nargs="+", metavar="CSV",
+                   help="hourly station files (PRSA layout: TEMP, PRES, DEWP, RAIN, wd, WSPM)")
+    p.add_argument("--coords", default=None, metavar="CSV",
+                   help="station table (default: inputs.observations.station_coords)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--start", default=None, metavar="YYYY-MM-DDTHH",
+                   help="first record, UTC (default: time.start)")
+    p.add_argument("--hours", type=int, default=None, metavar="N",
+                   help="hourly records (default: time.lead_hours + 2)")
+    p.add_argument("--urban", action="append", default=[], metavar="LON,LAT,KM",
+                   help="urban land use within KM of (LON, LAT); repeatable")
+    p.add_argument("--length-km", type=float, default=None, help="Barnes length scale (20)")
+    p.add_argument("--bowen", type=float, default=None, help="Bowen ratio (1.5, winter)")
+
     p = sub.add_parser("bulletin", help="the morning bulletin: one self-contained HTML page",
                        description="Write DIR/index.html (images beside it in DIR/img/) from "
-                                   "the cycle's files: city AQI table, maps, source shares, "
-                                   "and the analysis, inversion and plan where given.")
+                                   "the cycle's files: headline, city tables by lead window "
+                                   "and by day, maps, source shares by region x sector, and "
+                                   "the analysis, inversion, plan and verification where "
+                                   "given.")
     p.add_argument("--forecast", required=True, metavar="RUN", help="the forecast run")
     p.add_argument("--products", required=True, metavar="DIR", help="its products")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--analysis", default=None, metavar="DIR", help="aqforecast assimilate output")
     p.add_argument("--inversion", default=None, metavar="DIR", help="aqforecast invert output")
     p.add_argument("--plan", default=None, metavar="DIR", help="aqforecast plan output")
+    p.add_argument("--config", default=None, metavar="CONFIG",
+                   help="the cycle's config: city outlines for the lead-window rows of the "
+                        "city table, met and inventory for the headline")
+    p.add_argument("--verification", default=None, metavar="DIR",
+                   help="aqforecast verify output (yesterday's forecast against observations)")
+    p.add_argument("--previous-inversion", default=None, metavar="DIR",
+                   help="yesterday's aqforecast invert output: what changed since")
 
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
@@ -208,7 +290,12 @@ def _dispatch(args) -> int:
     from . import stages
     from .config import ConfigError
 
-    if args.command == "validate":
+    if args.command == "init":
+        from .io.wrf_init import write_config_from_wrfout
+
+        out = write_config_from_wrfout(args.from_wrfout, args.nest, args.window, args.out)
+        sys.stdout.write(f"{out}\n")
+    elif args.command == "validate":
         _, summary = stages.validate(args.config, inputs=not args.config_only)
         sys.stdout.write(summary + "\n")
     elif args.command == "grid":
@@ -226,14 +313,22 @@ def _dispatch(args) -> int:
                               overwrite=args.overwrite):
             sys.stdout.write(f"{p}\n")
     elif args.command == "observations":
-        for p in stages.observations(args.config, args.cycle, args.out):
+        for p in stages.observations(args.config, args.cycle, args.out, args.window_hours):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "emissions":
+        for p in stages.emissions(args.config, args.out, args.scaling, args.start,
+                                  args.lead_hours):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "verify":
+        for p in stages.verify(args.config, args.run, args.obs, args.out):
             sys.stdout.write(f"{p}\n")
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,
                                    args.time, args.method):
             sys.stdout.write(f"{p}\n")
     elif args.command == "ensemble":
-        for p in stages.ensemble(args.config, args.run, args.members, args.workers, args.seed):
+        for p in stages.ensemble(args.config, args.run, args.members, args.workers, args.seed,
+                                  args.cluster):
             sys.stdout.write(f"{p}\n")
     elif args.command == "scenario":
         for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method):
@@ -246,9 +341,23 @@ def _dispatch(args) -> int:
         for p in stages.invert(args.config, args.run, args.obs, args.out, args.prior_scaling,
                                args.jacobian):
             sys.stdout.write(f"{p}\n")
+    elif args.command == "met-from-stations":
+        urban = []
+        for item in args.urban:
+            try:
+                lon, lat, km = (float(x) for x in item.split(","))
+            except ValueError:
+                raise ConfigError(f"--urban {item!r}: expected LON,LAT,KM") from None
+            urban.append((lon, lat, km))
+        for p in stages.met_from_stations(args.config, args.stations, args.out, args.coords,
+                                          args.start, args.hours, urban, args.length_km,
+                                          args.bowen):
+            sys.stdout.write(f"{p}\n")
     elif args.command == "bulletin":
         for p in stages.bulletin(args.forecast, args.products, args.out, args.analysis,
-                                 args.inversion, args.plan):
+                                 args.inversion, args.plan, config=args.config,
+                                 verification=args.verification,
+                                 previous_inversion=args.previous_inversion):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

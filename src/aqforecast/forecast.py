@@ -123,15 +123,21 @@ def domain_inputs(cfg: RunConfig, name: str, grids, end=None):
     """(met, emissions) of one domain, opened and checked as a run needs them: the wrfout files
     (readable, variables present, the model grid's window, times covering the cycle start to
     ``end`` with no gap longer than their interval), and the inventory gridded (None when the
-    config has no gridded emissions). ``aqforecast validate`` calls this too."""
+    config has no emission source: gridded, points or areas). ``aqforecast validate`` calls this
+    too."""
     from .emissions import EmissionModel
     from .met import MetProvider
 
     met = MetProvider.from_config(cfg, name, grids)
     try:
         met.check_period(np.datetime64(cfg.time.start, "s"), end)
-        em = EmissionModel.from_config(cfg, grids[name]) if cfg.inputs.emissions.gridded \
-            else None
+        if cfg.inputs.emissions.has_sources:
+            em = EmissionModel.from_config(cfg, grids[name])
+        else:
+            em = None
+            log.warning("no emissions configured (inputs.emissions.gridded, .points and .areas "
+                        "are all absent): domain %s runs without emissions or source tags",
+                        name)
     except Exception:
         met.close()
         raise
@@ -406,12 +412,23 @@ def output_fields(model: DomainModel, levels, tags: bool = False):
     return out if model.comm.rank == 0 else None
 
 
+def dry_surface_pressure(model: DomainModel) -> np.ndarray:
+    """(ny, nx) dry hydrostatic surface pressure, Pa, at the model time (the met's dry column
+    mass + the model top): the ``ps`` that turns the files' sigma coordinate ``lev`` into
+    pressure, p = ptop + lev (ps - ptop) (:mod:`aqforecast.io.netcdf`)."""
+    met = model.met
+    mu = met.field("mu_dry", model.time) if hasattr(met, "field") else \
+        met.state(model.time).mu_dry
+    return np.asarray(mu, dtype=float) + float(model.grid.vertical.p_top)
+
+
 def write_state_file(model: DomainModel, path: Path, attrs=None) -> Path | None:
     """The model's state as an initial-state file (float64; gathered, rank 0 writes)."""
     f = output_fields(model, list(range(model.shape[0])))
     if f is None:
         return None
-    return write_initial_state(path, model.grid, model.time, f, attrs)
+    return write_initial_state(path, model.grid, model.time, f, attrs,
+                               surface_pressure=dry_surface_pressure(model))
 
 
 def _write_budget(path: Path, model: DomainModel, initial: np.ndarray) -> None:
@@ -568,14 +585,14 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
         for m in models:
             f = output_fields(m, levels)
             if f is not None:
-                writers[("conc", m.name)].add(m.time, f)
+                writers[("conc", m.name)].add(m.time, f, dry_surface_pressure(m))
 
     def tag_snapshot(sim):
         for m in models:
             if m.ntag:
                 f = output_fields(m, tag_levels, tags=True)
                 if f is not None:
-                    writers[("tags", m.name)].add(m.time, f)
+                    writers[("tags", m.name)].add(m.time, f, dry_surface_pressure(m))
 
     def checkpoint(sim):
         """Flush output parts, write every domain's restart directory, then point ``latest``

@@ -64,6 +64,7 @@ def _input_summary(cfg: RunConfig, grids) -> list[str]:
     end = start + np.timedelta64(int(cfg.time.lead_hours), "h")
     lines = []
     sectors: set[str] = set()
+    sources: list[str] = []
     for name in grids:
         met, em = domain_inputs(cfg, name, grids, end)
         try:
@@ -72,10 +73,15 @@ def _input_summary(cfg: RunConfig, grids) -> list[str]:
                          f"{met.times[-1]} every {step:g} min, cover the run to {end}")
             if em is not None:
                 sectors.update(em.sectors)
+                sources = sources or em.report.get("sources", [])   # the outer domain's
         finally:
             met.close()
-    if sectors:
-        lines.append(f"  emissions: inventory read, sectors {', '.join(sorted(sectors))}")
+    if cfg.inputs.emissions.has_sources:
+        lines += [f"  emissions: {s}" for s in sources]
+        lines.append(f"  emission sectors (tags): {', '.join(sorted(sectors)) or 'none'}")
+    else:
+        lines.append("  emissions: none configured (inputs.emissions.gridded, .points, .areas):"
+                     " the run has no emissions (warning)")
     scaling = load_scaling(cfg, None)
     if scaling is not None:
         scaling.check([r.name for r in cfg.regions], sorted(sectors))
@@ -164,10 +170,12 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
             inside = stations[grid.contains(stations["lon"].values, stations["lat"].values)] \
                 if stations is not None else None
             if inside is not None and len(inside):
-                table = receptor_shares(tags, stations=inside, group_column="city")
+                table = receptor_shares(tags, stations=inside, group_column="city",
+                                        local_time=cfg.time.local_time)
                 paths.append(write_receptor_table(
                     table, out_dir / f"receptors_city_{name}.csv"))
-            hs = concentration_hotspots(conc, tags, pollutant="PM25", grid=grid, n=10)
+            hs = concentration_hotspots(conc, tags, pollutant="PM25", grid=grid, n=10,
+                                        local_time=cfg.time.local_time)
             paths.append(write_hotspots_csv(hs, out_dir / f"hotspots_pm25_{name}.csv"))
             paths.append(write_hotspots_geojson(hs, out_dir / f"hotspots_pm25_{name}.geojson"))
             if maps:
@@ -183,7 +191,8 @@ def products(config_path: str | Path, run_dir: str | Path, out_dir: str | Path,
     return paths
 
 
-def observations(config_path: str | Path, cycle: str, out_dir: str | Path) -> list[Path]:
+def observations(config_path: str | Path, cycle: str, out_dir: str | Path,
+                 window_hours: int | None = None) -> list[Path]:
     """The observation stage: ``out_dir/obs.nc`` of every configured source for the window of
     ``cycle`` (``YYYY-MM-DDTHH`` UTC), QC-flagged (:mod:`aqforecast.observations.collect`),
     then ``_SUCCESS``."""
@@ -203,8 +212,10 @@ def observations(config_path: str | Path, cycle: str, out_dir: str | Path) -> li
         raise ConfigError(f"{config_path}: inputs.observations.sources is empty; list the "
                           f"station files (path, format) to gather")
     coords = resolve_path(cfg, obs.station_coords) if obs.station_coords else None
-    ds = gather_observations(obs.sources, when, obs.window_hours, coords, cfg.base_dir,
-                             obs.encoding)
+    if window_hours is not None and not 1 <= window_hours <= 240:
+        raise ConfigError(f"--window-hours {window_hours}: expected 1 .. 240 hours")
+    ds = gather_observations(obs.sources, when, window_hours or obs.window_hours, coords,
+                             cfg.base_dir, obs.encoding)
     out_dir = Path(out_dir)
     path = write_dataset(ds, out_dir / "obs.nc", cfg.outputs.compression_level)
     nflag = {v: int((ds[v].values & ~1).astype(bool).sum()) for v in ds.data_vars
@@ -212,6 +223,75 @@ def observations(config_path: str | Path, cycle: str, out_dir: str | Path) -> li
     log.info("wrote %s: %d stations x %d hours; flagged (besides missing): %s", path,
              ds.sizes["station"], ds.sizes["time"], nflag)
     return [path, write_success(out_dir, [path], {"stage": "observations", "cycle": cycle})]
+
+
+def emissions(config_path: str | Path, out_dir: str | Path, scaling: str | Path | None = None,
+              start: str | None = None, lead_hours: int | None = None) -> list[Path]:
+    """The emission stage: read and check the cycle's inventory (the forecast's own readers),
+    and write ``out_dir/emission_totals.csv``: Mg emitted per region x sector x pollutant over
+    the cycle [start, start + lead) in the outer domain, base inventory and with the scaling
+    table (the forecast's ``--scaling``, e.g. the inversion's posterior) and their ratio; gridded
+    and area sources (points are listed by the forecast's log), then ``_SUCCESS``."""
+    from datetime import datetime
+
+    import pandas as pd
+
+    from .config import ConfigError
+    from .emissions import EmissionModel
+    from .emissions.inventory import POLLUTANTS
+    from .emissions.scaling import ScalingTable
+    from .forecast import load_scaling
+    from .grid import grids_from_config
+    from .io import atomic_path
+
+    cfg = load_config(config_path)
+    t0 = np.datetime64(cfg.time.start.replace(tzinfo=None), "s")
+    if start is not None:
+        try:
+            t0 = np.datetime64(datetime.strptime(start, "%Y-%m-%dT%H"), "s")
+        except ValueError:
+            raise ConfigError(f"--start {start!r}: expected YYYY-MM-DDTHH (UTC)") from None
+    hours = int(lead_hours or cfg.time.lead_hours)
+    outer = cfg.domains[0].name
+    grid = grids_from_config(cfg)[outer]
+    em = EmissionModel.from_config(cfg, grid)
+    table = load_scaling(cfg, scaling)
+    if table is not None:
+        table.check([r.name for r in cfg.regions], list(em.sectors))
+    zero = ScalingTable.from_rows([{"region": "*", "sector": "*", "pollutant": "*",
+                                    "factor": 0.0}], source="zero emissions")
+    base = em.abated_mass(zero, t0, hours)
+    scaled = base - em.abated_mass(table, t0, hours) if table is not None else base
+    rows = []
+    for r, region in enumerate(em.regions.names):
+        for k, sector in enumerate(em.sectors):
+            for q, pol in enumerate(POLLUTANTS):
+                if base[r, k, q] == 0.0 and scaled[r, k, q] == 0.0:
+                    continue
+                rows.append({"region": region, "sector": sector, "pollutant": pol,
+                             "base_Mg": base[r, k, q], "scaled_Mg": scaled[r, k, q],
+                             "factor": scaled[r, k, q] / base[r, k, q] if base[r, k, q] else
+                             np.nan})
+    df = pd.DataFrame(rows, columns=["region", "sector", "pollutant", "base_Mg", "scaled_Mg",
+                                     "factor"])
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "emission_totals.csv"
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    log.info("emissions %s .. +%d h in %s: %.1f Mg base, %.1f Mg with scaling (%s)", t0, hours,
+             outer, base.sum(), scaled.sum(), table.source if table is not None else "none")
+    return [path, write_success(out_dir, [path], {"stage": "emissions", "start": str(t0),
+                                                  "hours": hours})]
+
+
+def verify(config_path: str | Path, run: str | Path, obs: str | Path,
+           out_dir: str | Path) -> list[Path]:
+    """The verification stage (:func:`aqforecast.products.verify.verify_run`): a finished
+    forecast against station observations, ``skill.csv``, ``summary.csv``, ``paired.csv``."""
+    from .products.verify import verify_run
+
+    return verify_run(load_config(config_path), run, obs, out_dir)
 
 
 def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
@@ -273,18 +353,67 @@ def invert(config_path: str | Path, run: str | Path, obs: str | Path, out_dir: s
     return _invert(load_config(config_path), run, obs, out_dir, prior_scaling, jacobian)
 
 
+def met_from_stations(config_path: str | Path, stations: list[str | Path], out_dir: str | Path,
+                      coords: str | Path | None = None, start: str | None = None,
+                      hours: int | None = None, urban: list[tuple[float, float, float]] | None
+                      = None, length_km: float | None = None, bowen: float | None = None,
+                      utc_offset_hours: float = 8.0) -> list[Path]:
+    """Analysed-met forcing from station files (:mod:`aqforecast.met.station_analysis`): daily
+    wrfout files of every domain in ``out_dir``, hourly from ``start`` (default the config's
+    start) for ``hours`` records (default lead + 2). ``stations``: PRSA-layout hourly files
+    (TEMP, PRES, DEWP, RAIN, wd, WSPM, local time UTC+``utc_offset_hours``); ``coords``: the
+    station table (default ``inputs.observations.station_coords``)."""
+    from datetime import datetime
+
+    import pandas as pd
+
+    from .config import ConfigError
+    from .met.station_analysis import AnalysisSettings, StationMet, write_station_wrfout
+    from .observations.readers import read_prsa, read_station_coords
+
+    cfg = load_config(config_path)
+    coords = coords or (resolve_path(cfg, cfg.inputs.observations.station_coords)
+                        if cfg.inputs.observations.station_coords else None)
+    if coords is None:
+        raise ConfigError(f"{config_path}: no station coordinates: give --coords or set "
+                          "inputs.observations.station_coords")
+    t0 = cfg.time.start.replace(tzinfo=None)
+    if start is not None:
+        try:
+            t0 = datetime.strptime(start, "%Y-%m-%dT%H")
+        except ValueError:
+            raise ConfigError(f"--start {start!r}: expected YYYY-MM-DDTHH (UTC)") from None
+    n = int(hours or cfg.time.lead_hours + 2)
+    if not 1 <= n <= 24 * 400:
+        raise ConfigError(f"--hours {n}: expected 1 .. 9600")
+    table = pd.concat([read_prsa(p) for p in stations], ignore_index=True)
+    obs = StationMet.from_table(table, read_station_coords(coords), utc_offset_hours)
+    settings = AnalysisSettings(urban=list(urban or []))
+    if length_km is not None:
+        settings.length_km = float(length_km)
+    if bowen is not None:
+        settings.bowen = float(bowen)
+    try:
+        return write_station_wrfout(cfg, obs, out_dir, t0, n, settings)
+    except ValueError as exc:
+        raise InputFileError(f"{', '.join(map(str, stations))}: {exc}") from None
+
+
 def ensemble(config_path: str | Path, run: str | Path, members: int, workers: int = 1,
-             seed: int = 0) -> list[Path]:
+             seed: int = 0, cluster: str | None = None) -> list[Path]:
     """Perturbed-emission members around a control run (:mod:`aqforecast.assimilation.
     ensemble`), in ``run/ensemble/`` for ``assimilate --method letkf``."""
     from .assimilation.ensemble import make_ensemble
 
-    return make_ensemble(config_path, run, members, workers, seed)
+    return make_ensemble(config_path, run, members, workers, seed, cluster)
 
 
 def bulletin(forecast: str | Path, products_dir: str | Path, out_dir: str | Path,
-             analysis=None, inversion=None, plan=None) -> list[Path]:
+             analysis=None, inversion=None, plan=None, config=None, verification=None,
+             previous_inversion=None) -> list[Path]:
     """The morning bulletin (:mod:`aqforecast.bulletin.page`): ``out_dir/index.html``."""
     from .bulletin import build_bulletin
 
-    return build_bulletin(forecast, products_dir, out_dir, analysis, inversion, plan)
+    return build_bulletin(forecast, products_dir, out_dir, analysis, inversion, plan,
+                          config=config, verification=verification,
+                          previous_inversion=previous_inversion)

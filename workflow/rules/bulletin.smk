@@ -1,15 +1,22 @@
 rule bulletin:
-    """The morning page: one self-contained HTML file from the cycle's products."""
+    """The morning page: one self-contained HTML file from the cycle's files."""
+    conda:
+        CONDA_ENV
     input:
-        products=rules.products.output,
+        unpack(_bulletin_inputs),
     output:
-        str(RESULTS / "bulletin" / "index.html"),
+        R("{cycle}", "bulletin", "index.html"),
     log:
-        str(RESULTS / "logs" / "bulletin.log"),
+        R("{cycle}", "logs", "bulletin.log"),
+    benchmark:
+        R("{cycle}", "benchmarks", "bulletin.tsv")
     params:
-        run=str(RESULTS / "forecast"),
-        products=str(RESULTS / "products"),
-        out=str(RESULTS / "bulletin"),
+        run=lambda w: R(w.cycle, "forecast"),
+        products=lambda w: R(w.cycle, "products"),
+        out=lambda w: R(w.cycle, "bulletin"),
+        options=_bulletin_options,
+    resources:
+        runtime=10,
     shell:
         "aqforecast bulletin --forecast {params.run} --products {params.products} "
-        "--out {params.out} > {log} 2>&1"
+        "--out {params.out} {params.options} > {log} 2>&1"

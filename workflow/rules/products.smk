@@ -1,14 +1,23 @@
 rule products:
-    """AQI tables, lead-window NetCDF products, hot spots, maps and verification."""
+    """AQI tables (HJ 633 colours), lead-window CF NetCDF, maps, receptor tables, hot spots."""
+    conda:
+        CONDA_ENV
     input:
         config=AQF_CONFIG,
-        conc=rules.forecast.output,
+        forecast=R("{cycle}", "forecast", "_SUCCESS"),
     output:
-        touch(str(RESULTS / "products" / "done.flag")),
+        R("{cycle}", "products", "_SUCCESS"),
     log:
-        str(RESULTS / "logs" / "products.log"),
+        R("{cycle}", "logs", "products.log"),
+    benchmark:
+        R("{cycle}", "benchmarks", "products.tsv")
     params:
-        run=str(RESULTS / "forecast"),
-        out=str(RESULTS / "products"),
+        run=lambda w: R(w.cycle, "forecast"),
+        out=lambda w: R(w.cycle, "products"),
+        maps=(f"--max-map-days {config['max_map_days']}"
+              if config.get("max_map_days") is not None else ""),
+    resources:
+        runtime=30,
     shell:
-        "aqforecast products {input.config} --run {params.run} --out {params.out} > {log} 2>&1"
+        "aqforecast products {input.config} --run {params.run} --out {params.out} {params.maps} "
+        "> {log} 2>&1"

@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from .. import species as species_registry
 from ..species import PM25_COMPONENTS
 from ..config import ConfigError, RunConfig, resolve_path
 from ..grid import grids_from_config
@@ -100,8 +101,8 @@ def _surface_fields(ds: xr.Dataset) -> tuple[dict, np.ndarray]:
     :func:`model_equivalent`'s kg kg-1 x rho x 1e9 gives back ug m-3)."""
     surface = {}
     for name in ds.data_vars:
-        if "lev" not in ds[name].dims:
-            continue
+        if "lev" not in ds[name].dims or not species_registry.is_known(str(name)):
+            continue  # (ps and other CF coordinate variables)
         v = ds[name].isel(lev=0).values.astype(float)
         unit = str(ds[name].attrs.get("units", ""))
         surface[name] = v * 1e-9 if unit in ("ppb", "ug m-3") else v
@@ -120,6 +121,11 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
     bdir, t = _background_dir(Path(background), time)
     members = _ensemble_dirs(Path(background), t) if method == "letkf" else []
     table = read_observations_at(obs, t)
+    withheld = set(cfg.verification.withheld_stations)
+    if withheld:  # independent verification stations never enter the analysis
+        table = table[~table["station"].astype(str).isin(withheld)].reset_index(drop=True)
+        log.info("assimilate: %d withheld station(s) excluded: %s", len(withheld),
+                 ", ".join(sorted(withheld)))
     quantities = [q for q in acfg.species if q in table]
     if not quantities:
         raise InputFileError(f"{obs}: none of the analysed quantities {acfg.species} at {t}")

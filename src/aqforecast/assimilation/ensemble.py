@@ -58,10 +58,14 @@ def _run_member(config_path: str, base: str, table_rows, out: str) -> str:
     return out
 
 
-def make_ensemble(config_path, run_dir, members: int, workers: int = 1, seed: int = 0
-                  ) -> list[Path]:
-    """Run the members (module docstring); return the written paths."""
+def make_ensemble(config_path, run_dir, members: int, workers: int = 1, seed: int = 0,
+                  cluster: str | None = None) -> list[Path]:
+    """Run the members (module docstring); return the written paths. ``cluster``: where the
+    members run (:func:`aqforecast.parallel.tasks.compute`: local processes, a dask-jobqueue
+    cluster such as ``slurm``, or a scheduler address)."""
     import dask
+
+    from ..parallel.tasks import compute
 
     if members < 3:
         raise ConfigError(f"--members {members}: an ensemble needs at least 3 members")
@@ -75,10 +79,7 @@ def make_ensemble(config_path, run_dir, members: int, workers: int = 1, seed: in
         rows = g[["region", "sector", "pollutant", "factor"]].to_dict("records")
         tasks.append(dask.delayed(_run_member)(str(config_path), str(run), rows,
                                                str(out / name)))
-    if workers > 1:
-        done = dask.compute(*tasks, scheduler="processes", num_workers=int(workers))
-    else:
-        done = dask.compute(*tasks, scheduler="synchronous")
+    done = compute(tasks, workers, cluster)
     log.info("ensemble: %d members in %s", len(done), out)
     path = out / "members.csv"
     with atomic_path(path) as tmp:

@@ -17,9 +17,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import species as species_registry
+from .localtime import LocalTime, check_timezone
 
 MAX_LEAD_HOURS = 360  # 15 days
 MAX_SUBSTEPS = 40  # advection sub-steps per sync step allowed by the CFL check
+#: grid spacing range, m (README "WRF grids and projections"): 1 km nests of 3 km parents and
+#: 333 m nests of 1 km ones down to the LES limit; up to the coarsest regional WRF grids
+DX_MIN_M, DX_MAX_M = 100.0, 150000.0
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -32,18 +36,51 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=32)]
 
 
 class ProjectionConfig(_Model):
-    """Lambert conformal projection shared by all domains (WRF MAP_PROJ = 1)."""
+    """Map projection shared by all domains, with WRF's names: ``lambert`` (MAP_PROJ = 1;
+    standard parallels truelat1, truelat2), ``polar`` stereographic (2; true at truelat1,
+    whose sign picks the pole) or ``mercator`` (3; true at truelat1)."""
 
-    kind: Literal["lambert"] = "lambert"
-    truelat1: float = Field(ge=-89.0, le=89.0, description="first standard parallel, deg")
-    truelat2: float = Field(ge=-89.0, le=89.0, description="second standard parallel, deg")
-    stand_lon: float = Field(ge=-180.0, le=360.0, description="central meridian, deg")
-    ref_lat: float = Field(ge=-89.0, le=89.0, description="latitude of projection origin, deg")
+    kind: Literal["lambert", "polar", "mercator"] = Field(
+        default="lambert", description="lambert (WRF MAP_PROJ 1), polar (2) or mercator (3)")
+    truelat1: float = Field(ge=-90.0, le=90.0,
+                            description="lambert: first standard parallel; polar, mercator: "
+                                        "latitude of true scale (polar: its sign picks the "
+                                        "pole), deg")
+    truelat2: float | None = Field(default=None, ge=-90.0, le=90.0,
+                                   description="lambert only: second standard parallel, deg "
+                                               "(omitted: tangent cone at truelat1)")
+    stand_lon: float = Field(ge=-180.0, le=360.0,
+                             description="central meridian (polar: the meridian parallel to "
+                                         "the grid's y axis), deg")
+    ref_lat: float | None = Field(default=None, ge=-90.0, le=90.0,
+                                  description="lambert only: latitude of projection origin "
+                                              "(shifts the false northing only; omitted: the "
+                                              "outermost domain's centre_lat), deg")
 
     @model_validator(mode="after")
-    def _same_hemisphere(self):
-        if self.truelat1 * self.truelat2 < 0:
-            raise ValueError("truelat1 and truelat2 must lie in the same hemisphere")
+    def _valid_projection(self):
+        t1 = self.truelat1
+        t2 = t1 if self.truelat2 is None else self.truelat2
+        if self.kind != "lambert":
+            extra = [k for k in ("truelat2", "ref_lat") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{' and '.join(extra)} apply to kind: lambert only; a "
+                                 f"{self.kind} projection has truelat1 and stand_lon")
+        if self.kind == "lambert":
+            if t1 * t2 < 0:
+                raise ValueError(f"lambert: truelat1 = {t1} and truelat2 = {t2} must lie in "
+                                 "the same hemisphere")
+            if t1 == 0.0 or t2 == 0.0:
+                raise ValueError(f"lambert: a standard parallel on the equator (truelat1 = "
+                                 f"{t1}, truelat2 = {t2}) is not a cone; use kind: mercator")
+            if abs(t1) == 90.0 or abs(t2) == 90.0:
+                raise ValueError(f"lambert: a standard parallel at a pole (truelat1 = {t1}, "
+                                 f"truelat2 = {t2}) is not a cone; use kind: polar")
+        elif self.kind == "polar" and t1 == 0.0:
+            raise ValueError("polar: truelat1 = 0 names no pole; give the latitude of true "
+                             "scale with the pole's sign (e.g. 60 north, -71 south)")
+        elif self.kind == "mercator" and abs(t1) == 90.0:
+            raise ValueError(f"mercator: truelat1 = {t1} must lie strictly between -90 and 90")
         return self
 
 
@@ -78,11 +115,16 @@ class DomainConfig(_Model):
     """One model domain. The outermost domain is placed by its centre; a nest by its parent."""
 
     name: Name
-    dx_m: float = Field(ge=500.0, le=27000.0, description="grid spacing, m")
+    dx_m: float = Field(
+        ge=DX_MIN_M, le=DX_MAX_M,
+        description="grid spacing, m (100 m .. 150 km: below ~100 m WRF runs as LES and the "
+                    "model's 1-D boundary-layer mixing no longer applies; 150 km covers the "
+                    "coarsest WRF set-ups in use (e.g. 108 km hemispheric grids), where the "
+                    "centre-map-factor cell area still agrees with the exact area to 3e-8)")
     nx: int = Field(ge=4, le=4000, description="cells west-east")
     ny: int = Field(ge=4, le=4000, description="cells south-north")
     centre_lon: float | None = Field(default=None, ge=-180.0, le=360.0)
-    centre_lat: float | None = Field(default=None, ge=-89.0, le=89.0)
+    centre_lat: float | None = Field(default=None, ge=-90.0, le=90.0)
     parent: Name | None = None
     ratio: int = Field(default=3, ge=1, le=7, description="parent/nest grid ratio")
     i_parent_start: int | None = Field(default=None, ge=0,
@@ -131,6 +173,24 @@ class TimeConfig(_Model):
                                description="wind speed used for the set-up CFL check, m/s")
     output_every_hours: int = Field(default=1, ge=1, le=24, description="internal output, h")
     windows: list[LeadWindow] = Field(default_factory=_default_windows)
+    local_utc_offset_h: float = Field(
+        default=8.0, ge=-12.0, le=14.0,
+        description="local time = UTC + this many hours, for local calendar days (daily AQI, "
+                    "lead_day, scenario city days) and the emission temporal profiles "
+                    "(default 8: China Standard Time)")
+    timezone: str | None = Field(
+        default=None, description="IANA time zone name (e.g. 'Europe/Paris'); when given it "
+                                  "wins over local_utc_offset_h and follows daylight-saving time")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str | None) -> str | None:
+        return None if v is None else check_timezone(v)
+
+    @property
+    def local_time(self) -> LocalTime:
+        """The run's local clock (:class:`aqforecast.config.localtime.LocalTime`)."""
+        return LocalTime(self.local_utc_offset_h, self.timezone)
 
     @field_validator("start")
     @classmethod
@@ -202,15 +262,79 @@ class MetInput(_Model):
     paths: dict[Name, str] = Field(description="per domain: file glob, relative to base_dir")
 
 
+class GriddedInventoryInput(_Model):
+    """A gridded inventory and how to read it (docs/inventory_formats.md): the native layout
+    (one NetCDF file in Mg per cell per period), or ``pattern``: files named by ``path`` with
+    ``{species}``, ``{sector}``, ``{month}`` placeholders and ``*`` wildcards (EDGAR, CAMS-GLOB-ANT,
+    HTAP, MEIC NetCDF or ESRI ASCII), in any mass-per-cell-per-period or flux units."""
+
+    path: str = Field(description="the file (native) or the file pattern (pattern), relative "
+                                  "to base_dir")
+    layout: Literal["native", "pattern"] = "native"
+    variable: str | list[str] = Field(
+        default="{species}", description="pattern: data-variable name pattern(s) with "
+                                         "{species}/{sector}, e.g. fluxes, emi_{species}, {sector}")
+    sector_dim: str | None = Field(default=None, description="pattern: name of a sector "
+                                                             "dimension (default: 'sector' if any)")
+    species_dim: str | None = Field(default=None, description="pattern: name of a species "
+                                                              "dimension (default: 'species')")
+    sector: Name | None = Field(default=None, description="pattern: the sector of files that "
+                                                          "name none")
+    species: str | None = Field(default=None, description="pattern: the species of files that "
+                                                          "name none")
+    units: str | None = Field(default=None, description="pattern: units replacing the files' "
+                                                        "(ESRI ASCII grids carry none), e.g. "
+                                                        "'t month-1' or 'kg m-2 s-1'")
+    mapping: Path | None = Field(default=None, description="YAML mapping of the inventory's "
+                                                           "species and sectors to the model's")
+
+    @model_validator(mode="after")
+    def _layout_keys(self):
+        import re
+
+        placeholders = re.compile(r"\{(\w+)\}")
+        if self.layout == "native":
+            extra = [k for k in ("sector_dim", "species_dim", "sector", "species", "units")
+                     if getattr(self, k) is not None] + (
+                ["variable"] if self.variable != "{species}" else [])
+            if extra:
+                raise ValueError(f"{', '.join(extra)} apply to layout: pattern only")
+            if placeholders.search(self.path):
+                raise ValueError(f"path {self.path!r} has placeholders: use layout: pattern")
+            return self
+        for text, allowed in [(self.path, ("species", "sector", "month"))] + [
+                (v, ("species", "sector"))
+                for v in ([self.variable] if isinstance(self.variable, str) else self.variable)]:
+            bad = [p for p in placeholders.findall(text) if p not in allowed]
+            if bad:
+                raise ValueError(f"{text!r}: unknown placeholder(s) "
+                                 f"{', '.join('{' + b + '}' for b in bad)}; expected "
+                                 f"{', '.join('{' + a + '}' for a in allowed)}")
+        if isinstance(self.variable, list) and not self.variable:
+            raise ValueError("variable: give at least one pattern")
+        return self
+
+
 class EmissionInput(_Model):
-    gridded: Path | None = None
-    points: Path | None = None
+    """Emission sources, each optional (none at all: a run without emissions, with a warning)."""
+
+    gridded: Path | GriddedInventoryInput | None = Field(
+        default=None, description="gridded inventory: a native-layout NetCDF path, or "
+                                  "{path, layout, variable, mapping, ...}")
+    points: Path | None = Field(default=None, description="point-source (stack) CSV")
+    areas: Path | None = Field(default=None, description="area-source CSV: id, sector, wkt "
+                                                         "(or lon, lat), pollutants in Mg year-1")
     profiles: Path | None = None
     base_year: int = Field(default=2017, ge=1990, le=2100)
     scaling: Path | None = Field(
         default=None,
         description="emission scaling table (CSV or NetCDF: region, sector, pollutant, factor"
                     "[, start, end]); the forecast's --scaling replaces it")
+
+    @property
+    def has_sources(self) -> bool:
+        """Whether any emission source (gridded, points, areas) is configured."""
+        return any(x is not None for x in (self.gridded, self.points, self.areas))
 
 
 class ObservationSource(_Model):
@@ -270,6 +394,28 @@ class InputsConfig(_Model):
     observations: ObservationInput = Field(default_factory=ObservationInput)
     boundary: BoundaryInput = Field(default_factory=BoundaryInput)
     restart_dir: Path | None = Field(default=None, description="previous cycle (warm start)")
+
+
+AQI_STANDARDS = {"hj633-2026": "HJ633-2026", "hj633-2012": "HJ633-2012", "epa-2024": "EPA-2024",
+                 "hj633": None}
+
+
+class ProductsConfig(_Model):
+    """The products stage: which air-quality index the AQI tables, maps and files use."""
+
+    aqi_standard: Literal["hj633-2026", "hj633-2012", "epa-2024", "hj633"] = Field(
+        default="hj633-2026",
+        description="hj633-2026: China HJ 633-2026 (in force from 2026-03-01; a warning for "
+                    "earlier dates); hj633-2012: HJ 633-2012 (in force 2016-01-01 .. "
+                    "2026-02-28); hj633: the HJ 633 version in force on each local date; "
+                    "epa-2024: US EPA AQI (40 CFR 58 App. G as revised 2024). Dates before "
+                    "2016-01-01 get a warning with any HJ 633 choice")
+
+    @property
+    def standard(self) -> str | None:
+        """Internal name of the standard (:data:`aqforecast.products.aqi.STANDARDS`), None for
+        the HJ 633 version in force on each date."""
+        return AQI_STANDARDS[self.aqi_standard]
 
 
 class OutputConfig(_Model):
@@ -373,6 +519,24 @@ class InversionConfig(_Model):
                                   description="2-pass rejection of |residual| > k sqrt(S_ii)")
 
 
+class VerificationConfig(_Model):
+    """Independent verification: stations kept out of every stage that learns from
+    observations (``aqforecast assimilate``, ``aqforecast invert``) so that the scores at them
+    measure skill, not the fit to assimilated data."""
+
+    withheld_stations: list[str] = Field(
+        default_factory=list,
+        description="station names (as in obs.nc) never assimilated nor used by the inversion "
+                    "or a bias correction; scores are computed on them")
+
+    @field_validator("withheld_stations")
+    @classmethod
+    def _unique(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError("withheld_stations: a station is listed twice")
+        return v
+
+
 class RunConfig(_Model):
     """The whole run: one daily cycle of the forecast system."""
 
@@ -393,9 +557,11 @@ class RunConfig(_Model):
     tags: TagConfig = Field(default_factory=TagConfig)
     inputs: InputsConfig
     outputs: OutputConfig = Field(default_factory=OutputConfig)
+    products: ProductsConfig = Field(default_factory=ProductsConfig)
     parallel: ParallelConfig = Field(default_factory=ParallelConfig)
     assimilation: AssimilationConfig = Field(default_factory=AssimilationConfig)
     inversion: InversionConfig = Field(default_factory=InversionConfig)
+    verification: VerificationConfig = Field(default_factory=VerificationConfig)
 
     @model_validator(mode="before")
     @classmethod
@@ -455,6 +621,12 @@ class RunConfig(_Model):
                     f"parent cell to spare on every side: it covers parent cells x "
                     f"{d.i_parent_start}..{i1 - 1}, y {d.j_parent_start}..{j1 - 1}; the parent "
                     f"has x 0..{p.nx - 1}, y 0..{p.ny - 1}")
+        root = roots[0]
+        if self.projection.kind == "polar" and root.centre_lat * self.projection.truelat1 < 0:
+            raise ValueError(
+                f"domain {root.name!r}: centre_lat = {root.centre_lat} lies in the other "
+                f"hemisphere than the polar projection's pole (truelat1 = "
+                f"{self.projection.truelat1}); give truelat1 the sign of the domain's pole")
         # CFL: advection sub-steps needed per sync step at max_wind_ms on the finest grid
         dx_min = min(d.dx_m for d in self.domains)
         nsub = math.ceil(self.time.max_wind_ms * self.time.sync_step_s / (self.time.cfl * dx_min))

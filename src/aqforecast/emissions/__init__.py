@@ -11,7 +11,10 @@ Typical use (one model grid)::
     tf = em.tagged_emissions(t, scaling=table)                 # leading axis = em.tags
     table = read_scaling_table("scaling.csv")                  # CSV/NetCDF, rows multiply
 
-See the module docstrings for formats and formulas.
+Sources (each optional): a gridded inventory in the native layout (:mod:`.inventory`) or in
+its distributor's files (EDGAR, CAMS-GLOB-ANT, HTAP, MEIC: :mod:`.layouts`, with units by
+:mod:`.units` and names by a mapping file, :mod:`.mapping`), point sources and area sources.
+See the module docstrings and docs/inventory_formats.md for formats and formulas.
 """
 
 from .inventory import (  # noqa: F401
@@ -24,6 +27,8 @@ from .inventory import (  # noqa: F401
     read_gridded_inventory,
     read_point_sources,
 )
+from .layouts import InventoryLayout, read_pattern_inventory  # noqa: F401
+from .mapping import InventoryMapping, read_mapping  # noqa: F401
 from .model import EmissionFields, EmissionModel  # noqa: F401
 from .regions import OUTSIDE, RegionMasks, read_geojson, region_fractions  # noqa: F401
 from .regrid import ConservativeRegridder, overlap_weights  # noqa: F401
@@ -36,6 +41,7 @@ from .scaling import (  # noqa: F401
 )
 from .speciation import EMITTED_SPECIES, Speciation, SpeciationFactors  # noqa: F401
 from .temporal import SectorProfile, TemporalProfiles, default_profiles  # noqa: F401
+from .units import EmissionUnits, UnitsError, cell_area_lonlat, parse_emission_units  # noqa: F401
 from .vertical import (  # noqa: F401
     PlumeMet,
     briggs_plume_rise,

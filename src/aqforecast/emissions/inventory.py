@@ -76,6 +76,8 @@ __all__ = [
     "read_gridded_inventory",
     "read_point_sources",
     "read_area_sources",
+    "check_cell_masses",
+    "split_pm10",
 ]
 
 #: Internal inventory pollutants (PMC = PM10 - PM2.5), in this order everywhere.
@@ -112,7 +114,7 @@ def _period_of_units(units: str | None) -> str | None:
     return "year" if m.group(2).lower() in ("year", "yr", "a") else "month"
 
 
-def _split_pm10(values: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
+def split_pm10(values: dict[str, np.ndarray], where: str) -> dict[str, np.ndarray]:
     """Replace PM10 by PMC = PM10 - PM25 in a {pollutant: array} dict (in place, returned)."""
     if "PM10" in values:
         if "PMC" in values:
@@ -215,6 +217,9 @@ def _edges(ds, name: str, path: Path) -> tuple[np.ndarray, bool]:
     return np.concatenate([c - 0.5 * d.mean(), c[-1:] + 0.5 * d.mean()]), flip
 
 
+_BOUNDS = ("lon_bnds", "lat_bnds")
+
+
 def _string_coord(ds, name: str, path: Path) -> list[str]:
     if name not in ds.variables:
         raise InputFileError(f"{path}: gridded inventory lacks string coordinate {name!r}")
@@ -232,7 +237,7 @@ def _string_coord(ds, name: str, path: Path) -> list[str]:
 MAX_CELL_MG_PER_YEAR = 1e7
 
 
-def _check_values(a: np.ndarray, path: Path, var: str, per_year: float = 1.0) -> None:
+def check_cell_masses(a: np.ndarray, path: Path, var: str, per_year: float = 1.0) -> None:
     """Finite, >= 0 and <= :data:`MAX_CELL_MG_PER_YEAR` (``per_year``: periods per year)."""
     big = a * per_year > MAX_CELL_MG_PER_YEAR
     if np.any(big):
@@ -286,6 +291,8 @@ def read_gridded_inventory(path: str | Path) -> GriddedInventory:
                     f"species, lat, lon)' or one variable per pollutant named SO2, NOx, CO, "
                     f"NMVOC, NH3, PM25, PM10 with dims (sector, lat, lon); found "
                     f"{', '.join(map(str, ds.data_vars)) or 'none'}")
+        read = {"emissions"} if "emissions" in ds.data_vars else {n for n, _, _ in items}
+        unknown = [str(v) for v in ds.data_vars if v not in read and v not in _BOUNDS]
         for name, p, var in items:
             dims = tuple(d for d in var.dims)
             allowed = [("sector", "lat", "lon"), ("month", "sector", "lat", "lon")]
@@ -316,11 +323,11 @@ def read_gridded_inventory(path: str | Path) -> GriddedInventory:
                 a = a[None]
             if flip:
                 a = a[..., ::-1, :]
-            _check_values(a, path, name, 12.0 if per == "month" else 1.0)
+            check_cell_masses(a, path, name, 12.0 if per == "month" else 1.0)
             values[p] = a
         nper = 12 if period == "month" else 1
         shape = (nper, len(sectors), lat_e.size - 1, lon_e.size - 1)
-        values = _split_pm10(values, f"{path}")
+        values = split_pm10(values, f"{path}")
         mass = np.zeros((nper, len(sectors), len(POLLUTANTS), shape[2], shape[3]))
         for k, p in enumerate(POLLUTANTS):
             if p in values:
@@ -328,6 +335,11 @@ def read_gridded_inventory(path: str | Path) -> GriddedInventory:
         attrs = dict(ds.attrs)
     finally:
         ds.close()
+    if unknown:
+        log.warning("%s: variable(s) %s not read: not inventory pollutants (the native layout "
+                    "reads SO2, NOx, CO, NMVOC, NH3, PM25, PM10 or PMC; to map other names give "
+                    "inputs.emissions.gridded as {path, layout: pattern, mapping}, see "
+                    "docs/inventory_formats.md)", path, ", ".join(unknown))
     missing = [p for p in POLLUTANTS if p not in values]
     if missing:
         log.info("%s: pollutants %s absent, taken as 0", path, ", ".join(missing))
@@ -389,7 +401,7 @@ def _pollutant_columns(header: list[str], path: Path, fixed: set[str]) -> dict[s
 def _rates(path, lineno, row, pcols) -> np.ndarray:
     vals = {p: np.array(_num(path, lineno, h, row[h], lo=0.0, what="an emission rate >= 0 in "
                              "Mg year-1")) for h, p in pcols.items()}
-    vals = _split_pm10(vals, f"{path}, line {lineno}")
+    vals = split_pm10(vals, f"{path}, line {lineno}")
     return np.array([float(vals.get(p, 0.0)) for p in POLLUTANTS])
 
 

@@ -27,6 +27,8 @@ cell and region, and to layers by Briggs plume rise (:mod:`.vertical`).
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +37,9 @@ import numpy as np
 from .. import species as registry
 from ..io import InputFileError
 from .inventory import (POLLUTANTS, AreaSources, GriddedInventory, PointSources,
-                        read_gridded_inventory, read_point_sources)
+                        read_area_sources, read_gridded_inventory, read_point_sources)
+from .layouts import InventoryLayout, read_pattern_inventory
+from .mapping import InventoryMapping, read_mapping
 from .regions import RegionMasks, project_geometry, region_fractions
 from .regrid import ConservativeRegridder, model_cell_polygons, overlap_weights
 from .scaling import ScalingTable
@@ -110,8 +114,10 @@ class EmissionModel:
     Parameters
     ----------
     grid: target :class:`aqforecast.grid.LambertGrid` (with ``vertical`` for stack layers).
-    inventory: :class:`GriddedInventory` or None; points: :class:`PointSources` or None;
-    area: :class:`AreaSources` or None.
+    inventory: a :class:`GriddedInventory`, a sequence of them (e.g. an annual and a monthly
+    part, or parts on different source grids) or None; points: :class:`PointSources` or None;
+    area: :class:`AreaSources` or None. Any of them may be absent: the sectors (and so the
+    tags) are the union of the sectors of those present; with none the fields are zero.
     regions: :class:`RegionMasks` for this grid (default: only ``outside``).
     species: model species to produce (default: all emitted species).
     temporal: :class:`TemporalProfiles` (default literature profiles, UTC+8).
@@ -120,7 +126,8 @@ class EmissionModel:
     cache_dir: folder for the regridding weights.
     """
 
-    def __init__(self, grid, inventory: GriddedInventory | None = None,
+    def __init__(self, grid,
+                 inventory: GriddedInventory | Sequence[GriddedInventory] | None = None,
                  points: PointSources | None = None, area: AreaSources | None = None,
                  regions: RegionMasks | None = None, species=None,
                  temporal: TemporalProfiles | None = None, speciation: Speciation | None = None,
@@ -137,18 +144,22 @@ class EmissionModel:
         self.temporal = temporal or TemporalProfiles()
         self.speciation = speciation or Speciation(self.species)
         points = points if points is not None else PointSources.empty()
+        inventories = ([] if inventory is None else [inventory]
+                       if isinstance(inventory, GriddedInventory) else list(inventory))
         sectors: list[str] = []
-        for src in (inventory.sectors if inventory is not None else (), points.sectors,
-                    area.sectors if area is not None else ()):
-            sectors += [s for s in src if s not in sectors]
+        for src in [inv.sectors for inv in inventories] + [
+                points.sectors, area.sectors if area is not None else ()]:
+            sectors += [s for s in dict.fromkeys(src) if s not in sectors]
         self.sectors = tuple(sectors)
         self.tags = tuple((r, s) for r in self.regions.names for s in self.sectors)
         ncell = grid.ny * grid.nx
         self.cell_area = grid.cell_area.ravel()
         self.report: dict = {}
         self._terms: list[tuple[str, np.ndarray]] = []   # (period, Mg/period (nper,nsec,npol,ncell))
-        if inventory is not None:
-            self._add_inventory(inventory)
+        self._gridded_in = np.zeros(len(POLLUTANTS))
+        self._gridded_kept = np.zeros(len(POLLUTANTS))
+        for inv in inventories:
+            self._add_inventory(inv)
         if area is not None and len(area):
             self._add_area(area)
         self._add_points(points)
@@ -185,8 +196,9 @@ class EmissionModel:
         full = np.zeros((m.shape[0], len(self.sectors), len(POLLUTANTS), m.shape[-2] * m.shape[-1]))
         full[:, self._sector_index(inv.sectors)] = m.reshape(m.shape[:3] + (-1,))
         self._terms.append((inv.period, full))
-        tot_in = inv.mass.sum(axis=(0, 1, 3, 4))
-        kept = full.sum(axis=(0, 1, 3))
+        self._gridded_in += inv.mass.sum(axis=(0, 1, 3, 4))
+        self._gridded_kept += full.sum(axis=(0, 1, 3))
+        tot_in, kept = self._gridded_in, self._gridded_kept
         frac_out = np.where(tot_in > 0, 1.0 - kept / np.where(tot_in > 0, tot_in, 1.0), 0.0)
         self.report["gridded_outside_fraction"] = dict(zip(POLLUTANTS, map(float, frac_out)))
         self.report["gridded_inside_Mg"] = dict(zip(POLLUTANTS, map(float, kept)))
@@ -365,25 +377,90 @@ class EmissionModel:
     @classmethod
     def from_config(cls, cfg, grid, cache_dir: str | Path | None = None,
                     **kwargs) -> "EmissionModel":
-        """Build from a :class:`aqforecast.config.RunConfig` for one of its grids."""
+        """Build from a :class:`aqforecast.config.RunConfig` for one of its grids.
+
+        Reads ``inputs.emissions.gridded`` (native path or layout block), ``.points`` and
+        ``.areas``, each optional; with none of them the model is empty (zero fields, no tags)
+        and a warning says so. ``report["sources"]`` describes what was read.
+        """
         from ..config import resolve_path
 
         e = cfg.inputs.emissions
-        inv = read_gridded_inventory(resolve_path(cfg, e.gridded)) if e.gridded else None
-        if inv is not None and "base_year" in inv.attrs:
+        invs = _gridded_from_config(cfg, grid)
+        pts = read_point_sources(resolve_path(cfg, e.points)) if e.points else None
+        area = read_area_sources(resolve_path(cfg, e.areas)) if e.areas else None
+        if e.gridded is None and pts is None and area is None:
+            log.warning("no emissions configured (inputs.emissions.gridded, .points and .areas "
+                        "are all absent): grid %s gets no emissions and no source tags",
+                        grid.name)
+        elif e.gridded is not None and not invs:
+            log.warning("%s: the gridded inventory has no cell over grid %s", e.gridded,
+                        grid.name)
+        clock = cfg.time.local_time  # local hours, days and months of the profiles
+        temporal = (TemporalProfiles.from_csv(resolve_path(cfg, e.profiles), local_time=clock)
+                    if e.profiles else TemporalProfiles(local_time=clock))
+        regions = region_fractions(grid, [(r.name, resolve_path(cfg, r.geojson))
+                                          for r in cfg.regions])
+        species = tuple(s for s in cfg.species if s in EMITTED_SPECIES)
+        em = cls(grid, invs, pts, area, regions=regions, species=species, temporal=temporal,
+                 cache_dir=cache_dir, **kwargs)
+        sources = [f"gridded inventory read: {inv.source} ({inv.period}ly, "
+                   f"{inv.lat_edges.size - 1} x {inv.lon_edges.size - 1} cells, sectors "
+                   f"{', '.join(inv.sectors)})" for inv in invs]
+        if pts is not None:
+            sources.append(f"points {pts.source}: {len(pts)} stack(s), "
+                           f"{len(pts) - len(em.report['points_outside'])} inside {grid.name}")
+        if area is not None:
+            sources.append(f"areas {area.source}: {len(area)} source(s)")
+        em.report["sources"] = sources
+        return em
+
+
+def _gridded_from_config(cfg, grid) -> list[GriddedInventory]:
+    """The configured gridded inventory (``inputs.emissions.gridded``) as GriddedInventory
+    parts: a path or ``layout: native`` is one file in the native layout; ``layout: pattern``
+    is read by :func:`~aqforecast.emissions.layouts.read_pattern_inventory` around ``grid``."""
+    from ..config import resolve_path
+
+    e = cfg.inputs.emissions
+    g = e.gridded
+    if g is None:
+        return []
+    if isinstance(g, (str, os.PathLike)):
+        path, layout, mapping_path = g, "native", None
+    else:
+        path, layout, mapping_path = g.path, g.layout, g.mapping
+    mapping = read_mapping(resolve_path(cfg, mapping_path)) if mapping_path else \
+        InventoryMapping()
+    if layout == "native":
+        inv = read_gridded_inventory(resolve_path(cfg, path))
+        if "base_year" in inv.attrs:
             year = int(np.asarray(inv.attrs["base_year"]).ravel()[0])
             if year != e.base_year:
                 raise InputFileError(f"{inv.source}: inventory attribute base_year = {year}, but "
                                      f"inputs.emissions.base_year is {e.base_year}: the "
                                      f"configuration does not describe this inventory")
-        pts = read_point_sources(resolve_path(cfg, e.points)) if e.points else None
-        temporal = (TemporalProfiles.from_csv(resolve_path(cfg, e.profiles)) if e.profiles
-                    else TemporalProfiles())
-        regions = region_fractions(grid, [(r.name, resolve_path(cfg, r.geojson))
-                                          for r in cfg.regions])
-        species = tuple(s for s in cfg.species if s in EMITTED_SPECIES)
-        return cls(grid, inv, pts, regions=regions, species=species, temporal=temporal,
-                   cache_dir=cache_dir, **kwargs)
+        return [mapping.apply_sectors(inv)] if mapping_path else [inv]
+    variables = (g.variable,) if isinstance(g.variable, str) else tuple(g.variable)
+    lay = InventoryLayout(str(resolve_path(cfg, path)), variables, g.sector_dim, g.species_dim,
+                          g.sector, g.species, g.units, mapping)
+    return read_pattern_inventory(lay, e.base_year, window=_outer_window(cfg, grid))
+
+
+def _outer_window(cfg, grid) -> tuple[float, float, float, float]:
+    """lon/lat extent of ``grid`` and of the outermost domain it nests in (so a nest reuses
+    what its parent read)."""
+    parents = {d.name: d.parent for d in cfg.domains}
+    root = grid.name
+    while parents.get(root):
+        root = parents[root]
+    w = np.array(grid.extent_lonlat)
+    if root != grid.name and root in parents:
+        from ..grid import grids_from_config
+
+        r = np.array(grids_from_config(cfg)[root].extent_lonlat)
+        w = np.array([min(w[0], r[0]), max(w[1], r[1]), min(w[2], r[2]), max(w[3], r[3])])
+    return tuple(float(x) for x in w)
 
 
 def _hour_key(t) -> int:

@@ -620,9 +620,11 @@ def write_scaling_table(table, path: str | os.PathLike) -> Path:
     for c in table.extra_columns:
         vals = [r.extra.get(c) for r in table.rows]
         if all(_missing(v) or isinstance(v, (int, float, np.number)) for v in vals):
-            ds[c] = ("row", np.array([np.nan if _missing(v) else float(v) for v in vals]))
+            ds[c] = ("row", np.array([np.nan if _missing(v) else float(v) for v in vals]),
+                     {"long_name": c})
         else:
-            ds[c] = ("row", np.array([_csv_cell(v) for v in vals], dtype=object))
+            ds[c] = ("row", np.array([_csv_cell(v) for v in vals], dtype=object),
+                     {"long_name": c})
     ds.attrs.update(global_attrs(title="aqforecast emission scaling table",
                                  comment="rows multiply; unlisted sources keep factor 1"))
     enc = {c: {"_FillValue": None} for c in ds.variables if ds[c].dtype.kind == "O"}

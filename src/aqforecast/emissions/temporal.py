@@ -10,7 +10,10 @@ month/week/diurnal factors, made exactly conservative):
 so the hours of every local calendar month sum to its month total, and a local calendar year to
 ``E_year`` exactly (tested). A monthly inventory supplies ``E_month`` directly and only the day
 and hour factors apply. Rates are constant within each hour. Hour-of-day, day-of-week and month
-are taken in LOCAL time, China Standard Time UTC+8 by default (``utc_offset_hours``).
+are taken in LOCAL time: China Standard Time UTC+8 by default (``utc_offset_hours``), or the
+run's local clock (``local_time``: the config's ``time.local_utc_offset_h`` / ``time.timezone``,
+:class:`aqforecast.config.localtime.LocalTime`; with a daylight-saving zone the profile hours are
+wall-clock hours).
 Public holidays (Spring Festival) are not treated.
 
 Default profiles (:func:`default_profiles`), sector -> TNO/MACC category of Denier van der Gon
@@ -45,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config.localtime import LocalTime
 from ..io import InputFileError
 
 __all__ = ["SectorProfile", "TemporalProfiles", "default_profiles", "CHINA_UTC_OFFSET_HOURS",
@@ -127,14 +131,16 @@ class TemporalProfiles:
     """Sector temporal profiles; gives the fraction of an annual/monthly total in a given hour.
 
     ``profiles``: {sector: SectorProfile}; sectors not listed use ``fallback`` (flat unless
-    given). ``utc_offset_hours``: local time = UTC + offset (China: +8).
+    given). ``utc_offset_hours``: local time = UTC + offset (China: +8); ``local_time`` (a
+    :class:`~aqforecast.config.localtime.LocalTime`, e.g. ``cfg.time.local_time``) wins if given.
     """
 
     def __init__(self, profiles: dict[str, SectorProfile] | None = None,
                  utc_offset_hours: float = CHINA_UTC_OFFSET_HOURS,
-                 fallback: SectorProfile | None = None):
+                 fallback: SectorProfile | None = None, local_time: LocalTime | None = None):
         self.profiles = dict(default_profiles() if profiles is None else profiles)
-        self.utc_offset = timedelta(hours=utc_offset_hours)
+        self.clock = local_time if local_time is not None else LocalTime(utc_offset_hours)
+        self.utc_offset = timedelta(hours=self.clock.utc_offset_h)
         self.fallback = fallback or SectorProfile()
 
     def profile(self, sector: str) -> SectorProfile:
@@ -142,7 +148,7 @@ class TemporalProfiles:
 
     def local_time(self, t) -> datetime:
         """Naive local datetime of a UTC time (naive inputs are taken as UTC)."""
-        return (as_utc(t) + self.utc_offset).replace(tzinfo=None)
+        return self.clock.local_datetime(as_utc(t))
 
     def _day_hour_fraction(self, p: SectorProfile, lt: datetime) -> float:
         ndays = calendar.monthrange(lt.year, lt.month)[1]
@@ -171,7 +177,8 @@ class TemporalProfiles:
 
     @classmethod
     def from_csv(cls, path: str | Path, utc_offset_hours: float = CHINA_UTC_OFFSET_HOURS,
-                 base: dict[str, SectorProfile] | None = None) -> "TemporalProfiles":
+                 base: dict[str, SectorProfile] | None = None,
+                 local_time: LocalTime | None = None) -> "TemporalProfiles":
         """Profiles from a CSV (``sector, kind, index, factor``), over the defaults (or ``base``)."""
         path = Path(path)
         if not path.exists():
@@ -207,4 +214,4 @@ class TemporalProfiles:
             getattr(p, kind)[i] = v
         for s, p in profs.items():
             SectorProfile(p.month, p.weekday, p.hour)  # re-validate sums
-        return cls(profs, utc_offset_hours)
+        return cls(profs, utc_offset_hours, local_time=local_time)

@@ -106,7 +106,7 @@ def _hotspots(cfg, keys, x_prior, x_post, n: int = 20) -> pd.DataFrame:
     from ..emissions import EmissionModel
 
     grid = grids_from_config(cfg)[cfg.domains[0].name]
-    if not cfg.inputs.emissions.gridded:
+    if not cfg.inputs.emissions.has_sources:
         return pd.DataFrame()
     em = EmissionModel.from_config(cfg, grid)
     rate = em.annual_cell_mass()  # (sector, pollutant, cell), Mg/yr
@@ -148,6 +148,9 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
     table = read_observation_table(obs_path)
     t = pd.to_datetime(table["time"])
     table = table[(t >= pd.Timestamp(start)) & (t < pd.Timestamp(end))]
+    withheld = sorted(cfg.verification.withheld_stations)
+    if withheld:  # independent verification stations never reach the inversion
+        table = table[~table["station"].astype(str).isin(withheld)]
     grids = grids_from_config(cfg)
     sectors = list(cfg.tags.sectors)
     system = build_observation_system(run, table, grids, list(inv.quantities),
@@ -189,22 +192,37 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
              "sigma_ln": float(sig_post[j])} for j, (r, s, p) in enumerate(keys)]
     paths = [write_scaling_table(ScalingTable.from_rows(rows, source="inversion"),
                                  out / "scaling.csv")]
+    one = {"units": "1"}
     nc = xr.Dataset(
-        {"factor": ("factor_index", np.exp(res.mean)), "ln_factor": ("factor_index", res.mean),
-         "sigma_ln": ("factor_index", sig_post),
+        {"factor": ("factor_index", np.exp(res.mean),
+                    {"long_name": "posterior emission scaling factor", **one}),
+         "ln_factor": ("factor_index", res.mean,
+                       {"long_name": "posterior mean of ln(factor)", **one}),
+         "sigma_ln": ("factor_index", sig_post,
+                      {"long_name": "posterior standard deviation of ln(factor)", **one}),
          "covariance_ln": (("factor_index", "factor_index2"), res.cov,
-                           {"long_name": "posterior covariance of ln(factor)"}),
-         "averaging_kernel": (("factor_index", "factor_index2"), res.averaging_kernel),
-         "prior_ln_factor": ("factor_index", x_b),
-         "prior_sigma_ln": ("factor_index", np.sqrt(np.diag(B)))},
-        coords={"region": ("factor_index", [k[0] for k in keys]),
-                "sector": ("factor_index", [k[1] for k in keys]),
-                "pollutant": ("factor_index", [k[2] for k in keys])},
+                           {"long_name": "posterior covariance of ln(factor)", **one}),
+         "averaging_kernel": (("factor_index", "factor_index2"), res.averaging_kernel,
+                              {"long_name": "averaging kernel d(posterior)/d(truth) of "
+                                            "ln(factor)", **one}),
+         "prior_ln_factor": ("factor_index", x_b, {"long_name": "prior mean of ln(factor)",
+                                                   **one}),
+         "prior_sigma_ln": ("factor_index", np.sqrt(np.diag(B)),
+                            {"long_name": "prior standard deviation of ln(factor)", **one})},
+        coords={"region": ("factor_index", [k[0] for k in keys],
+                           {"long_name": "source region"}),
+                "sector": ("factor_index", [k[1] for k in keys],
+                           {"long_name": "emission sector"}),
+                "pollutant": ("factor_index", [k[2] for k in keys],
+                              {"long_name": "inventory pollutant"})},
         attrs={"title": "aqforecast emission inversion (posterior)", "prior": prior_desc,
                "dofs": float(res.dofs), "chi2": float(res.chi2)})
     paths.append(write_dataset(nc, out / "scaling.nc", 1))
     used = int(np.sum(res.used))
-    report = [{"item": "observations", "value": len(system.y)},
+    report = [{"item": "stations_used", "value": " ".join(sorted(
+                  {str(x) for x in table["station"]}))},
+              {"item": "stations_withheld", "value": " ".join(withheld)},
+              {"item": "observations", "value": len(system.y)},
               {"item": "observations_used", "value": used},
               {"item": "observations_rejected", "value": len(system.y) - used},
               {"item": "factors", "value": len(keys)},

@@ -22,7 +22,8 @@ import xarray as xr
 
 from .. import species as species_registry
 from .boundary_file import AEROSOL_UNITS, GAS_UNITS
-from .netcdf import InputFileError, global_attrs, grid_dataset, species_attrs, write_dataset
+from .netcdf import (InputFileError, global_attrs, grid_dataset, species_attrs,
+                     surface_pressure_variable, write_dataset)
 
 __all__ = ["InitialState", "read_initial_state", "write_initial_state", "initial_state_path"]
 
@@ -35,10 +36,15 @@ def initial_state_path(directory: str | Path, domain: str) -> Path:
 
 
 def write_initial_state(path: str | Path, grid, time, fields: Mapping[str, np.ndarray],
-                        attrs: Mapping | None = None, dtype=np.float64) -> Path:
+                        attrs: Mapping | None = None, dtype=np.float64,
+                        surface_pressure: np.ndarray | None = None) -> Path:
     """Write ``fields`` (name -> (nz, ny, nx) in ppb for gases, ug m-3 for aerosols) valid at
-    ``time`` (datetime64) to ``path`` atomically; return the path."""
+    ``time`` (datetime64) to ``path`` atomically; return the path. ``surface_pressure``: (ny,
+    nx) dry hydrostatic surface pressure, Pa, the ``ps`` of the sigma coordinate ``lev``."""
     ds = grid_dataset(grid, with_metrics=False)
+    if surface_pressure is not None and "lev" in ds.dims:
+        ds["ps"] = surface_pressure_variable(np.asarray(surface_pressure, dtype=float),
+                                             ("y", "x"))
     ds = ds.assign_coords(time=((), np.datetime64(time, "ns"),
                                 {"standard_name": "time", "long_name": "valid time",
                                  "axis": "T"}))
@@ -48,7 +54,7 @@ def write_initial_state(path: str | Path, grid, time, fields: Mapping[str, np.nd
             raise ValueError(f"{path}: {name} has shape {a.shape}, the grid needs "
                              f"{(ds.sizes['lev'], grid.ny, grid.nx)}")
         at = species_attrs(name)
-        at.update({"grid_mapping": "crs", "coordinates": "lon lat time"})
+        at.update({"grid_mapping": "crs"})
         ds[name] = (_DIMS, a, at)
     ds.attrs.update(global_attrs(title=f"aqforecast initial state {grid.name}",
                                  domain=grid.name, **dict(attrs or {})))

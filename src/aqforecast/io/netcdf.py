@@ -8,12 +8,31 @@ Layout written for gridded fields (CF-1.10 conventions, section 5.6 "grid mappin
 
 * dimensions ``(time, lev, y, x)`` (any leading subset), ``x``/``y`` projection coordinates in m
   with ``standard_name = projection_x_coordinate``/``projection_y_coordinate``;
-* 2-D auxiliary coordinates ``lon``/``lat`` (``coordinates = "lon lat"`` on each data variable);
-* a scalar ``crs`` variable with the Lambert-conformal ``grid_mapping`` attributes;
-* ``lev`` as dimensionless eta (``atmosphere_hybrid_sigma_pressure_coordinate`` would need
-  formula terms we do not carry; we store eta with ``positive = "up"`` and ``axis = "Z"``);
+* 2-D auxiliary coordinates ``lon``/``lat`` with CF cell bounds ``lon_bnds``/``lat_bnds``
+  (y, x, nv4: the corners south-west, south-east, north-east, north-west, anticlockwise);
+  every data variable lists ``lon lat`` and the other auxiliary coordinates it spans (e.g. a
+  ``time`` coordinate on a ``lead_window`` or ``day`` dimension, named by ``cell_methods``) in
+  its ``coordinates`` attribute;
+* a scalar ``crs`` variable with the projection's ``grid_mapping`` attributes;
+* ``cell_area`` (m2, true area dx dy / m**2) and ``cell_measures = "area: cell_area"`` on every
+  gridded data variable (CF 7.2);
+* ``lev``: WRF's terrain-following eta in dry hydrostatic pressure, which is CF's
+  ``atmosphere_sigma_coordinate`` (Appendix D): ``p = ptop + lev (ps - ptop)`` with
+  ``formula_terms = "sigma: lev ps: ps ptop: ptop"``; the eta of the layer interfaces of the
+  whole column is ``lev_interface`` (nz + 1, a plain coordinate, not an axis; not CF
+  ``bounds`` of ``lev``: the compliance checker 6.1 compares the bounds' own ``formula_terms``
+  with lev's and fails the CF-1.7 form ``sigma: lev_bnds ...``), ``ptop`` the model top (Pa)
+  and ``ps`` the dry hydrostatic surface pressure (Pa): (time, y, x) where the model wrote it
+  (``conc_*``, ``tags_*``, initial states), else a scalar reference 101325 Pa giving the
+  nominal level pressures (grid files, :func:`vertical_coordinate`). The pressure this gives
+  is the dry-air (hydrostatic) pressure of WRF's eta, the model's vertical coordinate
+  (:class:`aqforecast.grid.VerticalGrid`);
 * zlib compression and chunks of one time step x full horizontal map (fast maps) with a short
   time run per chunk (readable point time series).
+
+:func:`write_dataset` is the one place these conventions are applied (``grid_mapping``,
+``coordinates``, ``cell_measures``, the consistency of ``formula_terms``), so every file the
+package writes through it passes the IOOS compliance checker ``cf:1.10`` (tested).
 """
 
 from __future__ import annotations
@@ -34,11 +53,17 @@ from ..grid import LambertGrid
 
 CF_CONVENTIONS = "CF-1.10"
 
+#: Reference surface pressure of the nominal level pressures in files without met (Pa).
+REFERENCE_SURFACE_PRESSURE = 101325.0
+_SIGMA_TERMS = "ps: ps ptop: ptop"
+
 __all__ = [
     "CF_CONVENTIONS",
     "InputFileError",
     "atomic_path",
     "grid_dataset",
+    "vertical_coordinate",
+    "surface_pressure_variable",
     "species_attrs",
     "write_dataset",
     "open_dataset",
@@ -102,20 +127,22 @@ def grid_dataset(grid: LambertGrid, with_metrics: bool = True) -> xr.Dataset:
         "lat": (("y", "x"), lat, {"standard_name": "latitude", "long_name": "latitude",
                                   "units": "degrees_north"}),
     }
-    if grid.vertical is not None:
-        coords["lev"] = ("lev", grid.vertical.eta_centres, {
-            "long_name": "eta (dry hydrostatic pressure terrain-following) at layer centre",
-            "units": "1", "positive": "down", "axis": "Z"})
+    coords["lon"][2]["bounds"] = "lon_bnds"
+    coords["lat"][2]["bounds"] = "lat_bnds"
     ds = xr.Dataset(coords=coords)
+    if grid.vertical is not None:
+        ds = ds.merge(vertical_coordinate(grid.vertical))
     ds["crs"] = xr.DataArray(np.int32(0), attrs=grid.cf_grid_mapping())
+    clon, clat = grid.corner_lonlat
+    ds["lon_bnds"] = (("y", "x", "nv4"), _cell_bounds(clon), {"units": "degrees_east"})
+    ds["lat_bnds"] = (("y", "x", "nv4"), _cell_bounds(clat), {"units": "degrees_north"})
+    ds["cell_area"] = (("y", "x"), grid.cell_area, {
+        "standard_name": "cell_area", "long_name": "true horizontal cell area", "units": "m2",
+        "grid_mapping": "crs", "coordinates": "lon lat"})
     if with_metrics:
         ds["map_factor"] = (("y", "x"), grid.map_factor, {
             "long_name": "map scale factor at cell centre", "units": "1",
             "grid_mapping": "crs", "coordinates": "lon lat"})
-        ds["cell_area"] = (("y", "x"), grid.cell_area, {
-            "standard_name": "cell_area", "long_name": "true horizontal cell area", "units": "m2",
-            "grid_mapping": "crs", "coordinates": "lon lat"})
-        clon, clat = grid.corner_lonlat
         ds["lon_corner"] = (("y_corner", "x_corner"), clon, {
             "long_name": "longitude of cell corners", "units": "degrees_east"})
         ds["lat_corner"] = (("y_corner", "x_corner"), clat, {
@@ -123,6 +150,56 @@ def grid_dataset(grid: LambertGrid, with_metrics: bool = True) -> xr.Dataset:
     ds.attrs.update(global_attrs(title=f"aqforecast grid {grid.name}", domain=grid.name,
                                  dx_m=float(grid.dx)))
     return ds
+
+
+def _cell_bounds(corners: np.ndarray) -> np.ndarray:
+    """(ny+1, nx+1) corner values -> (ny, nx, 4) CF bounds: SW, SE, NE, NW (anticlockwise)."""
+    c = np.asarray(corners, dtype=float)
+    return np.stack([c[:-1, :-1], c[:-1, 1:], c[1:, 1:], c[1:, :-1]], axis=-1)
+
+
+def vertical_coordinate(vertical, surface_pressure=None) -> xr.Dataset:
+    """The CF vertical coordinate of a :class:`~aqforecast.grid.VerticalGrid`: ``lev`` (sigma =
+    eta at layer centres), ``lev_interface`` (eta at the nz + 1 interfaces), ``ptop`` and ``ps``
+    (module docstring).
+
+    ``surface_pressure``: the dry hydrostatic surface pressure, Pa, as an
+    :class:`xarray.DataArray` (e.g. dims (time, y, x)); None gives the scalar reference
+    101325 Pa (nominal level pressures).
+    """
+    def sigma(name: str, where: str) -> dict:
+        return {"standard_name": "atmosphere_sigma_coordinate",
+                "long_name": f"eta (dry hydrostatic pressure terrain-following) at {where}",
+                "units": "1", "positive": "down", "axis": "Z",
+                "formula_terms": f"sigma: {name} {_SIGMA_TERMS}",
+                "computed_standard_name": "air_pressure"}
+
+    eta = np.asarray(vertical.eta_interfaces, dtype=float)
+    lev = xr.Dataset(coords={
+        "lev": ("lev", vertical.eta_centres, sigma("lev", "layer centre")),
+        "lev_interface": ("lev_interface", eta, {
+            "long_name": "eta at the layer interfaces (1 = surface, 0 = model top)",
+            "units": "1", "comment": "pressure p = ptop + lev_interface (ps - ptop), as for "
+            "lev; not an axis (lev is the vertical axis of the data)"})})
+    lev["ptop"] = ((), float(vertical.p_top), {
+        "long_name": "pressure at the model top", "units": "Pa"})
+    lev["ps"] = surface_pressure_variable(surface_pressure)
+    return lev
+
+
+def surface_pressure_variable(values=None, dims=None) -> xr.DataArray:
+    """The ``ps`` formula term: dry hydrostatic surface pressure (Pa), ``values`` with ``dims``
+    (or a DataArray), or the scalar reference 101325 Pa when None."""
+    if values is None:
+        return xr.DataArray(REFERENCE_SURFACE_PRESSURE, attrs={
+            "long_name": "reference dry surface pressure of the nominal level pressures",
+            "units": "Pa", "comment": "no meteorology in this file: the level pressures "
+            "p = ptop + lev (ps - ptop) are nominal; the model's actual dry hydrostatic surface "
+            "pressure is in its conc_<domain>.nc files"})
+    da = values if isinstance(values, xr.DataArray) else xr.DataArray(values, dims=dims)
+    return da.assign_attrs({"long_name": "dry hydrostatic surface pressure (WRF mu_d + p_top)",
+                            "units": "Pa", "comment": "the ps of lev's formula_terms: "
+                            "p = ptop + lev (ps - ptop) is the dry hydrostatic pressure"})
 
 
 def global_attrs(title: str, **extra) -> dict:
@@ -141,6 +218,8 @@ def global_attrs(title: str, **extra) -> dict:
 
 def _encoding(ds: xr.Dataset, compression_level: int, time_chunk: int) -> dict:
     enc = {}
+    # CF 7.1: boundary variables carry no _FillValue (they are never missing)
+    bounds = {b for v in ds.variables.values() for b in str(v.attrs.get("bounds", "")).split()}
     for name, var in ds.variables.items():
         if var.dtype.kind in "fiu" and var.ndim >= 1 and name not in ds.dims:
             chunks = []
@@ -149,9 +228,16 @@ def _encoding(ds: xr.Dataset, compression_level: int, time_chunk: int) -> dict:
             e = {"chunksizes": tuple(max(1, c) for c in chunks)}
             if compression_level > 0:
                 e.update(zlib=True, complevel=compression_level, shuffle=True)
-            if var.dtype.kind == "f":
+            if var.dtype.kind == "f" and name not in bounds:
                 e["_FillValue"] = np.nan if var.dtype == np.float64 else np.float32(np.nan)
+            elif name in bounds:
+                e["_FillValue"] = None
             enc[name] = e
+        elif name in ds.dims and var.dtype.kind in "OUS":
+            # string labels of a dimension (obs.nc stations) as a CF char array (dim, strlen):
+            # a string *coordinate variable* is not CF (coordinates are numeric, monotonic);
+            # xarray reads the char array back as the same string index
+            enc[name] = {"dtype": "S1", "_FillValue": None}
         elif name in ds.coords or var.ndim == 0:
             enc[name] = {"_FillValue": None}
     if "time" in ds.variables:
@@ -165,18 +251,15 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, compression_level: in
                   time_chunk: int = 24) -> Path:
     """Write ``ds`` to ``path`` as NetCDF4 (CF-1.10), atomically. Returns the path.
 
-    Data variables with ``y``/``x`` dims get ``grid_mapping = "crs"`` and ``coordinates =
-    "lon lat"`` when the dataset carries those variables.
+    Data variables with ``y``/``x`` dims get ``grid_mapping = "crs"``, ``coordinates`` (``lon
+    lat`` and every other auxiliary coordinate spanning a subset of their dims) and
+    ``cell_measures = "area: cell_area"`` when the dataset carries those variables; bounds and
+    formula-term variables are written as plain variables; a vertical coordinate whose formula
+    terms are not all present loses its standard_name and formula_terms (module docstring).
     """
     path = Path(path)
-    ds = ds.copy()
-    ds.attrs.setdefault("Conventions", CF_CONVENTIONS)
-    for name, var in ds.data_vars.items():
-        if {"y", "x"} <= set(var.dims):
-            if "crs" in ds.variables:
-                var.attrs.setdefault("grid_mapping", "crs")
-            if "lon" in ds.variables and "lat" in ds.variables:
-                var.attrs.setdefault("coordinates", "lon lat")
+    ds = _cf_finish(ds.copy())
+    ds.attrs.setdefault("title", f"aqforecast {path.stem}")
     enc = _encoding(ds, compression_level, time_chunk)
     # attributes that xarray would otherwise move to encoding
     for name in list(ds.variables):
@@ -185,6 +268,46 @@ def write_dataset(ds: xr.Dataset, path: str | os.PathLike, compression_level: in
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=enc)
     return path
+
+
+def _cf_finish(ds: xr.Dataset) -> xr.Dataset:
+    """Apply the conventions of the module docstring to a copy about to be written."""
+    ds.attrs.setdefault("Conventions", CF_CONVENTIONS)
+    for key, value in global_attrs("").items():   # history, institution, source (CF 2.6.2)
+        if key not in ("title", "Conventions"):
+            ds.attrs.setdefault(key, value)
+    refs = set()
+    for var in ds.variables.values():
+        refs.update(str(var.attrs.get("bounds", "")).split())
+        terms = str(var.attrs.get("formula_terms", "")).split()
+        refs.update(t for t in terms[1::2])
+    refs.add("cell_area")
+    # bounds, formula terms and cell measures are variables of their own, not coordinates
+    demote = [n for n in refs if n in ds.coords and n not in ds.dims]
+    if demote:
+        ds = ds.reset_coords(demote)
+    for v in ("lev",):
+        if v in ds.variables and "formula_terms" in ds[v].attrs:
+            terms = ds[v].attrs["formula_terms"].split()[1::2]
+            if any(t not in ds.variables for t in terms):
+                for k in ("formula_terms", "standard_name", "computed_standard_name"):
+                    ds[v].attrs.pop(k, None)
+    has_lonlat = "lon" in ds.variables and "lat" in ds.variables
+    aux = [n for n in ds.coords if n not in ds.dims and n not in ("lon", "lat")]
+    for name, var in ds.data_vars.items():
+        if not {"y", "x"} <= set(var.dims) or name in refs - {"ps"}:
+            continue
+        if "crs" in ds.variables:
+            var.attrs.setdefault("grid_mapping", "crs")
+        var.encoding.pop("coordinates", None)   # what a source file listed is recomputed
+        if "coordinates" not in var.attrs:
+            names = (["lon", "lat"] if has_lonlat else []) + [
+                n for n in aux if set(ds[n].dims) <= set(var.dims)]
+            if names:
+                var.attrs["coordinates"] = " ".join(names)
+        if "cell_area" in ds.variables:
+            var.attrs.setdefault("cell_measures", "area: cell_area")
+    return ds
 
 
 def open_dataset(path: str | os.PathLike, required: Iterable[str] = (),

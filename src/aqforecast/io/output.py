@@ -9,7 +9,9 @@ run drops the parts after its restart time and carries on, so resume == straight
 Layout of the assembled files (the forecast contract):
 ``conc_<domain>.nc``: one variable per species, dims (time, lev, y, x);
 ``tags_<domain>.nc``: same names, dims (tag, time, lev, y, x), coordinates ``tag_region`` and
-``tag_sector`` on ``tag``.
+``tag_sector`` on ``tag``. Both carry the CF sigma coordinate of :mod:`.netcdf` (``lev``,
+``lev_interface``, ``ptop``) and, when the snapshots give it, ``ps`` (time, y, x): the dry hydrostatic
+surface pressure that turns ``lev`` into pressure.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ import pandas as pd
 import xarray as xr
 
 from ..grid import LambertGrid
-from .netcdf import global_attrs, grid_dataset, species_attrs, write_dataset
+from .netcdf import (global_attrs, grid_dataset, species_attrs, surface_pressure_variable,
+                     write_dataset)
 
 log = logging.getLogger(__name__)
 
@@ -72,16 +75,22 @@ class FieldSeriesWriter:
         self.parts_dir = self.out_dir / ".parts" / name
         self._times: list[np.datetime64] = []
         self._data: dict[str, list[np.ndarray]] = {v: [] for v in self.variables}
+        self._ps: list[np.ndarray | None] = []
 
     @property
     def path(self) -> Path:
         return self.out_dir / f"{self.name}.nc"
 
-    def add(self, time: np.datetime64, fields: Mapping[str, np.ndarray]) -> None:
-        """Buffer one snapshot: ``fields[v]`` is (nlev, ny, nx) (or (ntag, nlev, ny, nx))."""
+    def add(self, time: np.datetime64, fields: Mapping[str, np.ndarray],
+            surface_pressure: np.ndarray | None = None) -> None:
+        """Buffer one snapshot: ``fields[v]`` is (nlev, ny, nx) (or (ntag, nlev, ny, nx));
+        ``surface_pressure``: (ny, nx) dry hydrostatic surface pressure, Pa (the ``ps`` of the
+        sigma coordinate; files whose snapshots lack it carry the scalar reference)."""
         self._times.append(np.datetime64(time, "s"))
         for v in self.variables:
             self._data[v].append(np.asarray(fields[v], dtype=self.dtype))
+        self._ps.append(None if surface_pressure is None else
+                        np.asarray(surface_pressure, dtype=self.dtype))
 
     def _dataset(self, times, data) -> xr.Dataset:
         ds = grid_dataset(self.grid, with_metrics=False)
@@ -109,6 +118,9 @@ class FieldSeriesWriter:
                 attrs["long_name"] = f"contribution of each source tag to {attrs['long_name']}"
                 attrs.pop("standard_name", None)
             ds[v] = (dims, arr, attrs)
+        ps = self._ps if len(self._ps) == len(times) else []
+        if "lev" in ds.dims and ps and all(p is not None for p in ps):
+            ds["ps"] = surface_pressure_variable(np.stack(ps), ("time", "y", "x"))
         ds.attrs.update(global_attrs(title=f"aqforecast {self.name}", domain=self.grid.name,
                                      **self.attrs))
         return ds
@@ -121,6 +133,7 @@ class FieldSeriesWriter:
         write_dataset(self._dataset(self._times, self._data), part, compression_level=1)
         self._times = []
         self._data = {v: [] for v in self.variables}
+        self._ps = []
         return part
 
     def discard_after(self, time: np.datetime64) -> None:
@@ -129,6 +142,7 @@ class FieldSeriesWriter:
         keep = [i for i, t in enumerate(self._times) if t <= time]
         self._times = [self._times[i] for i in keep]
         self._data = {v: [a[i] for i in keep] for v, a in self._data.items()}
+        self._ps = [self._ps[i] for i in keep]
         if not self.parts_dir.exists():
             return
         for part in sorted(self.parts_dir.glob("part_*.nc")):

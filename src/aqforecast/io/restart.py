@@ -26,7 +26,8 @@ def write_restart(path: str | Path, time: np.datetime64, arrays: Mapping[str, np
     ds = xr.Dataset()
     for name, a in arrays.items():
         a = np.asarray(a)
-        ds[name] = ([f"{name}_d{i}" for i in range(a.ndim)], a)
+        ds[name] = ([f"{name}_d{i}" for i in range(a.ndim)], a,
+                    {"long_name": f"model state array {name} (restart, model units)"})
     ds.attrs.update(global_attrs("aqforecast restart"))
     ds.attrs["valid_time"] = str(np.datetime64(time, "s"))
     for k, v in (attrs or {}).items():

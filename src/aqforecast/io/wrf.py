@@ -356,10 +356,12 @@ class WrfOutput:
         ny, nx = self.ny, self.nx
         hgt = g["HGT"]
         if g["COSALPHA"] is None or g["SINALPHA"] is None:
-            if int(self.attrs.get("MAP_PROJ", 0)) == 1:
+            map_proj = int(self.attrs.get("MAP_PROJ", 0))
+            if map_proj in (1, 2) and g["XLONG"] is not None:
                 from ..grid import lambert_cone_constant
-                n = lambert_cone_constant(float(self.attrs["TRUELAT1"]),
-                                          float(self.attrs["TRUELAT2"]))
+                t1 = float(self.attrs["TRUELAT1"])
+                n = (lambert_cone_constant(t1, float(self.attrs["TRUELAT2"])) if map_proj == 1
+                     else (1.0 if t1 >= 0 else -1.0))  # polar: +-1 by the pole
                 dlon = (g["XLONG"] - float(self.attrs["STAND_LON"]) + 180.0) % 360.0 - 180.0
                 a = -np.deg2rad(n * dlon)
                 g["COSALPHA"], g["SINALPHA"] = np.cos(a), np.sin(a)
@@ -485,22 +487,96 @@ class WrfOutput:
         from ..grid import VerticalGrid
         return VerticalGrid(tuple(float(e) for e in self.static.eta_w), float(self.static.p_top))
 
-    def lambert_grid(self, name: str = "wrf", vertical=None):
-        """The file's horizontal grid as a :class:`~aqforecast.grid.LambertGrid` (MAP_PROJ = 1).
+    def attribute(self, key: str, kind=float):
+        """Global attribute ``key`` of the first file; :class:`InputFileError` when absent."""
+        if key not in self.attrs:
+            raise InputFileError(f"{self.paths[0]}: wrfout file lacks the global attribute "
+                                 f"{key} (is it a WRF-ARW history file?)")
+        try:
+            return kind(np.ravel(self.attrs[key])[0])
+        except (TypeError, ValueError):
+            raise InputFileError(f"{self.paths[0]}: global attribute {key} = "
+                                 f"{self.attrs[key]!r} is not a number") from None
 
-        Placed by the centre of cell (0, 0) (XLAT/XLONG), origin latitude MOAD_CEN_LAT.
-        """
-        from ..grid import LambertGrid
+    @property
+    def projection_kind(self) -> str:
+        """The file's projection as ``projection.kind`` ('lambert', 'polar', 'mercator') from
+        MAP_PROJ 1, 2, 3; other projections (6: rotated lat-lon) are an InputFileError."""
+        from ..grid import WRF_MAP_PROJ
+        code = self.attribute("MAP_PROJ", int)
+        if code not in WRF_MAP_PROJ:
+            name = {0: "ideal (no projection)", 6: "(rotated) latitude-longitude"}.get(code, "")
+            raise InputFileError(
+                f"{self.paths[0]}: MAP_PROJ={code} {name} is not supported; aqforecast runs on "
+                "WRF's Lambert conformal (1), polar stereographic (2) and Mercator (3) grids")
+        return WRF_MAP_PROJ[code]
+
+    def model_grid(self, name: str = "wrf", vertical=None):
+        """The file's horizontal grid as a :class:`~aqforecast.grid.ProjectedGrid` of its
+        projection (MAP_PROJ 1, 2, 3), placed by the least-squares fit of the cell centres to
+        XLAT/XLONG; origin latitude (Lambert) MOAD_CEN_LAT, else CEN_LAT. Square cells only."""
+        from ..grid import grid_class
+        kind = self.projection_kind
+        dx = self.attribute("DX")
+        dy = self.attribute("DY") if "DY" in self.attrs else dx
+        if abs(dx - dy) > 1e-6 * dx:
+            raise InputFileError(f"{self.paths[0]}: DX = {dx} m and DY = {dy} m differ; the "
+                                 "model needs square cells")
+        t1 = self.attribute("TRUELAT1")
+        t2 = self.attribute("TRUELAT2") if kind == "lambert" else t1
+        ref = self.attribute("MOAD_CEN_LAT" if "MOAD_CEN_LAT" in self.attrs else "CEN_LAT")
+        args = (name, self.nx, self.ny, dx, t1, t2, self.attribute("STAND_LON"), ref)
+        try:
+            probe = grid_class(kind)(*args, 0.0, 0.0)
+        except ValueError as exc:
+            raise InputFileError(f"{self.paths[0]}: projection attributes MAP_PROJ/TRUELAT1/"
+                                 f"TRUELAT2 make no valid projection: {exc}") from None
+        x, y = probe.to_xy(self.static.lon, self.static.lat)
+        x0 = float(np.mean(x - dx * (np.arange(self.nx) + 0.5)))
+        y0 = float(np.mean(y - dx * (np.arange(self.ny)[:, None] + 0.5)))
+        return grid_class(kind)(*args, x0, y0, vertical)
+
+    def lambert_grid(self, name: str = "wrf", vertical=None):
+        """The file's grid as a :class:`~aqforecast.grid.LambertGrid` (MAP_PROJ = 1 only; see
+        :meth:`model_grid` for every projection)."""
         pj = self.projection
         if pj.get("map_proj") != 1:
             raise InputFileError(f"{self.paths[0]}: MAP_PROJ={pj.get('map_proj')} is not "
                                  "Lambert conformal (1)")
-        args = (name, self.nx, self.ny, pj["dx"], pj["truelat1"], pj["truelat2"],
-                pj["stand_lon"], pj.get("moad_cen_lat", pj.get("cen_lat")))
-        probe = LambertGrid(*args, 0.0, 0.0)
-        xc, yc = probe.to_xy(self.static.lon[0, 0], self.static.lat[0, 0])
-        return LambertGrid(*args, float(xc) - 0.5 * pj["dx"], float(yc) - 0.5 * pj["dx"],
-                           vertical)
+        return self.model_grid(name, vertical)
+
+    def check_projection(self, grid) -> None:
+        """:class:`InputFileError` naming the file and every attribute (MAP_PROJ, TRUELAT1/2,
+        STAND_LON, DX/DY) where the file's projection differs from the model ``grid``'s."""
+        src = self.paths[0]
+        kind = self.projection_kind
+        code = self.attribute("MAP_PROJ", int)
+        if kind != grid.kind:
+            raise InputFileError(
+                f"{src}: MAP_PROJ={code} ({kind}), but model grid {grid.name!r} is {grid.kind} "
+                f"(MAP_PROJ={grid.map_proj}); set projection.kind: {kind} (regridding between "
+                "projections is not supported)")
+        pj = {k: self.attribute(k.upper()) for k in ("truelat1", "stand_lon", "dx")}
+        pj["truelat2"] = self.attribute("TRUELAT2") if kind == "lambert" else pj["truelat1"]
+        pj["dy"] = self.attribute("DY") if "DY" in self.attrs else pj["dx"]
+        diffs = []
+        if kind == "lambert":
+            wt = sorted((pj["truelat1"], pj["truelat2"]))
+            gt = sorted((grid.truelat1, grid.truelat2))
+            if max(abs(wt[0] - gt[0]), abs(wt[1] - gt[1])) > 1e-3:
+                diffs.append(f"TRUELAT1/2 = {pj['truelat1']}/{pj['truelat2']} vs model "
+                             f"{grid.truelat1}/{grid.truelat2}")
+        elif abs(pj["truelat1"] - grid.truelat1) > 1e-3:
+            diffs.append(f"TRUELAT1 = {pj['truelat1']} vs model truelat1 {grid.truelat1}")
+        # Mercator: STAND_LON only shifts x (XLAT/XLONG checks the placement)
+        if kind != "mercator" and abs(((pj["stand_lon"] - grid.stand_lon) + 180) % 360 - 180) \
+                > 1e-3:
+            diffs.append(f"STAND_LON = {pj['stand_lon']} vs model {grid.stand_lon}")
+        if abs(pj["dx"] - grid.dx) > 1e-3 * grid.dx or abs(pj["dy"] - grid.dx) > 1e-3 * grid.dx:
+            diffs.append(f"DX/DY = {pj['dx']}/{pj['dy']} m vs model dx {grid.dx} m")
+        if diffs:
+            raise InputFileError(f"{src}: WRF grid differs from model grid {grid.name!r}: "
+                                 + "; ".join(diffs) + " (horizontal regridding is not supported)")
 
     def earth_relative(self, u, v):
         """Rotate grid-relative (u, v) at mass points to (eastward, northward), WRF's formula."""

@@ -6,8 +6,9 @@ the model grid (:class:`MetState`, float64 numpy) and kept in a small cache; a m
 two records is served by **linear interpolation in time** of the two bracketing states (exact at
 the record times), so calling it every step costs a few array blends.
 
-Horizontal: the model grid must be the WRF grid or an aligned window of it (same Lambert
-projection and dx, cell centres coinciding); otherwise :class:`MetGridError` says what differs.
+Horizontal: the model grid must be the WRF grid or an aligned window of it (same projection --
+Lambert, polar stereographic or Mercator -- and dx, cell centres coinciding); otherwise
+:class:`MetGridError` says what differs.
 WRF winds are grid-relative, so with the same projection no rotation is needed; the staggered
 WRF U/V are used directly at the model's x/y faces (no destaggering).
 
@@ -148,25 +149,10 @@ def as_datetime64(time) -> np.datetime64:
 def grid_window(grid: LambertGrid, wrf: WrfOutput) -> tuple[int, int]:
     """(j0, i0) offset of the model grid inside the WRF grid; :class:`MetGridError` otherwise."""
     src = wrf.paths[0]
-    pj = wrf.projection
-    if pj.get("map_proj") != 1:
-        raise MetGridError(
-            f"{src}: MAP_PROJ={pj.get('map_proj')}, but model grid {grid.name!r} is Lambert "
-            "conformal (MAP_PROJ=1); regridding between projections is not supported")
-    diffs = []
-    wt = sorted((pj["truelat1"], pj["truelat2"]))
-    gt = sorted((grid.truelat1, grid.truelat2))
-    if max(abs(wt[0] - gt[0]), abs(wt[1] - gt[1])) > 1e-3:
-        diffs.append(f"TRUELAT1/2 = {pj['truelat1']}/{pj['truelat2']} vs model "
-                     f"{grid.truelat1}/{grid.truelat2}")
-    if abs(((pj["stand_lon"] - grid.stand_lon) + 180) % 360 - 180) > 1e-3:
-        diffs.append(f"STAND_LON = {pj['stand_lon']} vs model {grid.stand_lon}")
-    dy = pj.get("dy", pj["dx"])
-    if abs(pj["dx"] - grid.dx) > 1e-3 * grid.dx or abs(dy - grid.dx) > 1e-3 * grid.dx:
-        diffs.append(f"DX/DY = {pj['dx']}/{pj.get('dy')} m vs model dx {grid.dx} m")
-    if diffs:
-        raise MetGridError(f"{src}: WRF grid differs from model grid {grid.name!r}: "
-                           + "; ".join(diffs) + " (horizontal regridding is not supported)")
+    try:
+        wrf.check_projection(grid)  # MAP_PROJ, TRUELAT1/2, STAND_LON, DX/DY
+    except InputFileError as exc:
+        raise MetGridError(str(exc)) from None
     xw, yw = grid.to_xy(wrf.static.lon[0, 0], wrf.static.lat[0, 0])
     fi = (grid.x[0] - float(xw)) / grid.dx
     fj = (grid.y[0] - float(yw)) / grid.dx

@@ -106,7 +106,9 @@ def gather_observations(sources, cycle, window_hours: int = 6, station_coords=No
     idx = pd.MultiIndex.from_product([stations, times], names=["station", "time"])
     wide = frame.set_index(["station", "time"])
     fl = flags.set_index(pd.MultiIndex.from_frame(frame[["station", "time"]]))
-    ds = xr.Dataset(coords={"station": ("station", np.array(stations, dtype=object)),
+    ds = xr.Dataset(coords={"station": ("station", np.array(stations, dtype=object),
+                                        {"long_name": "station code",
+                                         "cf_role": "timeseries_id"}),
                             "time": ("time", times.values)})
     meanings = " ".join(qc.FLAG_NAMES[m] for m in sorted(qc.FLAG_NAMES))
     for sp in species:

@@ -38,7 +38,6 @@ import numpy as np
 import xarray as xr
 
 from ..constants import GRAVITY, M_AIR
-from ..grid import lambert_map_factor
 from ..io import InputFileError, atomic_path
 
 __all__ = [
@@ -872,8 +871,7 @@ def superobservations(pixels: xr.Dataset, grid, n_sub: int = 10,
         xc, yc = np.asarray(xc, dtype=float), np.asarray(yc, dtype=float)
         px, py, jac = _subsample(xc, yc, int(n_sub))
         plane_area = jac.mean(axis=1)                                   # m2 on the map plane
-        mfac = lambert_map_factor(np.asarray(pixels["latitude"].values, dtype=float),
-                                  grid.truelat1, grid.truelat2)
+        mfac = grid.map_factor_at(np.asarray(pixels["latitude"].values, dtype=float))
         area = plane_area / mfac**2                                     # true area, m2
         ii = np.searchsorted(xe, px, side="right") - 1
         jj = np.searchsorted(ye, py, side="right") - 1

@@ -54,6 +54,12 @@ POLLUTANTS = ("SO2", "NO2", "PM10", "PM2.5", "CO", "O3")
 PERIODS = ("1h", "8h", "24h")
 #: Date from which HJ 633-2026 is in force (MEE announcement of 2026-02-25).
 HJ633_2026_IN_FORCE = _dt.date(2026, 3, 1)
+#: Date from which HJ 633-2012 was in force nationwide (issued 2012-02-29 "2016-01-01 实施",
+#: together with GB 3095-2012; cover page of the standard). Before it China published the API.
+HJ633_2012_IN_FORCE = _dt.date(2016, 1, 1)
+#: Names of the standards as written in tables, file attributes and warnings.
+STANDARD_LABELS = {"HJ633-2026": "HJ 633-2026 (China)", "HJ633-2012": "HJ 633-2012 (China)",
+                   "EPA-2024": "US EPA AQI 2024 (40 CFR 58 App. G)"}
 #: Upper AQI bounds of categories 1-5 (category 6 above the last); same numbers in HJ 633 and EPA.
 CATEGORY_UPPER = (50, 100, 150, 200, 300)
 
@@ -216,6 +222,58 @@ def standard_for_date(date) -> str:
     return "HJ633-2026" if d >= HJ633_2026_IN_FORCE else "HJ633-2012"
 
 
+def normalize_standard(name: str | None) -> str | None:
+    """Internal name (:data:`STANDARDS`) of a standard written as in the config
+    (``hj633-2026``, ``hj633-2012``, ``epa-2024``), with spaces or dashes (``HJ 633—2012``), or
+    already internal; ``None``, ``"hj633"`` and ``"auto"`` mean the HJ 633 version in force on
+    each date (returned as None)."""
+    if name is None:
+        return None
+    key = str(name).strip().upper().replace(" ", "")
+    for dash in ("\u2014", "\u2013", "_"):
+        key = key.replace(dash, "-")
+    if key in ("HJ633", "AUTO"):
+        return None
+    if key == "EPA2024":
+        key = "EPA-2024"
+    if key in STANDARDS:
+        return key
+    raise ValueError(f"unknown AQI standard {name!r}; expected hj633-2026, hj633-2012, epa-2024 "
+                     f"or hj633 (the version in force on each date)")
+
+
+def standard_label(standard: str) -> str:
+    """Human-readable name of a standard (tables, attributes, maps)."""
+    _check_standard(standard)
+    return STANDARD_LABELS[standard]
+
+
+def standard_warnings(standard: str | None, dates) -> list[str]:
+    """Warnings for applying ``standard`` (internal name; None = the HJ 633 version in force)
+    to the local ``dates``: HJ 633 before 2016-01-01 (no HJ 633 was in force), HJ 633-2026
+    before 2026-03-01 and HJ 633-2012 from 2026-03-01 (not the version in force then)."""
+    d = pd.DatetimeIndex(pd.to_datetime(np.atleast_1d(np.asarray(dates))))
+    if d.empty:
+        return []
+    first, last = d.min().date(), d.max().date()
+    out = []
+    if standard is not None and _check_standard(standard).family == "EPA":
+        return out
+    if first < HJ633_2012_IN_FORCE:
+        used = standard or "HJ633-2012"
+        out.append(f"the forecast dates ({first} .. {last}) fall before any HJ 633 was in force "
+                   f"(HJ 633-2012 took effect on {HJ633_2012_IN_FORCE}; China then published "
+                   f"the API): the AQI is computed with {STANDARD_LABELS[used]} all the same")
+    if standard == "HJ633-2026" and first < HJ633_2026_IN_FORCE:
+        out.append(f"HJ 633-2026 applied to dates from {first}: it is in force only from "
+                   f"{HJ633_2026_IN_FORCE} (HJ 633-2012 before; products.aqi_standard: "
+                   f"hj633-2012 or hj633 to follow it)")
+    if standard == "HJ633-2012" and last >= HJ633_2026_IN_FORCE:
+        out.append(f"HJ 633-2012 applied to dates up to {last}: HJ 633-2026 replaced it on "
+                   f"{HJ633_2026_IN_FORCE}")
+    return out
+
+
 @dataclass
 class AQIResult:
     """AQI from a set of IAQIs (arrays share one shape)."""
@@ -258,18 +316,25 @@ def aqi(iaqis: Mapping[str, object], standard: str = "HJ633-2026") -> AQIResult:
 def _standard_per_row(index: pd.Index, standard: str | None) -> np.ndarray:
     if standard is not None:
         _check_standard(standard)
-        if RULES[standard].family != "HJ":
-            raise ValueError("daily_aqi/realtime_aqi implement HJ 633 only; use iaqi() and aqi() "
-                             "for the EPA index")
         return np.full(len(index), standard, dtype=object)
     return np.array([standard_for_date(t) for t in index], dtype=object)
+
+
+def _pollutant_label(col: str, family: str) -> str:
+    """Primary-pollutant name of an IAQI column: HJ drops ``_24h``; EPA keeps only O3's
+    averaging period (``O3_8h``/``O3_1h``), as HJ does."""
+    name = col.removeprefix("iaqi_")
+    if family == "EPA":
+        p, _, per = name.partition("_")
+        return name if p == "O3" and per else p
+    return name.removesuffix("_24h")
 
 
 def _finish(table: pd.DataFrame, iaqi_cols: list[str], stds: np.ndarray,
             complete: np.ndarray) -> pd.DataFrame:
     table["standard"] = stds
-    res = aqi({c.removeprefix("iaqi_").removesuffix("_24h"): table[c].to_numpy()
-               for c in iaqi_cols})
+    family = RULES[stds[0]].family if len(stds) else "HJ"
+    res = aqi({_pollutant_label(c, family): table[c].to_numpy() for c in iaqi_cols})
     table["aqi"] = res.aqi
     table["category"] = res.category
     table["primary"] = res.primary
@@ -301,6 +366,8 @@ def daily_aqi(hourly: pd.DataFrame, standard: str | None = None) -> pd.DataFrame
         parts = {st: daily_aqi(g.drop(columns="station"), standard)
                  for st, g in hourly.groupby("station", sort=True)}
         return pd.concat(parts, names=["station", "date"])
+    if standard is not None and _check_standard(standard).family == "EPA":
+        return _daily_aqi_epa(hourly, standard)
     conc = pd.DataFrame()
     for p in ("SO2", "NO2", "CO", "PM10", "PM2.5"):
         if p in hourly:
@@ -351,6 +418,20 @@ def realtime_aqi(hourly: pd.DataFrame, standard: str | None = None) -> pd.DataFr
     if h.shape[1] == 0:
         raise ValueError("realtime_aqi needs at least one of SO2, NO2, CO, O3, PM10, PM2.5 columns")
     stds = _standard_per_row(h.index, standard)
+    if standard is not None and RULES[standard].family == "EPA":
+        from . import epa
+
+        ind = epa.hourly_indicators({p: h[p].to_numpy() for p in h.columns})
+        out = pd.DataFrame(ind, index=h.index)
+        so2_24 = avg.running_mean_24h(h["SO2"]).to_numpy() if "SO2" in h else None
+        vals = epa.iaqis(ind, so2_24h=so2_24)
+        for k, v in vals.items():
+            out[k] = v
+        complete = np.ones(len(h), dtype=bool)
+        for c in ("PM2.5", "PM10", "O3_8h", "CO_8h", "SO2", "NO2"):
+            complete &= out[c].notna().to_numpy() if c in out else False
+        out.index.name = "time"
+        return _finish(out, list(vals), stds, complete)
     out = pd.DataFrame(index=h.index)
     iaqi_cols = []
     for p in h.columns:
@@ -391,6 +472,34 @@ def realtime_aqi(hourly: pd.DataFrame, standard: str | None = None) -> pd.DataFr
         complete &= out[p].notna().to_numpy() if p in out else False
     out.index.name = "time"
     return _finish(out, iaqi_cols, stds, complete)
+
+
+def _daily_aqi_epa(hourly: pd.DataFrame, standard: str) -> pd.DataFrame:
+    """:func:`daily_aqi` under the US EPA index (indicators: :mod:`.epa`)."""
+    from . import epa
+
+    conc = pd.DataFrame()
+    for p in ("SO2", "NO2", "CO", "PM10", "PM2.5"):
+        if p in hourly:
+            conc[f"{p}_24h"] = avg.daily_mean(hourly[p])
+    if "O3" in hourly:
+        conc["O3_8h"] = avg.daily_max_8h(hourly["O3"])
+        conc["O3_1h"] = avg.daily_max(hourly["O3"])
+    if "CO" in hourly:
+        conc["CO_8h"] = avg.daily_max_8h(hourly["CO"])
+    for p in ("SO2", "NO2"):
+        if p in hourly:
+            conc[f"{p}_1h"] = avg.daily_max(hourly[p])
+    if conc.empty:
+        raise ValueError("daily_aqi needs at least one of SO2, NO2, CO, O3, PM10, PM2.5 columns")
+    conc.index.name = "date"
+    vals = epa.daily({c: conc[c].to_numpy() for c in conc.columns})
+    for k, v in vals.items():
+        conc[k] = v
+    complete = np.ones(len(conc), dtype=bool)
+    for c in ("PM2.5_24h", "PM10_24h", "O3_8h", "CO_8h", "SO2_1h", "NO2_1h"):
+        complete &= conc[c].notna().to_numpy() if c in conc else False
+    return _finish(conc, list(vals), np.full(len(conc), standard, dtype=object), complete)
 
 
 def concentration_breaks(pollutant: str, period: str, standard: str = "HJ633-2026") -> np.ndarray:

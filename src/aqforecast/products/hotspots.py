@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config.localtime import LocalTime
 from ..io import atomic_path
 from .receptors import pollutant_field
 
@@ -191,12 +192,12 @@ def _dx(ds: xr.Dataset, dx_m) -> float:
     raise ValueError("cannot tell the grid spacing: give dx_m")
 
 
-def _daily(da: xr.DataArray, day, level: int, utc_offset_hours: float) -> xr.DataArray:
+def _daily(da: xr.DataArray, day, level: int, local) -> xr.DataArray:
     if "lev" in da.dims:
         da = da.isel(lev=level)
     if "time" in da.dims:
         if day is not None:
-            local = pd.DatetimeIndex(da["time"].values) + pd.Timedelta(hours=utc_offset_hours)
+            local = LocalTime.coerce(local).to_local(da["time"].values)
             sel = np.asarray(local.normalize() == pd.Timestamp(day).normalize())
             if not sel.any():
                 raise ValueError(f"no times on local day {day}")
@@ -208,13 +209,16 @@ def _daily(da: xr.DataArray, day, level: int, utc_offset_hours: float) -> xr.Dat
 def concentration_hotspots(conc: xr.Dataset, tags: xr.Dataset | None = None,
                            pollutant: str = "PM25", day=None, n: int = 10, level: int = 0,
                            grid=None, dx_m: float | None = None, top: int = 3,
-                           utc_offset_hours: float = 8.0) -> pd.DataFrame:
+                           utc_offset_hours: float = 8.0, local_time=None) -> pd.DataFrame:
     """Concentration hot spots from ``conc_<domain>.nc`` (+ ``tags_<domain>.nc``) datasets.
 
     The (local) daily mean of ``day`` (all times if None) of ``pollutant`` at model level
     ``level`` ("PM25" sums the components present, or uses a PM25 variable); ``grid`` (a
-    :class:`~aqforecast.grid.LambertGrid`) gives exact cell corners.
+    :class:`~aqforecast.grid.LambertGrid`) gives exact cell corners. Local days: ``local_time``
+    (a :class:`~aqforecast.config.localtime.LocalTime`, e.g. the config's
+    ``cfg.time.local_time``) if given, else UTC + ``utc_offset_hours``.
     """
+    utc_offset_hours = local_time if local_time is not None else utc_offset_hours
     field = conc["PM25"] if pollutant in ("PM25", "PM2.5") and "PM25" in conc else \
         pollutant_field(conc, pollutant)
     if field is None:

@@ -4,8 +4,9 @@
 ``RUN/conc_<domain>.nc`` (the forecast contract, :mod:`aqforecast.io.output`) it writes to OUT:
 
 - ``surface_hourly_<d>.nc``: hourly surface PM25, PM10, O3, NO2, SO2 (ug m-3), CO (mg m-3) on
-  (time, y, x), real-time IAQI_<p>, AQI, AQI_category and primary_pollutant (HJ 633 version in
-  force at each local date unless ``standard`` is given), ``aqi_standard`` per time;
+  (time, y, x), real-time IAQI_<p>, AQI, AQI_category and primary_pollutant under the config's
+  ``products.aqi_standard`` (HJ 633-2026 by default; ``hj633`` = the version in force at each
+  local date; ``epa-2024`` the US EPA index, :mod:`.epa`), ``aqi_standard`` per time;
 - ``leadwindow_<d>.nc``: the same concentrations aggregated over the config's lead windows
   (:mod:`.windows`; dims (lead_window, y, x), coordinates window_start, window_end, lead_hours,
   time with bounds), plus O3_max_1h, O3_max_8h (largest in-window 8-h mean, windows >= 8 h) and
@@ -16,8 +17,13 @@
 - ``maps/<d>/{pm25,o3_mda8,aqi}_day<NN>_<date>.png`` per lead day (:mod:`.mapset`);
 - ``verification/skill.csv`` when observations are given: one row per pollutant x station x lead
   day (:func:`aqforecast.verification.skill_table`);
-- ``products_summary.json``: what was written, counts and timings.
+- ``products_summary.json``: what was written, counts and timings, the AQI standard and the
+  local time used, and the warnings (also in each file's ``aqi_standard_warning``).
 
+Local days and hours follow the config's ``time.local_utc_offset_h`` / ``time.timezone``
+(:class:`aqforecast.config.localtime.LocalTime`). Every file names the AQI standard it used
+(global ``aqi_standard``, per-time ``aqi_standard`` coordinate, the tables' ``standard`` column);
+applying an HJ 633 version outside its dates is a warning (:func:`.aqi.standard_warnings`).
 Units and time conventions: :mod:`.surface`. Every file is written atomically.
 """
 
@@ -33,6 +39,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config.localtime import LocalTime
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.netcdf import global_attrs, species_attrs
 from . import aqi as _aqi
@@ -67,9 +74,19 @@ def _conc_attrs(p: str) -> dict:
     return a
 
 
+def _family(standard: str | None) -> str:
+    return "HJ" if standard is None else _aqi.RULES[standard].family
+
+
+def _standard_name(stds) -> str:
+    """Label of the standard(s) applied (one or, for ``hj633``, both HJ 633 versions)."""
+    return ", ".join(_aqi.standard_label(s) for s in sorted(set(np.asarray(stds).tolist())))
+
+
 def _flag_attrs(kind: str, family: str) -> dict:
     if kind == "category":
-        return {"long_name": "AQI category (HJ 633 level I-VI; 0 = no data)",
+        what = "HJ 633 level I-VI" if family == "HJ" else "US EPA category 1-6"
+        return {"long_name": f"AQI category ({what}; 0 = no data)",
                 "flag_values": np.arange(7, dtype=np.int8),
                 "flag_meanings": _CATEGORY_MEANINGS[family], "units": "1"}
     return {"long_name": "primary pollutant (largest IAQI when AQI > 50; ties: first listed)",
@@ -83,14 +100,16 @@ def _iaqi_name(key: str) -> str:
     return f"IAQI_{var}" + (f"_{period}" if period else "")
 
 
-def _add_aqi_vars(ds: xr.Dataset, dims: tuple, res: dict, what: str, family: str = "HJ"):
+def _add_aqi_vars(ds: xr.Dataset, dims: tuple, res: dict, what: str, family: str = "HJ",
+                  label: str = "HJ 633"):
     for k, v in res.items():
         if k.startswith("iaqi_"):
             key = k.removeprefix("iaqi_")
             ds[_iaqi_name(key)] = (dims, v.astype(np.float32), {
-                "long_name": f"{what} individual air quality index of {key}", "units": "1"})
+                "long_name": f"{what} individual air quality index of {key} ({label})",
+                "units": "1"})
     ds["AQI"] = (dims, res["aqi"].astype(np.float32),
-                 {"long_name": f"{what} air quality index (HJ 633)", "units": "1"})
+                 {"long_name": f"{what} air quality index ({label})", "units": "1"})
     ds["AQI_category"] = (dims, np.nan_to_num(res["category"], nan=0).astype(np.int8),
                           _flag_attrs("category", family))
     ds["primary_pollutant"] = (dims, res["primary"].astype(np.int8), _flag_attrs("primary",
@@ -107,10 +126,16 @@ def _base(sf: _surf.SurfaceFields, title: str, **extra) -> xr.Dataset:
 
 
 # ----------------------------------------------------------------------------- products
-def hourly_dataset(sf: _surf.SurfaceFields, stds: np.ndarray, res: dict) -> xr.Dataset:
-    """The hourly surface product of one domain (see the module docstring)."""
+def hourly_dataset(sf: _surf.SurfaceFields, stds: np.ndarray, res: dict,
+                   **global_attrs_extra) -> xr.Dataset:
+    """The hourly surface product of one domain (see the module docstring); ``attrs``: extra
+    global attributes."""
+    label = _standard_name(stds)
+    family = _family(stds[0]) if len(stds) else "HJ"
+    conv = ("US EPA indicative hourly AQI (no NowCast; aqforecast.products.epa)"
+            if family == "EPA" else "HJ 633 real-time (hourly) AQI")
     ds = _base(sf, f"aqforecast hourly surface air quality {sf.domain}",
-               aqi_convention="HJ 633 real-time (hourly) AQI")
+               aqi_convention=conv, aqi_standard=label, **global_attrs_extra)
     ds = ds.assign_coords(
         time=("time", sf.valid_time.values.astype("datetime64[ns]"),
               {"standard_name": "time", "long_name": "valid time (end of the hour)",
@@ -121,20 +146,25 @@ def hourly_dataset(sf: _surf.SurfaceFields, stds: np.ndarray, res: dict) -> xr.D
     dims = ("time", "y", "x")
     for p, x in sf.conc.items():
         ds[_surf.POLLUTANT_VARS[p]] = (dims, x.astype(np.float32), _conc_attrs(p))
-    _add_aqi_vars(ds, dims, res, "real-time (hourly)")
+    _add_aqi_vars(ds, dims, res, "real-time (hourly)", family, label)
     return ds
 
 
 def leadwindow_dataset(sf: _surf.SurfaceFields, windows: Sequence[_win.Window],
-                       hourly_aqi: np.ndarray) -> xr.Dataset:
-    """Lead-window aggregates of one domain (see the module docstring)."""
+                       hourly_aqi: np.ndarray, stds: np.ndarray | None = None,
+                       **global_attrs_extra) -> xr.Dataset:
+    """Lead-window aggregates of one domain (see the module docstring); ``stds``: the hourly
+    AQI's standard per hour; ``attrs``: extra global attributes."""
+    stds = np.array(["HJ633-2026"], dtype=object) if stds is None or not len(stds) else stds
+    family = _family(stds[0])
     cf_method = {"mean": "mean", "max": "maximum", "instant": "point"}
     start = np.datetime64(sf.start, "ns")
     a = np.array([w.start_hours for w in windows], dtype=np.int32)
     b = np.array([w.end_hours for w in windows], dtype=np.int32)
     ws = start + a.astype("timedelta64[h]")
     we = start + b.astype("timedelta64[h]")
-    ds = _base(sf, f"aqforecast lead-window surface air quality {sf.domain}")
+    ds = _base(sf, f"aqforecast lead-window surface air quality {sf.domain}",
+               aqi_standard=_standard_name(stds), **global_attrs_extra)
     ds = ds.assign_coords(
         lead_window=("lead_window", np.arange(len(windows), dtype=np.int32),
                      {"long_name": "lead window index"}),
@@ -170,27 +200,34 @@ def leadwindow_dataset(sf: _surf.SurfaceFields, windows: Sequence[_win.Window],
                             "cell_methods": "time: mean (interval: 8 hours) time: maximum"})
     amax = _win.aggregate(hourly_aqi, sf.leads, maxw)
     ds["AQI_max"] = (dims, amax.astype(np.float32),
-                     {"long_name": "maximum hourly (real-time) AQI in the window", "units": "1",
+                     {"long_name": f"maximum hourly (real-time) AQI in the window "
+                                   f"({_standard_name(stds)})", "units": "1",
                       "cell_methods": "time: maximum"})
     ds["AQI_max_category"] = (dims, np.nan_to_num(_aqi.category(amax), nan=0).astype(np.int8),
-                              {**_flag_attrs("category", "HJ"),
+                              {**_flag_attrs("category", family),
                                "long_name": "AQI category of AQI_max (0 = no data)"})
     return ds
 
 
 def daily_dataset(sf: _surf.SurfaceFields, days: pd.DatetimeIndex, daily: dict, res: dict,
-                  utc_offset_hours: float) -> xr.Dataset:
-    """Gridded daily indicators and daily AQI per local natural day."""
-    off = np.timedelta64(int(round(utc_offset_hours * 3600)), "s")
-    t0 = days.values.astype("datetime64[ns]") - off
-    t1 = t0 + np.timedelta64(24, "h")
-    first = sf.local_hours(utc_offset_hours).min().floor("D")
+                  local, **global_attrs_extra) -> xr.Dataset:
+    """Gridded daily indicators and daily AQI per local natural day (``local``: the
+    :class:`~aqforecast.config.localtime.LocalTime` of the days, or hours east of UTC)."""
+    lt = LocalTime.coerce(local)
+    t0 = lt.day_start_utc(days).values.astype("datetime64[ns]")
+    t1 = lt.day_start_utc(days + pd.Timedelta(days=1)).values.astype("datetime64[ns]")
+    first = sf.local_hours(lt).min().floor("D")
+    stds = res["standard"]
+    family = _family(stds[0]) if len(stds) else "HJ"
+    label = _standard_name(stds) if len(stds) else ""
+    extra = {"utc_offset_hours": float(lt.utc_offset_h)} if lt.is_fixed else {}
     ds = _base(sf, f"aqforecast daily air quality {sf.domain}",
-               aqi_convention="HJ 633 daily AQI", utc_offset_hours=float(utc_offset_hours))
+               aqi_convention="US EPA daily AQI" if family == "EPA" else "HJ 633 daily AQI",
+               aqi_standard=label, local_time=lt.label, **extra, **global_attrs_extra)
     ds = ds.assign_coords(
         day=("day", np.arange(len(days), dtype=np.int32), {"long_name": "day index"}),
         date=("day", days.strftime("%Y-%m-%d").to_numpy(dtype=str),
-              {"long_name": f"local date (UTC{utc_offset_hours:+g} h)"}),
+              {"long_name": f"local date ({lt.label})"}),
         lead_day=("day", ((days - first).days + 1).to_numpy(np.int32),
                   {"long_name": "lead day (1 = day of the first forecast hour)"}),
         time=("day", t0, {"standard_name": "time", "axis": "T", "bounds": "time_bnds",
@@ -207,12 +244,20 @@ def daily_dataset(sf: _surf.SurfaceFields, days: pd.DatetimeIndex, daily: dict, 
         elif key == "O3_1h":
             name, attrs["long_name"] = "O3_max_1h", "daily maximum 1-h surface O3"
             attrs["cell_methods"] = "time: maximum"
+        elif key == "CO_8h":
+            name, attrs["long_name"] = "CO_max_8h", "daily maximum 8-h mean surface CO"
+            attrs["cell_methods"] = "time: mean (interval: 8 hours) time: maximum"
+        elif per == "1h":
+            name = f"{_surf.POLLUTANT_VARS[p]}_max_1h"
+            attrs["long_name"] = f"daily maximum 1-h surface {p}"
+            attrs["cell_methods"] = "time: maximum"
         else:
             name = f"{_surf.POLLUTANT_VARS[p]}_24h"
             attrs["long_name"] = f"24-h mean surface {p}"
             attrs["cell_methods"] = "time: mean"
         ds[name] = (dims, x.astype(np.float32), attrs)
-    _add_aqi_vars(ds, dims, {k: v for k, v in res.items() if k != "standard"}, "daily")
+    _add_aqi_vars(ds, dims, {k: v for k, v in res.items() if k != "standard"}, "daily",
+                  family, label)
     return ds
 
 
@@ -302,8 +347,8 @@ def verify(station_hourly: pd.DataFrame, observations, init_local: pd.Timestamp,
 
 # ----------------------------------------------------------------------------- entry point
 def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=None,
-                  observations=None, *, standard: str | None = None,
-                  utc_offset_hours: float = DEFAULT_UTC_OFFSET_HOURS,
+                  observations=None, *, standard: str | None = "config",
+                  utc_offset_hours: float | None = None, local_time=None,
                   day_boundary: str = "local", max_map_days: int | None = None, maps: bool = True,
                   natural_earth=None) -> list[Path]:
     """Write every product of one forecast run; return the paths written.
@@ -322,8 +367,12 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
     observations: long station observations (DataFrame or Dataset: station, time as local
         hour-beginning, pollutant columns PM2.5 ... CO in ug m-3 / mg m-3) for verification;
         None skips it.
-    standard: AQI standard ("HJ633-2026"/"HJ633-2012"); None = version in force on each date.
-    utc_offset_hours: local time of the AQI day (8 = Beijing).
+    standard: AQI standard: "config" (default) = the config's ``products.aqi_standard``;
+        "HJ633-2026", "HJ633-2012", "EPA-2024" (or the config spellings ``hj633-2026`` ...);
+        None = the HJ 633 version in force on each local date.
+    utc_offset_hours, local_time: local time of the AQI day (hours east of UTC, or a
+        :class:`~aqforecast.config.localtime.LocalTime` / zone name); default the config's
+        ``time.local_utc_offset_h`` / ``time.timezone`` (8 = Beijing).
     day_boundary: "local" (default): days are local natural days (HJ 633 / GB 3095 daily
         values), so a cycle not starting at local midnight has incomplete first and last days
         (fewer than 20 hours: NaN daily values, no maps); "lead": days are 24-h lead blocks
@@ -338,14 +387,20 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     names = _domains(cfg, run_dir, domains)
-    obs_offset = utc_offset_hours          # observations stay in local time
+    if local_time is not None:
+        obs_local = LocalTime.coerce(local_time)
+    elif utc_offset_hours is not None:
+        obs_local = LocalTime(float(utc_offset_hours))
+    else:
+        obs_local = cfg.time.local_time
+    local = obs_local                      # observations stay in (true) local time
     if day_boundary == "lead":
         st = pd.Timestamp(cfg.time.start)
-        utc_offset_hours = -(st - st.floor("D")) / pd.Timedelta(hours=1)
+        local = LocalTime(-(st - st.floor("D")) / pd.Timedelta(hours=1))
     elif day_boundary != "local":
         raise ValueError(f"day_boundary must be 'local' or 'lead', got {day_boundary!r}")
-    if standard is not None and _aqi._check_standard(standard).family != "HJ":
-        raise ValueError(f"products use HJ 633 (got {standard!r}); EPA via aqi.iaqi()")
+    standard = _aqi.normalize_standard(cfg.products.aqi_standard if standard == "config"
+                                       else standard)
     regions = [(r.name, resolve_path(cfg, r.geojson)) for r in cfg.regions]
     for _, g in regions:
         if not Path(g).exists():
@@ -365,30 +420,44 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
         from . import maps as _maps
         _maps.natural_earth_dir(natural_earth)     # fail before any work if absent
     written: list[Path] = []
-    summary: dict = {"run_dir": str(run_dir), "utc_offset_hours": utc_offset_hours,
-                     "day_boundary": day_boundary,
-                     "domains": {}}
     comp = cfg.outputs.compression_level
+    epa = standard is not None and _aqi.RULES[standard].family == "EPA"
 
     surfaces = {d: _surf.read_surface(run_dir / f"conc_{d}.nc", d) for d in names}
+    local_days = pd.DatetimeIndex(np.unique(np.concatenate(
+        [sf.local_hours(local).floor("D").values for sf in surfaces.values()])))
+    warns = _aqi.standard_warnings(standard, local_days)
+    for w in warns:
+        log.warning("products: %s", w)
+    extra = {"local_time": local.label,
+             "aqi_standard_warning": " | ".join(warns) if warns else None}
+    summary: dict = {"run_dir": str(run_dir), "local_time": local.label,
+                     "utc_offset_hours": local.utc_offset_h if local.is_fixed else None,
+                     "day_boundary": day_boundary,
+                     "aqi_standard": (_aqi.standard_label(standard) if standard else
+                                      "HJ 633 in force on each local date"),
+                     "warnings": warns, "domains": {}}
+
     daily_sets = {}
     for d, sf in surfaces.items():
         t0 = _time.perf_counter()
         if sf.leads.size > 1 and np.any(np.diff(sf.leads) != 1):
             raise InputFileError(f"{run_dir / f'conc_{d}.nc'}: products need hourly output "
                                  f"(leads {sf.leads[:4].tolist()} ...)")
-        local = sf.local_hours(utc_offset_hours)
-        stds = _surf.hourly_standards(local, standard)
+        hours = sf.local_hours(local)
+        stds = _surf.hourly_standards(hours, standard)
         res = _surf.gridded_realtime_aqi(sf.conc, stds)
-        written.append(write_dataset(hourly_dataset(sf, stds, res),
+        written.append(write_dataset(hourly_dataset(sf, stds, res, **extra),
                                      out_dir / f"surface_hourly_{d}.nc", comp))
         wins = _win.lead_windows(cfg.time.windows, int(sf.leads.max()))
-        written.append(write_dataset(leadwindow_dataset(sf, wins, res["aqi"]),
+        written.append(write_dataset(leadwindow_dataset(sf, wins, res["aqi"], stds, **extra),
                                      out_dir / f"leadwindow_{d}.nc", comp))
-        days, daily = _surf.daily_indicators(local, sf.conc)
+        days, daily = _surf.daily_indicators(hours, sf.conc, epa=epa)
         dres = _surf.gridded_daily_aqi(days, daily, standard)
-        written.append(write_dataset(daily_dataset(sf, days, daily, dres, utc_offset_hours),
-                                     out_dir / f"daily_{d}.nc", comp))
+        written.append(write_dataset(
+            daily_dataset(sf, days, daily, dres, local,
+                          aqi_standard_warning=extra["aqi_standard_warning"]),
+            out_dir / f"daily_{d}.nc", comp))
         daily_sets[d] = (days, daily, dres)
         summary["domains"][d] = {"hours": int(sf.leads.size), "lead_windows": len(wins),
                                  "days": len(days), "missing_pollutants": sf.missing,
@@ -401,15 +470,15 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
     station_hourly = None
     if st_table is not None:
         loc = _tables.locate_stations(st_table, surfaces)
-        station_hourly = _tables.hourly_at(loc, surfaces, utc_offset_hours)
-        tab = _tables.daily_table(loc, surfaces, utc_offset_hours, standard, station_hourly)
+        station_hourly = _tables.hourly_at(loc, surfaces, local)
+        tab = _tables.daily_table(loc, surfaces, local, standard, station_hourly)
         written.append(_write_csv(tab, out_dir / "aqi_daily_station.csv"))
         summary["stations"] = {"n": len(loc.names), "rows": len(tab)}
     else:
         log.info("no station list (inputs.observations.station_coords): station table skipped")
     if regions:
         cloc = _tables.locate_cities(regions, surfaces)
-        ctab = _tables.daily_table(cloc, surfaces, utc_offset_hours, standard)
+        ctab = _tables.daily_table(cloc, surfaces, local, standard)
         written.append(_write_csv(ctab, out_dir / "aqi_daily_city.csv"))
         summary["cities"] = {"n": len(cloc.names), "rows": len(ctab)}
     else:
@@ -426,10 +495,13 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
 
     if observations is not None and station_hourly is not None:
         first = next(iter(surfaces.values()))
-        init_local = first.start + pd.Timedelta(hours=obs_offset)
-        std0 = standard or _aqi.standard_for_date(init_local)
-        fc = station_hourly.copy()
-        fc.index = fc.index + pd.Timedelta(hours=obs_offset - utc_offset_hours)
+        init_local = obs_local.to_local(first.start)[0]
+        # verification thresholds and categories: the HJ 633 standard chosen, else the one in
+        # force (an EPA choice verifies on China's grade-II limits: concentrations in ug m-3)
+        std0 = standard if standard is not None and not epa else \
+            _aqi.standard_for_date(init_local)
+        fc = station_hourly if local is obs_local else \
+            _tables.hourly_at(loc, surfaces, obs_local)
         skill = verify(fc, observations, init_local, std0)
         if skill.empty:
             log.info("observations do not overlap the forecast at any station: no verification")
@@ -455,6 +527,14 @@ def make_products(config_path_or_cfg, run_dir, out_dir, domains=None, stations=N
     return written
 
 
+def _to_standard_units(standard: str):
+    """pollutant -> factor from reporting units to the standard's table units (1 for HJ)."""
+    if _aqi.RULES[standard].family == "EPA":
+        from .epa import to_epa_units
+        return lambda p: float(to_epa_units(p, 1.0))
+    return lambda p: 1.0
+
+
 def _draw_maps(surfaces, daily_sets, map_dir: Path, boundaries, st_table, max_map_days,
                natural_earth) -> list[Path]:
     from ..verification import StationSampler
@@ -476,6 +556,7 @@ def _draw_maps(surfaces, daily_sets, map_dir: Path, boundaries, st_table, max_ma
                 break
             s = res["standard"][k]
             tag = f"day{k + 1:02d}_{day:%Y-%m-%d}"
+            to_std = _to_standard_units(s)
             items = [("pm25", daily.get("PM2.5_24h"), "PM2.5 24-h mean", "ug m-3",
                       ("PM2.5", "24h")),
                      ("o3_mda8", daily.get("O3_8h"), "O3 MDA8", "ug m-3", ("O3", "8h")),
@@ -484,7 +565,8 @@ def _draw_maps(surfaces, daily_sets, map_dir: Path, boundaries, st_table, max_ma
             for name, field, label, units, bp in items:
                 if field is None or not np.isfinite(field[k]).any():
                     continue
-                bounds = None if bp is None else [0, *_aqi.concentration_breaks(*bp, s)]
+                bounds = None if bp is None else \
+                    [0, *(_aqi.concentration_breaks(*bp, s) / to_std(bp[0]))]
                 out.append(ms.draw(field[k], map_dir / d / f"{name}_{tag}.png",
                                    title=f"{d} {label}, {day:%Y-%m-%d} (lead day {k + 1}, {s})",
                                    units=units, aqi_scale=s, aqi_bounds=bounds,

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from ..config.localtime import LocalTime
 from ..io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -142,15 +143,16 @@ def _group_sum(values: np.ndarray, labels: np.ndarray) -> tuple[list[str], np.nd
 def receptor_shares(ds: xr.Dataset, stations: pd.DataFrame | None = None,
                     masks: Mapping[str, np.ndarray] | None = None,
                     pollutants: Sequence[str] = ("PM25", "O3", "NO2"), level: int = 0,
-                    utc_offset_hours: float = 8.0, group_column: str | None = None
-                    ) -> pd.DataFrame:
+                    utc_offset_hours: float = 8.0, group_column: str | None = None,
+                    local_time=None) -> pd.DataFrame:
     """Daily source shares per receptor, pollutant, region and sector (module docstring).
 
     ds: tags dataset (``tags_<domain>.nc`` layout); stations: DataFrame with lon/lat/name
     (e.g. :func:`aqforecast.observations.readers.read_station_coords`); group_column: average
     the stations' cells per value of this column (e.g. ``"city"``) into one receptor each;
     masks: {receptor name: (ny, nx) weights}; level: model level index (0 = surface);
-    utc_offset_hours: days are local days (UTC+8, Beijing, by default).
+    utc_offset_hours: days are local days (UTC+8, Beijing, by default); ``local_time`` (a
+    :class:`~aqforecast.config.localtime.LocalTime`, e.g. ``cfg.time.local_time``) wins if given.
 
     Returns a tidy DataFrame with columns ``receptor, date, pollutant, by ("region" or
     "sector"), source, contribution (daily mean, units of the pollutant), total, share_percent,
@@ -162,7 +164,8 @@ def receptor_shares(ds: xr.Dataset, stations: pd.DataFrame | None = None,
     sectors = np.asarray(ds["tag_sector"].values).astype(str)
     cells = (locate_stations(ds, stations, group_column=group_column) if stations is not None
              else None)
-    local = pd.DatetimeIndex(ds["time"].values) + pd.Timedelta(hours=utc_offset_hours)
+    local = LocalTime.coerce(local_time if local_time is not None else utc_offset_hours
+                             ).to_local(ds["time"].values)
     days = local.normalize()
     frames = []
     for pol in pollutants:

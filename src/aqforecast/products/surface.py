@@ -11,8 +11,11 @@ dims (time, lev, y, x)) and turns the lowest level (lev index 0) into the six AQ
 
 Time convention: the value at valid time t is taken as the mean of the hour ending at t, so its
 hour-beginning stamp (the convention of :mod:`.averaging` and of the station files) is t - 1 h,
-shifted to local time by ``utc_offset_hours`` (8 for Beijing time). A cycle starting at local
-midnight thus fills whole natural days.
+shifted to local time (:class:`aqforecast.config.localtime.LocalTime`: the config's
+``time.local_utc_offset_h``, 8 for Beijing time, or ``time.timezone``). A cycle starting at local
+midnight thus fills whole natural days. With a daylight-saving zone the spring-forward day lacks
+one local hour (a missing value) and the autumn day has two values for one wall-clock hour
+(averaged, :func:`to_daily`).
 
 Gridded AQI (numpy, any trailing shape) follows the rules of :mod:`.aqi` exactly
 (:func:`aqforecast.products.aqi.realtime_aqi` and :func:`~aqforecast.products.aqi.daily_aqi` are
@@ -30,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from .. import species as species_registry
+from ..config.localtime import LocalTime
 from . import aqi as _aqi
 from . import averaging as _avg
 from .windows import running_mean
@@ -86,9 +90,11 @@ class SurfaceFields:
     attrs: dict = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
 
-    def local_hours(self, utc_offset_hours: float) -> pd.DatetimeIndex:
-        """Hour-beginning local stamps of the hourly values (valid time - 1 h + offset)."""
-        return self.valid_time - pd.Timedelta(hours=1) + pd.Timedelta(hours=utc_offset_hours)
+    def local_hours(self, local) -> pd.DatetimeIndex:
+        """Hour-beginning local stamps of the hourly values (valid time - 1 h, in local time).
+
+        ``local``: a :class:`~aqforecast.config.localtime.LocalTime` or hours east of UTC."""
+        return LocalTime.coerce(local).to_local(self.valid_time - pd.Timedelta(hours=1))
 
     @property
     def dx_m(self) -> float:
@@ -147,7 +153,8 @@ def read_surface(path: str | Path, domain: str | None = None) -> SurfaceFields:
             missing += ["PM2.5", "PM10"]
         if missing:
             log.warning("%s: no %s (ingredients missing)", path, ", ".join(missing))
-        keep = [v for v in ("x", "y", "lon", "lat", "crs") if v in ds.variables]
+        keep = [v for v in ("x", "y", "lon", "lat", "crs", "lon_bnds", "lat_bnds", "cell_area")
+                if v in ds.variables]
         template = ds[keep].load()
         template = template.drop_vars([c for c in template.coords
                                        if c not in ("x", "y", "lon", "lat")])
@@ -211,9 +218,17 @@ def gridded_realtime_aqi(conc: dict[str, np.ndarray], stds: np.ndarray) -> dict[
     (>= 20 h; HJ 633-2012) or the hourly value (HJ 633-2026); HJ 633-2012 adds the 8-h running
     mean O3 (>= 6 h). Returns ``iaqi_<p>`` arrays and ``aqi``, ``category``, ``primary``.
     """
-    for s in np.unique(stds):
-        if _aqi.RULES[s].family != "HJ":
-            raise ValueError("gridded AQI implements HJ 633 only (use iaqi() for the EPA index)")
+    families = {_aqi.RULES[s].family for s in np.unique(stds)}
+    if "EPA" in families:
+        if families != {"EPA"}:
+            raise ValueError("gridded AQI: EPA and HJ 633 standards cannot be mixed in one series")
+        from . import epa
+
+        out = epa.realtime(conc)
+        top, cat, prim = combine_iaqi({k.removeprefix("iaqi_"): v for k, v in out.items()},
+                                      stds)
+        out.update(aqi=top, category=cat, primary=prim)
+        return out
     out: dict[str, np.ndarray] = {}
     for p, x in conc.items():
         if p in ("PM10", "PM2.5"):
@@ -255,25 +270,51 @@ def gridded_realtime_aqi(conc: dict[str, np.ndarray], stds: np.ndarray) -> dict[
 
 def to_daily(local_hours: pd.DatetimeIndex, values) -> tuple[pd.DatetimeIndex, np.ndarray]:
     """Place an hourly series (nt, ...) on whole local days -> (days, (nday, 24, ...)) with NaN
-    for hours the forecast does not cover. Hours must be distinct and on the hour."""
+    for hours the forecast does not cover. Hours must be on the hour; a wall-clock hour given
+    twice (the autumn daylight-saving change) holds the mean of its values."""
     v = np.asarray(values, dtype=float)
     day0 = local_hours.min().floor("D")
     pos = np.round((local_hours - day0) / pd.Timedelta(hours=1)).astype(int).to_numpy()
-    if len(np.unique(pos)) != len(pos):
-        raise ValueError("hourly series has duplicated hours")
     nday = int(pos.max()) // 24 + 1
     full = np.full((nday * 24,) + v.shape[1:], np.nan)
-    full[pos] = v
+    if len(np.unique(pos)) == len(pos):
+        full[pos] = v
+    else:
+        ok = np.isfinite(v)
+        total = np.zeros_like(full)
+        count = np.zeros(full.shape)
+        np.add.at(total, pos, np.where(ok, v, 0.0))
+        np.add.at(count, pos, ok)
+        with np.errstate(invalid="ignore"):
+            full = np.where(count > 0, total / np.maximum(count, 1), np.nan)
     days = pd.date_range(day0, periods=nday, freq="D")
     return days, full.reshape((nday, 24) + v.shape[1:])
 
 
-def daily_indicators(local_hours: pd.DatetimeIndex, conc: dict[str, np.ndarray]):
+def _mda8(d: np.ndarray) -> np.ndarray:
+    """Daily maximum of the 17 in-day 8-h means (>= 6 h each, >= 14 valid) of (nday, 24, ...)."""
+    flat = d.reshape((-1,) + d.shape[2:])
+    r8 = running_mean(flat, 8, _avg.MIN_HOURS_8H).reshape(d.shape)[:, 7:]
+    r8ok = np.isfinite(r8)
+    mx8 = np.max(np.where(r8ok, r8, -np.inf), axis=1)
+    return np.where(r8ok.sum(axis=1) >= _avg.MIN_WINDOWS_MDA8, mx8, np.nan)
+
+
+def _daily_max(d: np.ndarray) -> np.ndarray:
+    """Daily maximum 1-h value (>= 20 valid hours) of (nday, 24, ...)."""
+    ok = np.isfinite(d)
+    mx = np.max(np.where(ok, d, -np.inf), axis=1)
+    return np.where(ok.sum(axis=1) >= _avg.MIN_HOURS_24H, mx, np.nan)
+
+
+def daily_indicators(local_hours: pd.DatetimeIndex, conc: dict[str, np.ndarray],
+                     epa: bool = False):
     """Daily indicators on a grid, with the validity rules of :mod:`.averaging`.
 
     Returns (days, dict) with ``<p>_24h`` natural-day means (>= 20 valid hours) for SO2, NO2,
     CO, PM10, PM2.5, ``O3_8h`` (MDA8: max of the 17 in-day 8-h means of >= 6 h, >= 14 valid) and
-    ``O3_1h`` (daily max 1-h, >= 20 h), each (nday, ...).
+    ``O3_1h`` (daily max 1-h, >= 20 h), each (nday, ...); ``epa=True`` adds the US EPA daily
+    indicators ``CO_8h`` (daily max 8-h, as MDA8), ``SO2_1h`` and ``NO2_1h`` (daily max 1-h).
     """
     out = {}
     days = None
@@ -281,14 +322,13 @@ def daily_indicators(local_hours: pd.DatetimeIndex, conc: dict[str, np.ndarray])
         days, d = to_daily(local_hours, x)
         ok = np.isfinite(d)
         cnt = ok.sum(axis=1)
+        if epa and p == "CO":
+            out["CO_8h"] = _mda8(d)
+        if epa and p in ("SO2", "NO2"):
+            out[f"{p}_1h"] = _daily_max(d)
         if p == "O3":
-            flat = d.reshape((-1,) + d.shape[2:])
-            r8 = running_mean(flat, 8, _avg.MIN_HOURS_8H).reshape(d.shape)[:, 7:]
-            r8ok = np.isfinite(r8)
-            mx8 = np.max(np.where(r8ok, r8, -np.inf), axis=1)
-            out["O3_8h"] = np.where(r8ok.sum(axis=1) >= _avg.MIN_WINDOWS_MDA8, mx8, np.nan)
-            mx = np.max(np.where(ok, d, -np.inf), axis=1)
-            out["O3_1h"] = np.where(cnt >= _avg.MIN_HOURS_24H, mx, np.nan)
+            out["O3_8h"] = _mda8(d)
+            out["O3_1h"] = _daily_max(d)
         else:
             mean = np.where(ok, d, 0.0).sum(axis=1) / np.maximum(cnt, 1)
             out[f"{p}_24h"] = np.where(cnt >= _avg.MIN_HOURS_24H, mean, np.nan)
@@ -303,6 +343,15 @@ def gridded_daily_aqi(days: pd.DatetimeIndex, daily: dict[str, np.ndarray],
     O3 and takes the 1-h O3 IAQI where MDA8 > 800 ug m-3).
     """
     stds = hourly_standards(days, standard)
+    if standard is not None and _aqi.RULES[standard].family == "EPA":
+        from . import epa
+
+        out = epa.daily(daily)
+        top, cat, prim = combine_iaqi({k.removeprefix("iaqi_"): v for k, v in out.items()},
+                                      stds)
+        out.update(aqi=top, category=cat, primary=prim)
+        out["standard"] = stds
+        return out
     out: dict[str, np.ndarray] = {}
     for col, (p, per) in _aqi.DAILY_INDICATORS.items():
         if col not in daily:

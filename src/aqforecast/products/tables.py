@@ -39,6 +39,11 @@ TABLE_COLUMNS = {"PM2.5_24h": "PM2.5", "PM10_24h": "PM10", "O3_8h": "O3_8h_max",
                  "iaqi_CO_24h": "IAQI_CO", "aqi": "AQI", "category": "category",
                  "primary": "primary_pollutant", "complete": "complete",
                  "standard": "standard"}
+#: Extra columns of the US EPA daily index (:mod:`.epa`): its indicators and their IAQIs (the
+#: IAQI columns keep the HJ names: IAQI_CO is the CO index whatever its averaging time).
+EPA_TABLE_COLUMNS = {"CO_8h": "CO_8h_max", "SO2_1h": "SO2_1h_max", "NO2_1h": "NO2_1h_max",
+                     "iaqi_CO_8h": "IAQI_CO", "iaqi_SO2_1h": "IAQI_SO2",
+                     "iaqi_NO2_1h": "IAQI_NO2"}
 UNITS_NOTE = ("concentrations ug m-3 (CO mg m-3); gases at 298.15 K, 1013.25 hPa; PM at ambient "
               "conditions; dates are local natural days")
 
@@ -162,15 +167,18 @@ def locate_cities(regions: Sequence[tuple[str, object]],
     return Locations("city", names, doms, cells, pd.DataFrame(rows))
 
 
-def hourly_at(loc: Locations, surfaces: Mapping[str, SurfaceFields],
-              utc_offset_hours: float) -> pd.DataFrame:
+def hourly_at(loc: Locations, surfaces: Mapping[str, SurfaceFields], local) -> pd.DataFrame:
     """Long hourly table (local hour-beginning index) with the entity key and pollutant columns
-    (cell means over each entity's cells)."""
+    (cell means over each entity's cells). ``local``: a
+    :class:`~aqforecast.config.localtime.LocalTime` or hours east of UTC; a wall-clock hour met
+    twice (autumn daylight-saving change) holds the mean of its values."""
     parts = []
     for name, d, idx in zip(loc.names, loc.domain, loc.cells):
         sf = surfaces[d]
         cols = {p: x.reshape(x.shape[0], -1)[:, idx].mean(axis=1) for p, x in sf.conc.items()}
-        df = pd.DataFrame(cols, index=sf.local_hours(utc_offset_hours))
+        df = pd.DataFrame(cols, index=sf.local_hours(local))
+        if df.index.has_duplicates:
+            df = df.groupby(level=0).mean()
         df.index.name = "time"
         df[loc.key] = name
         parts.append(df)
@@ -179,13 +187,15 @@ def hourly_at(loc: Locations, surfaces: Mapping[str, SurfaceFields],
     return pd.concat(parts)
 
 
-def daily_table(loc: Locations, surfaces: Mapping[str, SurfaceFields], utc_offset_hours: float,
+def daily_table(loc: Locations, surfaces: Mapping[str, SurfaceFields], local,
                 standard: str | None = None, hourly: pd.DataFrame | None = None) -> pd.DataFrame:
     """Daily AQI table: date, lead_day, key, domain, extra columns, concentrations, IAQIs, AQI,
-    category, category_name, primary_pollutant, n_hours, complete, standard."""
+    category, category_name, primary_pollutant, n_hours, complete, standard (the standard's
+    name, e.g. ``HJ633-2026``; the EPA index adds CO_8h_max, SO2_1h_max, NO2_1h_max).
+    ``local``: :class:`~aqforecast.config.localtime.LocalTime` or hours east of UTC."""
     key = loc.key
     if hourly is None:
-        hourly = hourly_at(loc, surfaces, utc_offset_hours)
+        hourly = hourly_at(loc, surfaces, local)
     if hourly.empty:
         return pd.DataFrame(columns=["date", "lead_day", key, "domain"] +
                             list(TABLE_COLUMNS.values()))
@@ -194,14 +204,18 @@ def daily_table(loc: Locations, surfaces: Mapping[str, SurfaceFields], utc_offse
     res = res.rename(columns={"station": key})
     n_hours = hourly.groupby([key, hourly.index.floor("D")])[
         [c for c in hourly.columns if c != key][0]].count()
-    first_day = min(surfaces[d].local_hours(utc_offset_hours).min().floor("D")
+    first_day = min(surfaces[d].local_hours(local).min().floor("D")
                     for d in set(loc.domain))
     out = pd.DataFrame({"date": pd.to_datetime(res["date"]).dt.strftime("%Y-%m-%d"),
                         "lead_day": ((pd.to_datetime(res["date"]) - first_day).dt.days + 1),
                         key: res[key]})
     info = pd.DataFrame({key: loc.names, "domain": loc.domain}).join(loc.extra)
     out = out.merge(info, on=key, how="left")
-    for src, dst in TABLE_COLUMNS.items():
+    columns = dict(TABLE_COLUMNS)
+    if standard is not None and _aqi.RULES[standard].family == "EPA":
+        columns = {k: v for k, v in columns.items() if v not in EPA_TABLE_COLUMNS.values()}
+        columns.update(EPA_TABLE_COLUMNS)
+    for src, dst in columns.items():
         out[dst] = res[src].to_numpy() if src in res else np.nan
     out["category_name"] = [(_aqi.category_name(c, s) if np.isfinite(c) else "")
                             for c, s in zip(out["category"], out["standard"])]

@@ -5,9 +5,10 @@ regions.region_fractions`) in the finest domain that contains the whole city (>=
 polygon area); the hourly city series then gives the daily statistics of HJ 633 with the
 products' validity rules (:func:`aqforecast.products.surface.daily_indicators`): PM2.5, PM10,
 NO2, SO2, CO daily means (``daily_mean``), O3 MDA8 (``mda8``), the daily AQI and category.
-Days are local calendar days (UTC+8, as the products), numbered as the ``lead_day`` of the
-products' AQI tables (the first, partial day is 1); a day without enough valid hours is reported
-with ``complete = False`` and no value.
+Days are local calendar days (the config's ``time.local_utc_offset_h`` / ``time.timezone``, UTC+8
+by default, as the products), numbered as the ``lead_day`` of the products' AQI tables (the first,
+partial day is 1); a day without enough valid hours is reported with ``complete = False`` and no
+value. The daily AQI uses the config's ``products.aqi_standard``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from ..config import RunConfig, resolve_path
 from ..emissions.regions import region_fractions
 from ..grid import grids_from_config
 from ..io import InputFileError
-from ..products.pipeline import DEFAULT_UTC_OFFSET_HOURS
+from ..products.aqi import RULES, normalize_standard
 from ..products.surface import daily_indicators, gridded_daily_aqi, read_surface
 
 __all__ = ["city_domains", "city_daily", "STATISTICS"]
@@ -76,7 +77,9 @@ def city_daily(cfg: RunConfig, run_dir: str | Path, cities=None) -> pd.DataFrame
     ``category``)."""
     run_dir = Path(run_dir)
     cities = cities if cities is not None else city_domains(cfg)
-    off = DEFAULT_UTC_OFFSET_HOURS
+    off = cfg.time.local_time
+    standard = normalize_standard(cfg.products.aqi_standard)
+    epa = standard is not None and RULES[standard].family == "EPA"
     surfaces = {}
     rows = []
     for city, (dom, w, cov) in cities.items():
@@ -88,8 +91,8 @@ def city_daily(cfg: RunConfig, run_dir: str | Path, cities=None) -> pd.DataFrame
         sf = surfaces[dom]
         series = {p: np.tensordot(x, w, axes=([1, 2], [0, 1])) for p, x in sf.conc.items()}
         local = sf.local_hours(off)
-        days, daily = daily_indicators(local, series)
-        aqi = gridded_daily_aqi(days, daily)
+        days, daily = daily_indicators(local, series, epa=epa)
+        aqi = gridded_daily_aqi(days, daily, standard)
         first = local.min().floor("D")
         lead_days = ((days - first).days + 1).to_numpy()
         for col, (pol, stat) in STATISTICS.items():

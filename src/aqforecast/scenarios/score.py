@@ -35,7 +35,7 @@ import xarray as xr
 
 from ..config import ConfigError, RunConfig
 from ..emissions.inventory import POLLUTANTS
-from ..io import InputFileError, atomic_path
+from ..io import InputFileError, atomic_path, write_dataset
 from ..io.rundir import require_success, write_success
 from ..emissions.scaling import write_scaling_table
 from .cities import city_daily, city_domains
@@ -93,8 +93,7 @@ def _tags_estimate(base: Path, out: Path, table, domains) -> Path:
                                 delta += (fac - 1.0) * tv[k, it]
                     cv[jt, k0] = np.maximum(cv[jt, k0] + delta, 0.0)
                 conc[s].values = cv
-        with atomic_path(out / f"conc_{dom}.nc") as tmp:
-            conc.to_netcdf(tmp)
+        write_dataset(conc, out / f"conc_{dom}.nc", 1)   # CF-1.10, atomic
     return out
 
 
@@ -105,7 +104,7 @@ def _measures_table(scenario: Scenario, cfg: RunConfig, start, lead: int) -> pd.
     from ..grid import grids_from_config
 
     grid = grids_from_config(cfg)[cfg.domains[0].name]  # the outer domain
-    em = EmissionModel.from_config(cfg, grid) if cfg.inputs.emissions.gridded else None
+    em = EmissionModel.from_config(cfg, grid) if cfg.inputs.emissions.has_sources else None
     regions = [r.name for r in cfg.regions]
     rows = []
     for m in scenario.measures:

@@ -1,0 +1,146 @@
+"""Verification of a finished forecast run against station observations (the cycle's
+``verification`` stage: yesterday's forecast against today's observations).
+
+The forecast is read at each observing station (nearest cell of the finest domain containing it,
+the cell the products' station tables use) as hourly surface values in reporting units
+(:mod:`.surface`: ug m-3, CO mg m-3); the observations come from an ``obs.nc`` of the observation
+stage or a generic station CSV (:func:`aqforecast.observations.table.read_observation_table`,
+QC-flagged values dropped). Both are put on local hour-beginning time with the run's UTC offset,
+paired on station and hour, and scored with :func:`aqforecast.products.pipeline.verify`: one row
+per pollutant x station x lead day (NMB, NME, RMSE, r, ..., exceedance scores at the grade-II
+limit, AQI-category accuracy, Emery et al. 2017 flags for PM2.5 and O3), plus a summary per
+pollutant x lead day over all stations (and per city where the station list names cities).
+
+Outputs in ``out_dir``: ``skill.csv`` (per station), ``summary.csv`` (per pollutant x lead day,
+all stations; per city), ``paired.csv`` (the hourly pairs, for plots), ``_SUCCESS``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import InputFileError, atomic_path
+from ..io.rundir import require_success, write_success
+from . import aqi as _aqi
+from . import surface as _surf
+from . import tables as _tables
+from .pipeline import verify
+
+__all__ = ["verify_run", "DEFAULT_UTC_OFFSET_HOURS"]
+
+log = logging.getLogger(__name__)
+DEFAULT_UTC_OFFSET_HOURS = 8.0
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g")
+    return path
+
+
+def _paired(station_hourly: pd.DataFrame, obs: pd.DataFrame, init_local) -> pd.DataFrame:
+    """Hourly pairs (station, time, lead_hours, lead_day, pollutant, fcst, obs) for plots."""
+    fc = station_hourly.reset_index()
+    rows = []
+    for p in _surf.POLLUTANT_VARS:
+        if p not in fc or p not in obs:
+            continue
+        m = fc[["station", "time", p]].merge(obs[["station", "time", p]],
+                                               on=["station", "time"], suffixes=("_f", "_o"))
+        m = m[np.isfinite(m[f"{p}_o"])]
+        if m.empty:
+            continue
+        lead = (m["time"] - init_local) / pd.Timedelta(hours=1)
+        rows.append(pd.DataFrame({"station": m["station"], "time": m["time"],
+                                  "lead_hours": lead, "lead_day": np.floor(lead / 24) + 1,
+                                  "pollutant": p, "fcst": m[f"{p}_f"], "obs": m[f"{p}_o"]}))
+    if not rows:
+        return pd.DataFrame(columns=["station", "time", "lead_hours", "lead_day", "pollutant",
+                                     "fcst", "obs"])
+    out = pd.concat(rows, ignore_index=True)
+    out["lead_day"] = out["lead_day"].astype(int)
+    return out
+
+
+def _summary(paired: pd.DataFrame, cities: pd.Series, standard: str) -> pd.DataFrame:
+    """Statistics per pollutant x lead day over all stations ("all") and per city."""
+    from ..verification import skill_table
+
+    out = []
+    p2 = paired.assign(city=paired["station"].map(cities).fillna(""))
+    groups = [("all", p2)] + [(c, g) for c, g in p2.groupby("city") if c]
+    for p, gp in p2.groupby("pollutant"):
+        period = "24h" if p.startswith("PM") else "1h"
+
+        def cat(c, p=p, period=period):
+            return _aqi.category(_aqi.iaqi(p, c, period, standard), standard)
+        for name, g in groups:
+            g = g[g["pollutant"] == p]
+            if g.empty:
+                continue
+            t = skill_table(g, by=("lead_day",), category=cat).reset_index()
+            t.insert(0, "city", name)
+            t.insert(0, "pollutant", p)
+            out.append(t)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def verify_run(cfg, run_dir, obs_path, out_dir, utc_offset_hours: float | None = None,
+               domains=None) -> list[Path]:
+    """Score the forecast in ``run_dir`` against the observations in ``obs_path``; write
+    ``skill.csv``, ``summary.csv``, ``paired.csv`` and ``_SUCCESS`` in ``out_dir`` (module
+    docstring). No overlap in time or space is not an error: the tables are written empty with
+    their header and the reason is logged (a cycle whose previous forecast ended early)."""
+    from ..observations.table import read_observation_table
+
+    run_dir, out_dir, obs_path = Path(run_dir), Path(out_dir), Path(obs_path)
+    require_success(run_dir, "forecast")
+    if not obs_path.is_file():
+        raise InputFileError(f"{obs_path}: observation file does not exist")
+    if utc_offset_hours is None:
+        utc_offset_hours = float(getattr(cfg.time, "local_utc_offset_h",
+                                         DEFAULT_UTC_OFFSET_HOURS))
+    names = domains or [d.name for d in cfg.domains if (run_dir / f"conc_{d.name}.nc").is_file()]
+    if not names:
+        raise InputFileError(f"{run_dir}: no conc_<domain>.nc of the configured domains")
+    surfaces = {d: _surf.read_surface(run_dir / f"conc_{d}.nc", d) for d in names}
+    obs = read_observation_table(obs_path)
+    obs = obs.rename(columns={v: k for k, v in _surf.POLLUTANT_VARS.items() if v in obs})
+    obs["station"] = obs["station"].astype(str)
+    obs["time"] = pd.to_datetime(obs["time"]) + pd.Timedelta(hours=utc_offset_hours)
+    stations = obs.groupby("station", as_index=False)[["lon", "lat"]].first()
+    cities = pd.Series(dtype=str)
+    coords = cfg.inputs.observations.station_coords
+    if coords is not None:
+        from ..config import resolve_path
+
+        known = _tables.station_table(resolve_path(cfg, coords))
+        cities = known.set_index("station")["city"]
+    loc = _tables.locate_stations(stations, surfaces)
+    hourly = _tables.hourly_at(loc, surfaces, utc_offset_hours)
+    first = next(iter(surfaces.values()))
+    init_local = first.start + pd.Timedelta(hours=utc_offset_hours)
+    standard = _aqi.standard_for_date(init_local)
+    skill = verify(hourly, obs, init_local, standard) if len(hourly) else pd.DataFrame()
+    paired = _paired(hourly, obs, init_local) if len(hourly) else _paired(
+        pd.DataFrame(columns=["station"]).set_index(pd.DatetimeIndex([], name="time")), obs,
+        init_local)
+    summary = _summary(paired, cities, standard) if len(paired) else pd.DataFrame()
+    if skill.empty:
+        log.warning("verification: the observations in %s overlap the forecast %s at no station "
+                    "and hour: empty tables", obs_path, run_dir)
+        skill = pd.DataFrame(columns=["pollutant", "station", "lead_day", "threshold", "n"])
+        summary = pd.DataFrame(columns=["pollutant", "city", "lead_day", "n"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [_write_csv(skill, out_dir / "skill.csv"), _write_csv(summary, out_dir / "summary.csv"),
+             _write_csv(paired, out_dir / "paired.csv")]
+    log.info("verification of %s: %d stations, %d hourly pairs, standard %s", run_dir,
+             len(loc.names), len(paired), standard)
+    paths.append(write_success(out_dir, paths, {"stage": "verify", "run": str(run_dir),
+                                                "obs": str(obs_path)}))
+    return paths

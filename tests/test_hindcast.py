@@ -1,0 +1,273 @@
+"""The Beijing hindcast's pieces: station-analysed meteorology in wrfout layout
+(:mod:`aqforecast.met.station_analysis`, ``aqforecast met-from-stations``), its conventions and
+boundary layer, the case's config, and the withheld stations kept out of the analysis and the
+inversion."""
+
+from __future__ import annotations
+
+import importlib.util
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from aqforecast.cli import main
+from aqforecast.config import load_config, read_yaml
+from aqforecast.grid import grids_from_config
+from aqforecast.io.wrf import WrfOutput
+from aqforecast.met import MetProvider
+from aqforecast.met.station_analysis import (AnalysisSettings, StationMet, barnes_analysis,
+                                             boundary_layer, wind_components)
+from aqforecast.observations.readers import read_prsa, read_station_coords
+
+REPO = Path(__file__).resolve().parents[1]
+CASE = REPO / "config" / "hindcast_beijing" / "config.yaml"
+WINTER = "PRSA_12sites_2016-12-01_2017-02-28_hourly.csv"
+COORDS = "stations_beijing_prsa_cnemc.csv"
+
+
+def _data_script():
+    path = REPO / "workflow" / "scripts" / "hindcast_beijing_data.py"
+    spec = importlib.util.spec_from_file_location("hindcast_beijing_data", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def prsa(shared_data):
+    d = shared_data / "obs_beijing_prsa"
+    return read_prsa(d / WINTER), read_station_coords(d / COORDS)
+
+
+# ----------------------------------------------------------------------------- conventions
+def test_wind_direction_convention():
+    # meteorological "from" directions: N blows south, E blows west, S north, W east
+    u, v = wind_components([2.0, 2.0, 2.0, 2.0, np.sqrt(2.0)], [0.0, 90.0, 180.0, 270.0, 45.0])
+    np.testing.assert_allclose(u, [0.0, -2.0, 0.0, 2.0, -1.0], atol=1e-12)
+    np.testing.assert_allclose(v, [-2.0, 0.0, 2.0, 0.0, -1.0], atol=1e-12)
+
+
+def test_station_table_to_si_and_utc():
+    df = pd.DataFrame({"time": pd.to_datetime(["2016-12-01 08:00", "2016-12-01 09:00"] * 2),
+                       "station": ["A", "A", "B", "B"], "TEMP": [0.0, 1.0, 2.0, 3.0],
+                       "PRES": [1020.0] * 4, "DEWP": [-10.0] * 4, "RAIN": [0.0, 0.5, 0.0, 0.0],
+                       "WSPM": [3.0, 0.0, 1.0, 2.0], "wd": ["W", "", "NNE", "S"]})
+    coords = pd.DataFrame({"station": ["A", "B"], "lon": [116.3, 116.5], "lat": [40.0, 40.1]})
+    obs = StationMet.from_table(df, coords, utc_offset_hours=8.0)
+    assert obs.names == ["A", "B"]
+    assert obs.times[0] == np.datetime64("2016-12-01T00:00:00")       # 08 LT = 00 UTC
+    np.testing.assert_allclose(obs.u10[:, 0], [3.0, 0.0], atol=1e-12)  # west wind; calm
+    np.testing.assert_allclose(obs.v10[0, 1], -np.cos(np.deg2rad(22.5)), rtol=1e-12)
+    assert obs.v10[1, 1] == pytest.approx(2.0)                         # south wind blows north
+    assert obs.t2[0, 0] == pytest.approx(273.15) and obs.psfc[0, 0] == 102000.0
+    assert obs.rain[1, 0] == 0.5
+
+
+# ----------------------------------------------------------------------------- analysis
+def test_barnes_reproduces_station_values(prsa):
+    df, coords = prsa
+    obs = StationMet.from_table(df[df["time"] < "2016-12-03"], coords)
+    lon, lat = obs.lon, obs.lat
+    # a constant field is reproduced everywhere
+    const = np.full((3, len(lon)), 7.5)
+    np.testing.assert_allclose(barnes_analysis(lon, lat, const, lon + 0.3, lat), 7.5)
+    # a short length scale reproduces the station values at the stations
+    t = obs.t2[:24]
+    sharp = barnes_analysis(lon, lat, t, lon, lat, length_km=0.5, background_weight=1e-9)
+    np.testing.assert_allclose(sharp, t, atol=1e-6)
+    # the default (20 km, two passes) smooths: residuals well below the station spread
+    smooth = barnes_analysis(lon, lat, t, lon, lat)
+    resid = np.sqrt(np.nanmean((smooth - t) ** 2))
+    spread = np.sqrt(np.nanmean((t - np.nanmean(t, axis=1, keepdims=True)) ** 2))
+    assert resid < 0.5 * spread and spread > 0.3
+    # missing stations are skipped; far from every station the analysis is the network mean
+    t2 = t.copy()
+    t2[:, 0] = np.nan
+    far = barnes_analysis(lon, lat, t2, [lon.mean() + 5.0], [lat.mean()])
+    np.testing.assert_allclose(far[:, 0], np.nanmean(t2, axis=1), atol=1e-6)
+
+
+def test_boundary_layer_day_and_night():
+    # Beijing, 2016-12-01 00 UTC (08 LT) .. 2016-12-02 00 UTC: clear sky, 2 m/s, 275 K
+    times = np.datetime64("2016-12-01T00", "s") + np.arange(25) * np.timedelta64(1, "h")
+    shape = (25, 1, 2)
+    lon, lat = np.full((1, 2), 116.4), np.full((1, 2), 40.0)
+    ones = np.ones(shape)
+    z0 = np.array([[0.1, 1.0]])
+    bl = boundary_layer(times, lon, lat, 2.0 * ones, 0.0 * ones, 275.0 * ones, 1.02e5 * ones,
+                        0.0 * ones, z0, AnalysisSettings())
+    lt = (np.arange(25) + 8) % 24
+    noon, night = lt == 13, lt == 2
+    assert np.all(bl["SWDOWN"][night] == 0.0) and np.all(bl["SWDOWN"][noon] > 250.0)
+    assert np.all(bl["HFX"][noon] > 50.0) and np.all(bl["HFX"][night] < 0.0)
+    assert np.all(bl["HFX"] > -64.5)                       # AERMET's limit u* theta* <= 0.05
+    # afternoon mixed layer well above the night's mechanical layer
+    h13, h02 = bl["PBLH"][noon][0], bl["PBLH"][night][0]
+    assert np.all(h13 > 400.0) and np.all(h13 > 3.0 * h02)
+    # at night the height relaxes to Venkatram's 2300 u*^1.5 (constant u* here)
+    np.testing.assert_allclose(h02, np.maximum(2300.0 * bl["UST"][night][0] ** 1.5, 50.0),
+                               rtol=0.05)
+    # rougher (urban) cells: larger u*, deeper mechanical layer at night
+    assert bl["UST"][0, 0, 1] > bl["UST"][0, 0, 0] and h02[0, 1] > h02[0, 0]
+    # a windier night mixes deeper
+    windy = boundary_layer(times, lon, lat, 6.0 * ones, 0.0 * ones, 275.0 * ones,
+                           1.02e5 * ones, 0.0 * ones, z0, AnalysisSettings())
+    assert np.all(windy["PBLH"][night][0] > 2.0 * h02)
+
+
+# ----------------------------------------------------------------------------- wrfout files
+def _small_case(tmp: Path, nx=20, hours=5, emissions=True) -> Path:
+    data = read_yaml(CASE)
+    data["base_dir"] = str(REPO)
+    data["time"]["start"] = "2016-12-01T00:00:00Z"
+    data["time"]["lead_hours"] = hours - 2
+    data["time"]["windows"] = [{"until_hours": hours - 2, "every_hours": 1}]
+    data["vertical"] = {"nz": 8, "p_top_pa": 10000.0, "first_layer_m": 40.0}
+    data["domains"] = [{"name": "d01", "dx_m": 3000.0, "nx": nx, "ny": nx,
+                        "centre_lon": 116.42, "centre_lat": 40.08}]
+    data["inputs"]["met"]["paths"] = {"d01": str(tmp / "met" / "wrfout_d01_*")}
+    data["inputs"]["observations"]["window_hours"] = 2
+    if emissions:
+        mod = _data_script()
+        ds, _ = mod.build_inventory()
+        from aqforecast.io import write_dataset
+
+        write_dataset(ds, tmp / "inventory.nc", 1)
+        data["inputs"]["emissions"]["gridded"] = str(tmp / "inventory.nc")
+    else:
+        data["inputs"]["emissions"] = {}
+    data["chemistry"]["enabled"] = False
+    data["outputs"] = {"dir": str(tmp / "results"), "levels": [0, 3], "tag_levels": [0],
+                       "tag_every_hours": 1, "restart_every_hours": 1, "compression_level": 1}
+    path = tmp / "hindcast_small.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def station_met(tmp_path_factory, shared_data):
+    tmp = tmp_path_factory.mktemp("hindcast_met")
+    case = _small_case(tmp, emissions=False)
+    d = shared_data / "obs_beijing_prsa"
+    assert main(["met-from-stations", str(case), "--stations", str(d / WINTER), "--coords",
+                 str(d / COORDS), "--out", str(tmp / "met"), "--hours", "5",
+                 "--urban", "116.40,39.92,14"]) == 0
+    return case, tmp
+
+
+def test_station_wrfout_passes_the_reader_and_validate(station_met, shared_data, capsys):
+    case, tmp = station_met
+    names = sorted(p.name for p in (tmp / "met").iterdir())
+    assert names == ["wrfout_d01_2016-12-01_00:00:00"]
+    capsys.readouterr()
+    assert main(["validate", str(case)]) == 0
+    assert "met d01: 5 times 2016-12-01T00:00:00" in capsys.readouterr().out
+    cfg = load_config(case)
+    grid = grids_from_config(cfg)["d01"]
+    with WrfOutput(str(tmp / "met" / "wrfout_d01_*")) as wo:
+        assert len(wo) == 5 and wo.attribute("MAP_PROJ", int) == 1
+        f = wo.fields(2)
+        assert np.all(np.diff(f.p, axis=0) < 0) and np.all(f.qv > 0)
+        np.testing.assert_allclose(f.mu_dry + wo.static.p_top, f.psfc, rtol=0.02)
+        assert np.all((f.pblh >= 50.0) & (f.pblh <= 4000.0))
+        # the analysed surface values at the stations are the stations' (within smoothing)
+        df = read_prsa(shared_data / "obs_beijing_prsa" / WINTER)
+        coords = read_station_coords(shared_data / "obs_beijing_prsa" / COORDS)
+        obs = df[df["time"] == pd.Timestamp("2016-12-01 10:00")].merge(coords, on="station")
+        j, i = grid.locate(obs["lon"].to_numpy(), obs["lat"].to_numpy())
+        np.testing.assert_allclose(f.psfc[j, i] / 100.0, obs["PRES"], atol=1.5)
+        assert np.sqrt(np.mean((f.t2[j, i] - 273.15 - obs["TEMP"]) ** 2)) < 2.0
+        # the network-mean wind direction is kept (earth-relative 10 m wind)
+        ue, ve = wo.earth_relative(f.u10, f.v10)
+        from aqforecast.met.station_analysis import COMPASS_DEGREES
+        uo, vo = wind_components(obs["WSPM"], obs["wd"].map(COMPASS_DEGREES))
+        mean_obs = np.array([np.nanmean(uo), np.nanmean(vo)])
+        mean_ana = np.array([ue[j, i].mean(), ve[j, i].mean()])
+        cos = mean_obs @ mean_ana / np.linalg.norm(mean_obs) / np.linalg.norm(mean_ana)
+        assert cos > 0.9
+    # the model reads it; the column mass flux is non-divergent: the lid carries only the
+    # pressure tendency
+    met = MetProvider.from_config(cfg, "d01")
+    try:
+        fl = met.air_mass_fluxes(np.datetime64("2016-12-01T02:00"), 900.0)
+        assert fl.top_flux_fraction < 2e-4
+    finally:
+        met.close()
+
+
+def test_met_from_stations_refuses_a_period_without_data(station_met, shared_data, capsys):
+    case, tmp = station_met
+    d = shared_data / "obs_beijing_prsa"
+    rc = main(["met-from-stations", str(case), "--stations", str(d / WINTER), "--coords",
+               str(d / COORDS), "--out", str(tmp / "met2"), "--start", "2016-06-01T00"])
+    assert rc == 2
+    assert "station data cover" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the case
+def test_hindcast_config_and_region():
+    mod = _data_script()
+    cfg = load_config(CASE)
+    assert cfg.verification.withheld_stations == ["Dongsi", "Wanliu", "Changping", "Shunyi"]
+    assert cfg.products.standard is None               # HJ 633 by date: 2012 for 2016-17
+    assert (REPO / cfg.regions[0].geojson).is_file()
+    poly = mod.beijing_polygon()
+    assert mod._area_km2(poly) == pytest.approx(16410.0, rel=1e-6)
+    import shapely
+
+    coords = read_station_coords(REPO / "tests" / "data" / "shared" / "obs_beijing_prsa" /
+                                 COORDS)
+    assert all(poly.contains(shapely.Point(x, y)) for x, y in zip(coords.lon, coords.lat))
+    from aqforecast.products.aqi import standard_for_date
+
+    assert standard_for_date(datetime(2016, 12, 1)) == "HJ633-2012"
+
+
+def test_inventory_totals_and_pm10():
+    ds, totals = _data_script().build_inventory()
+    for p in ("SO2", "NOx", "PM25", "PM10", "NMVOC", "NH3", "CO"):
+        assert float(ds[p].sum()) == pytest.approx(sum(totals[p]), rel=1e-6)
+    assert bool((ds["PM10"] >= ds["PM25"] - 1e-9).all())
+
+
+# ----------------------------------------------------------------------------- withheld
+@pytest.mark.slow
+def test_withheld_stations_never_reach_assimilation_or_inversion(tmp_path, shared_data):
+    case = _small_case(tmp_path, nx=20, hours=5)
+    d = shared_data / "obs_beijing_prsa"
+    assert main(["met-from-stations", str(case), "--stations", str(d / WINTER), "--coords",
+                 str(d / COORDS), "--out", str(tmp_path / "met"), "--hours", "5"]) == 0
+    run = tmp_path / "run"
+    assert main(["forecast", str(case), "--lead-hours", "3", "--out", str(run),
+                 "--no-progress"]) == 0
+    obs = tmp_path / "obs"
+    assert main(["observations", str(case), "--cycle", "2016-12-01T03", "--out",
+                 str(obs)]) == 0
+    withheld = set(load_config(case).verification.withheld_stations)
+    ana = tmp_path / "analysis"
+    assert main(["assimilate", str(case), "--background", str(run), "--obs",
+                 str(obs / "obs.nc"), "--out", str(ana), "--time", "2016-12-01T03"]) == 0
+    inn = pd.read_csv(ana / "innovations.csv")
+    assert not set(inn["station"]) & withheld
+    assert len(set(inn["station"])) >= 5 and inn["used"].any()
+    inv = tmp_path / "inversion"
+    assert main(["invert", str(case), "--run", str(run), "--obs", str(obs / "obs.nc"),
+                 "--out", str(inv)]) == 0
+    rep = pd.read_csv(inv / "inversion_report.csv").set_index("item")["value"]
+    used = set(str(rep["stations_used"]).split())
+    assert used and not used & withheld
+    assert set(str(rep["stations_withheld"]).split()) == withheld
+    # and without the list they would have been used
+    data = read_yaml(case)
+    data["verification"]["withheld_stations"] = []
+    open_case = tmp_path / "open.yaml"
+    open_case.write_text(yaml.safe_dump(data, sort_keys=False))
+    assert main(["assimilate", str(open_case), "--background", str(run), "--obs",
+                 str(obs / "obs.nc"), "--out", str(tmp_path / "ana_open"), "--time",
+                 "2016-12-01T03"]) == 0
+    inn = pd.read_csv(tmp_path / "ana_open" / "innovations.csv")
+    assert set(inn["station"]) & withheld

@@ -1,0 +1,241 @@
+"""Daily-cycle hindcast driver: each day assimilate, invert, forecast and verify at the withheld
+stations, for three experiments that add one stage at a time, then print the score table.
+
+    .venv/bin/python workflow/scripts/hindcast.py [--config config/hindcast_beijing/config.yaml]
+        [--cycles 3] [--lead-hours 72] [--out results/hindcast_beijing] [--jobs 1]
+
+Why a driver and not the Snakemake DAG: the DAG runs one experiment (every stage on) and
+verifies lead day 1 only (yesterday's forecast against today's window); the comparison needs
+the same cycles three times and lead days 1-3. Every step is the ``aqforecast`` command the DAG
+runs (``observations``, ``assimilate``, ``invert``, ``forecast``, ``verify``), so the files are
+the contract files. Layout under ``--out``::
+
+    spinup/forecast/                   24 h from time.start, tags on, base inventory (shared)
+    obs/<cycle>/obs.nc                 the day before the cycle (assimilation, inversion)
+    obs_verify/<cycle>/obs.nc          the lead hours after the cycle (verification)
+    <experiment>/<cycle>/{analysis,inversion,forecast,verification}/
+    summary.csv, summary.md, timings.csv
+
+Experiments: ``free`` -- warm start from the previous free forecast, base inventory;
+``assim`` -- + the OI analysis of the previous assim forecast at the cycle time;
+``inversion`` -- + the Kalman-filter inventory (prior run: the previous inversion forecast,
+tagged; prior: yesterday's posterior). ``verification.withheld_stations`` never enter
+``assimilate`` or ``invert``; the scores are on them only: NMB, NME, r of 24-h PM2.5 and of O3
+MDA8 (the metrics of Emery et al. 2017), and the daily AQI-category accuracy (HJ 633 in force
+on each date: 2012 for 2016-17), by lead day.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]
+EXPERIMENTS = ("free", "assim", "inversion")
+LABELS = {"free": "free model", "assim": "+ assimilation", "inversion": "+ inversion"}
+#: Emery et al. (2017) goal / criteria: |NMB|, NME (%) and r (SCIENCE.md 9.3; r and PM [L])
+EMERY = {"PM2.5": {"goal": (10.0, 35.0, 0.70), "criteria": (30.0, 50.0, 0.40)},
+         "O3": {"goal": (5.0, 15.0, 0.75), "criteria": (15.0, 25.0, 0.50)}}
+
+log = logging.getLogger("hindcast")
+
+
+def stamp(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H")
+
+
+class Runner:
+    """Runs ``aqforecast`` commands, logs them, records wall times; skips finished steps."""
+
+    def __init__(self, out: Path, exe: str):
+        self.out, self.exe, self.rows = out, exe, []
+
+    def __call__(self, step: str, args: list[str], done: Path, logfile: Path) -> None:
+        if (done / "_SUCCESS").exists() or (done.is_file() and done.exists()):
+            log.info("%-40s done already", step)
+            return
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        t0 = time.perf_counter()
+        with open(logfile, "w") as fh:
+            rc = subprocess.run([self.exe, *args], stdout=fh, stderr=subprocess.STDOUT,
+                                cwd=REPO).returncode
+        dt = time.perf_counter() - t0
+        self.rows.append({"step": step, "seconds": round(dt, 1), "rc": rc})
+        log.info("%-40s %7.1f s", step, dt)
+        if rc != 0:
+            raise SystemExit(f"{step} failed (exit {rc}); see {logfile}")
+
+
+def run_cycles(cfg_path: Path, cfg, out: Path, cycles: int, lead: int,
+               experiments: list[str], exe: str) -> Runner:
+    t0 = cfg.time.start.replace(tzinfo=None)
+    run = Runner(out, exe)
+    cfgs = str(cfg_path)
+    spin = out / "spinup" / "forecast"
+    run("spinup forecast", ["forecast", cfgs, "--start", stamp(t0), "--lead-hours", "24",
+                            "--out", str(spin), "--overwrite", "--no-progress"],
+        spin, out / "spinup" / "forecast.log")
+    names = [stamp(t0 + timedelta(days=c)) for c in range(1, cycles + 1)]
+    for c, cyc in enumerate(names, start=1):
+        tc = t0 + timedelta(days=c)
+        obs = out / "obs" / cyc
+        run(f"{cyc} observations", ["observations", cfgs, "--cycle", cyc, "--out", str(obs)],
+            obs, obs / "observations.log")
+        vobs = out / "obs_verify" / cyc
+        run(f"{cyc} observations (verification)",
+            ["observations", cfgs, "--cycle", stamp(tc + timedelta(hours=lead)), "--window-hours",
+             str(lead), "--out", str(vobs)], vobs, vobs / "observations.log")
+        for e in experiments:
+            d = out / e / cyc
+            prev = spin if c == 1 else out / e / names[c - 2] / "forecast"
+            fc = ["forecast", cfgs, "--start", cyc, "--lead-hours", str(lead), "--out",
+                  str(d / "forecast"), "--overwrite", "--no-progress"]
+            if e == "free":
+                fc += ["--initial", str(prev / "restart" / cyc)]
+            else:
+                run(f"{cyc} {e} assimilate",
+                    ["assimilate", cfgs, "--background", str(prev), "--obs", str(obs / "obs.nc"),
+                     "--out", str(d / "analysis"), "--time", cyc], d / "analysis",
+                    d / "logs" / "assimilate.log")
+                fc += ["--initial", str(d / "analysis")]
+            if e == "inversion":
+                inv = ["invert", cfgs, "--run", str(prev), "--obs", str(obs / "obs.nc"),
+                       "--out", str(d / "inversion")]
+                if c > 1:
+                    inv += ["--prior-scaling",
+                            str(out / e / names[c - 2] / "inversion" / "scaling.csv")]
+                run(f"{cyc} {e} invert", inv, d / "inversion", d / "logs" / "invert.log")
+                fc += ["--scaling", str(d / "inversion" / "scaling.csv")]
+            if not (e == "inversion" and c < cycles):
+                fc.append("--no-tags")   # only the inversion's next prior run needs tags
+            run(f"{cyc} {e} forecast", fc, d / "forecast", d / "logs" / "forecast.log")
+            run(f"{cyc} {e} verify",
+                ["verify", cfgs, "--run", str(d / "forecast"), "--obs", str(vobs / "obs.nc"),
+                 "--out", str(d / "verification")], d / "verification",
+                d / "logs" / "verify.log")
+    return run
+
+
+def _daily(paired: pd.DataFrame, which: str) -> pd.DataFrame:
+    """Daily indicators and AQI per station and local date from the hourly pairs."""
+    from aqforecast.products.aqi import daily_aqi
+
+    wide = paired.pivot_table(index=["station", "time"], columns="pollutant", values=which)
+    wide = wide.reset_index().set_index("time")
+    wide.index = pd.DatetimeIndex(wide.index)
+    return daily_aqi(wide, None)
+
+
+def _stats(m: np.ndarray, o: np.ndarray) -> dict:
+    ok = np.isfinite(m) & np.isfinite(o)
+    m, o = m[ok], o[ok]
+    if len(o) < 2 or o.sum() <= 0:
+        return {"n": int(len(o)), "NMB": np.nan, "NME": np.nan, "r": np.nan}
+    r = float(np.corrcoef(m, o)[0, 1]) if np.std(m) > 0 and np.std(o) > 0 else np.nan
+    return {"n": int(len(o)), "NMB": 100.0 * float((m - o).sum() / o.sum()),
+            "NME": 100.0 * float(np.abs(m - o).sum() / o.sum()), "r": r}
+
+
+def _flag(p: str, s: dict) -> str:
+    for level in ("goal", "criteria"):
+        nmb, nme, r = EMERY[p][level]
+        if abs(s["NMB"]) < nmb and s["NME"] < nme and s["r"] > r:
+            return level
+    return "-"
+
+
+def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[str],
+          utc_offset_h: float = 8.0) -> pd.DataFrame:
+    rows = []
+    for e in experiments:
+        daily = []
+        for cyc in cycles:
+            p = out / e / cyc / "verification" / "paired.csv"
+            paired = pd.read_csv(p, parse_dates=["time"])
+            paired = paired[paired["station"].isin(withheld)]
+            if paired.empty:
+                continue
+            f, o = _daily(paired, "fcst"), _daily(paired, "obs")
+            both = f.join(o, lsuffix="_f", rsuffix="_o", how="inner").reset_index()
+            init = (pd.Timestamp(cyc) + pd.Timedelta(hours=utc_offset_h)).normalize()
+            both["lead_day"] = (pd.to_datetime(both["date"]) - init).dt.days + 1
+            both["cycle"] = cyc
+            daily.append(both)
+        if not daily:
+            continue
+        d = pd.concat(daily, ignore_index=True)
+        for lead_day, g in d.groupby("lead_day"):
+            row = {"experiment": e, "lead_day": int(lead_day)}
+            for p, col in (("PM2.5", "PM2.5_24h"), ("O3", "O3_8h")):
+                s = _stats(g[f"{col}_f"].to_numpy(float), g[f"{col}_o"].to_numpy(float))
+                row.update({f"{p} n": s["n"], f"{p} NMB %": s["NMB"], f"{p} NME %": s["NME"],
+                            f"{p} r": s["r"], f"{p} Emery": _flag(p, s)})
+            cat = g[["category_f", "category_o"]].dropna()
+            row["AQI days"] = len(cat)
+            row["AQI category acc %"] = 100.0 * float((cat["category_f"] == cat["category_o"])
+                                                      .mean()) if len(cat) else np.nan
+            row["obs AQI>100 days"] = int((g["aqi_o"] > 100).sum())
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cols = ["experiment", "lead_day", "PM2.5 NMB %", "PM2.5 NME %", "PM2.5 r", "PM2.5 Emery",
+            "O3 NMB %", "O3 NME %", "O3 r", "O3 Emery", "AQI category acc %", "AQI days"]
+    t = table.copy()
+    t["experiment"] = t["experiment"].map(LABELS)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in t[cols].iterrows():
+        vals = [f"{v:.2f}" if isinstance(v, float) and c.endswith(" r") else
+                f"{v:.0f}" if isinstance(v, float) else str(v) for c, v in r.items()]
+        lines.append("| " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", type=Path, default=REPO / "config" / "hindcast_beijing" /
+                    "config.yaml")
+    ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--lead-hours", type=int, default=72)
+    ap.add_argument("--out", type=Path, default=REPO / "results" / "hindcast_beijing")
+    ap.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS),
+                    choices=EXPERIMENTS)
+    ap.add_argument("--score-only", action="store_true", help="only recompute the table")
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    from aqforecast.config import load_config
+
+    cfg = load_config(a.config)
+    withheld = list(cfg.verification.withheld_stations)
+    if not withheld:
+        raise SystemExit(f"{a.config}: verification.withheld_stations is empty")
+    exe = str(Path(sys.executable).with_name("aqforecast"))
+    t0 = time.perf_counter()
+    a.out.mkdir(parents=True, exist_ok=True)
+    if not a.score_only:
+        runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, a.experiments, exe)
+        pd.DataFrame(runner.rows).to_csv(a.out / "timings.csv", index=False)
+    start = cfg.time.start.replace(tzinfo=None)
+    cycles = [stamp(start + timedelta(days=c)) for c in range(1, a.cycles + 1)]
+    table = score(a.out, a.experiments, cycles, withheld, cfg.time.local_utc_offset_h)
+    table.to_csv(a.out / "summary.csv", index=False, float_format="%.4g")
+    md = markdown(table)
+    (a.out / "summary.md").write_text(md + "\n")
+    print(f"\nscores at the withheld stations {', '.join(withheld)} ({a.cycles} cycles, "
+          f"PM2.5 24-h means, O3 MDA8, daily AQI categories by lead day):\n")
+    print(md)
+    print(f"\nwall time {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
