@@ -78,7 +78,11 @@ def test_notebook_executes(name, workspace, record_property):
     client = NotebookClient(nb, km=km, timeout=600,
                             resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
     t0 = time.perf_counter()
-    client.execute()   # a failing cell raises CellExecutionError with its traceback
+    try:
+        client.execute()   # a failing cell raises CellExecutionError with its traceback
+    finally:
+        if km.has_kernel:
+            km.shutdown_kernel(now=True)
     TIMINGS[name] = time.perf_counter() - t0
     record_property("seconds", round(TIMINGS[name], 1))
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs

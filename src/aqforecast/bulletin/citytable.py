@@ -169,6 +169,14 @@ def lead_window_grid(domain: str, ds) -> SurfaceFields:
                          conc={}, template=template)
 
 
+def _area_mean(values, idx) -> np.ndarray:
+    """Mean over the cells ``idx`` (flat) per lead window; NaN where none is valid."""
+    a = np.asarray(values, float)
+    a = a.reshape(a.shape[0], -1)[:, idx]
+    n = np.isfinite(a).sum(axis=1)
+    return np.where(n > 0, np.nansum(a, axis=1) / np.maximum(n, 1), np.nan)
+
+
 def _period(ws, we) -> str:
     if we.normalize() == ws.normalize() + pd.Timedelta(days=1) and we == we.normalize():
         return f"{ws:%m-%d %H:%M}–24:00"
@@ -203,15 +211,8 @@ def _window_rows(products: Path, cfg, local, obs: pd.DataFrame) -> tuple[list[di
     for name, dom, idx in zip(loc.names, loc.domain, loc.cells):
         ds = sets[dom]
         family = _family(ds.attrs.get("aqi_standard"))
-        vals = {}
-        for key, var in WINDOW_FIELDS.items():
-            if var in ds:
-                a = np.asarray(ds[var].values, float)
-                vals[key] = np.nanmean(a.reshape(a.shape[0], -1)[:, idx], axis=1) \
-                    if np.isfinite(a.reshape(a.shape[0], -1)[:, idx]).any() else \
-                    np.full(a.shape[0], np.nan)
-            else:
-                vals[key] = np.full(ds.sizes["lead_window"], np.nan)
+        vals = {key: _area_mean(ds[var].values, idx) if var in ds else
+                np.full(ds.sizes["lead_window"], np.nan) for key, var in WINDOW_FIELDS.items()}
         ws_utc = pd.DatetimeIndex(ds["window_start"].values)
         we_utc = pd.DatetimeIndex(ds["window_end"].values)
         ws_loc, we_loc = local.to_local(ws_utc), local.to_local(we_utc)
@@ -221,9 +222,9 @@ def _window_rows(products: Path, cfg, local, obs: pd.DataFrame) -> tuple[list[di
         for w in range(ds.sizes["lead_window"]):
             cells = _aqi_cells(vals["aqi"][w], family)
             prim = ""
-            if dom in hourly and cells.get("level", 0) > 1:
-                t, codes = hourly[dom]
-                sel = (t > ws_utc[w]) & (t <= we_utc[w])
+            t, codes = hourly.get(dom, (pd.DatetimeIndex([]), None))
+            sel = (t > ws_utc[w]) & (t <= we_utc[w])
+            if sel.any() and cells.get("level", 0) > 1:
                 c = codes[sel].reshape(int(sel.sum()), -1)[:, idx].ravel()
                 c = c[(c > 0) & (c < len(PRIMARY_CODES))]
                 if c.size:
