@@ -138,3 +138,21 @@ def test_observation_window_option(case, tmp_path, capsys):
     assert main(["observations", str(c2), "--cycle", "2026-07-20T06", "--out",
                  str(tmp_path / "bad"), "--window-hours", "0"]) == 2
     assert "--window-hours" in capsys.readouterr().err
+
+
+def test_the_last_output_time_is_always_a_restart_and_the_default_analysis_time(tmp_path):
+    cfg = small_config(tmp_path, hours=5, tags=False, restart_every=4)
+    run = tmp_path / "run"
+    assert main(["forecast", str(cfg), "--lead-hours", "5", "--out", str(run), "--no-tags",
+                 "--no-progress"]) == 0
+    stamps = sorted(p.name for p in (run / "restart").iterdir() if p.is_dir())
+    assert stamps[-1] == "2026-07-20T05", stamps     # the end, though 5 is no multiple of 4
+    table = make_sample_obs.sample_stations(cfg, run, seed=3)
+    obs = tmp_path / "obs.csv"
+    table.to_csv(obs, index=False)
+    assert main(["assimilate", str(cfg), "--background", str(run), "--obs", str(obs),
+                 "--out", str(tmp_path / "an")]) == 0
+    import xarray as xr
+
+    with xr.open_dataset(tmp_path / "an" / "initial_d01.nc") as ds:
+        assert str(ds["time"].values)[:13] == "2026-07-20T05"

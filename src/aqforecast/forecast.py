@@ -640,8 +640,10 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
     if any(m.ntag for m in models):
         writers_cb["tags"] = Callback(tag_snapshot, every_or_end(cfg.outputs.tag_every_hours))
     if cfg.outputs.write_restart:
+        # every restart_every_hours and at the end: the last output time is always a restart
+        # (the next cycle's background, assimilate's default time)
         writers_cb["restart"] = Callback(checkpoint,
-                                         TimeInterval(3600 * cfg.outputs.restart_every_hours))
+                                         every_or_end(cfg.outputs.restart_every_hours))
     run_to = stop
     if stop_after_hours is not None:  # for tests: stop early, as if killed after a restart
         run_to = min(stop, models[0].time + np.timedelta64(int(stop_after_hours * 3600), "s"))

@@ -3,7 +3,8 @@
 ``aqforecast assimilate CONFIG --background RUN --obs OBS --out DIR [--time T] [--method oi]``:
 
 1. background: ``RUN/restart/<T>/initial_<domain>.nc`` (the forecast's ``--initial`` layout;
-   T defaults to ``RUN/restart/latest``, the run's last restart);
+   T defaults to the run's last output time, its cycle start + lead in ``RUN/_SUCCESS``: the
+   forecast always writes a restart at its end);
 2. observations: an ``obs.nc`` of the observation stage or a generic CSV
    (:mod:`aqforecast.observations.generic`); the hourly means that ended at T (hour beginning
    T - 1 h), QC flag 0 only;
@@ -45,7 +46,7 @@ from ..config import ConfigError, RunConfig, resolve_path
 from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.initial_state import initial_state_path
-from ..io.rundir import write_success
+from ..io.rundir import require_success, write_success
 from ..observations.operator import StationOperator, model_equivalent, observation_error
 from ..observations.table import read_observations_at
 from .letkf import letkf_analysis
@@ -65,11 +66,15 @@ def _background_dir(run: Path, time) -> tuple[Path, np.datetime64]:
     if not restart.is_dir():
         raise InputFileError(f"{run}: no restart/ directory (not a forecast run directory)")
     stamps = sorted(p.name for p in restart.iterdir() if p.is_dir())
-    if time is None:
-        latest = restart / "latest"
-        if not latest.exists():
-            raise InputFileError(f"{restart}: no 'latest' restart; give --time")
-        stamp = latest.read_text().strip()
+    if time is None:  # the run's last output time (its manifest: cycle start + lead)
+        done = require_success(run, "forecast")
+        try:
+            end = np.datetime64(str(done["cycle_start"]).replace(" ", "T"), "s") + \
+                np.timedelta64(int(done["lead_hours"]), "h")
+        except (KeyError, ValueError):
+            raise InputFileError(f"{run}/_SUCCESS: no cycle_start/lead_hours to find the "
+                                 f"run's last output time; give --time") from None
+        stamp = str(np.datetime64(end, "h"))
     else:
         stamp = str(np.datetime64(time, "h"))
     if stamp not in stamps:
