@@ -192,6 +192,6 @@ def full_page_args(c: dict, out: Path, products: str = "products_long",
 
 def n_windows(products: Path) -> int:
     """Lead windows in the products' first lead-window file."""
-    f = sorted(Path(products).glob("leadwindow_*.nc"))[0]
+    f = min(Path(products).glob("leadwindow_*.nc"))
     with xr.open_dataset(f) as ds:
         return int(ds.sizes["lead_window"])

@@ -90,7 +90,7 @@ def test_bulletin_page_is_complete_and_self_contained(cycle, page):
 
 
 def test_city_table_has_one_row_per_city_and_lead_window(cycle, page):
-    out, html, p = page
+    _, html, p = page
     n = n_windows(cycle["products_long"])
     assert n == 24 + 8 + 8
     assert p.rows["city-row"] == len(CITIES) * n
@@ -139,7 +139,7 @@ def test_city_values_are_area_means_of_the_lead_window_file(cycle, page):
 
 
 def test_tag_shares_name_the_top_three_in_words(page):
-    out, html, p = page
+    _, html, p = page
     # "<region> <sector> NN %" three times per city (region × sector words)
     assert len(re.findall(r"Largest contributors over the forecast: <b>([^<]+)</b>", html)) \
         == len(CITIES)
@@ -150,11 +150,11 @@ def test_tag_shares_name_the_top_three_in_words(page):
 
 
 def test_inversion_and_verification_sections(page):
-    out, html, p = page
+    _, html, p = page
     assert "×/÷ 1.22" in html  # exp(0.2)
     assert "Changes since yesterday" in html and "+11 %" in html  # 1.0 / 0.9
-    assert "no longer estimated" not in html and "new: 区外 outside" not in html
-    assert "outside power SO2" in html  # a factor yesterday did not have
+    # a factor yesterday did not have is listed as new; none was dropped
+    assert "new: 区外 outside power SO2" in html and "no longer estimated" not in html
     assert "scaling.csv" in html and "inversion_report.csv" in html
     assert "chi² per observation 2.70" in html and "3 of 40 observations rejected" in html
     assert p.rows["skill-row"] > 0 and "summary.csv" in html
@@ -176,6 +176,31 @@ def test_without_config_the_page_says_what_is_missing(cycle, tmp_path):
     assert p.rows["day-row"] == len(pd.read_csv(cycle["products"] / "aqi_daily_city.csv"))
     for src in p.imgs:
         assert (out / src).exists(), src
+
+
+def test_empty_verification_is_said_not_failed(cycle, tmp_path):
+    """A verification whose forecast and observations did not overlap (empty tables)."""
+    from aqforecast.io.rundir import write_success
+
+    ver = tmp_path / "ver"
+    ver.mkdir()
+    files = []
+    for name, cols in (("summary.csv", "pollutant,city,lead_day,n"),
+                       ("paired.csv", "station,time,lead_hours,lead_day,pollutant,fcst,obs"),
+                       ("skill.csv", "pollutant,station,lead_day,threshold,n")):
+        (ver / name).write_text(cols + "\n")
+        files.append(ver / name)
+    write_success(ver, files, {"stage": "verify"})
+    out = tmp_path / "b"
+    assert main(["bulletin", "--forecast", str(cycle["run"]), "--products",
+                 str(cycle["products"]), "--out", str(out), "--config", str(cycle["config"]),
+                 "--verification", str(ver)]) == 0
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert 'id="verification"' in html and "do not overlap" in html
+    p = _Page()
+    p.feed(html)
+    assert "past-row" not in p.rows and "skill-row" not in p.rows
+    assert p.rows["city-row"] == len(CITIES) * n_windows(cycle["products"])
 
 
 def test_bulletin_refuses_unfinished_inputs(cycle, tmp_path, capsys):

@@ -47,7 +47,8 @@ def _apt_install() -> str | None:
                        (["apt-get", "install", "-y", "-qq", "--no-install-recommends",
                          *PACKAGES], 900)):
         try:
-            r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, env=env)
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=limit, env=env,
+                               check=False)
         except (OSError, subprocess.TimeoutExpired) as e:
             return f"{' '.join(cmd[:2])} failed: {e}"
         if r.returncode:

@@ -19,8 +19,13 @@ from aqforecast.config import load_config, read_yaml
 from aqforecast.grid import grids_from_config
 from aqforecast.io.wrf import WrfOutput
 from aqforecast.met import MetProvider
-from aqforecast.met.station_analysis import (AnalysisSettings, StationMet, barnes_analysis,
-                                             boundary_layer, wind_components)
+from aqforecast.met.station_analysis import (
+    AnalysisSettings,
+    StationMet,
+    barnes_analysis,
+    boundary_layer,
+    wind_components,
+)
 from aqforecast.observations.readers import read_prsa, read_station_coords
 
 REPO = Path(__file__).resolve().parents[1]

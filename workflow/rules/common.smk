@@ -185,19 +185,22 @@ def _initial(w):
 
 # --- used by bulletin.smk
 def _bulletin_inputs(w):
-    out = {"products": R(w.cycle, "products", "_SUCCESS")}
+    out = {"config": AQF_CONFIG, "products": R(w.cycle, "products", "_SUCCESS")}
     if warm(w.cycle):
         out["analysis"] = R(w.cycle, "analysis", f"initial_{DOMAINS[0]}.nc")
+        out["verification"] = R(w.cycle, "verification", "summary.csv")
     if INVERT and warm(w.cycle):
         out["inversion"] = R(w.cycle, "inversion", "scaling.csv")
+        if warm(previous(w.cycle)):
+            out["previous_inversion"] = R(previous(w.cycle), "inversion", "scaling.csv")
     if TARGET:
         out["plan"] = R(w.cycle, "plan", "plan.csv")
     return out
 
 
 def _bulletin_options(w, input):
-    opts = []
-    for key in ("analysis", "inversion", "plan"):
+    opts = [f"--config {input.config}"]
+    for key in ("analysis", "inversion", "plan", "verification", "previous_inversion"):
         if key in input.keys():
-            opts.append(f"--{key} {Path(input[key]).parent}")
+            opts.append(f"--{key.replace('_', '-')} {Path(input[key]).parent}")
     return " ".join(opts)

@@ -66,7 +66,7 @@ class Runner:
         t0 = time.perf_counter()
         with open(logfile, "w") as fh:
             rc = subprocess.run([self.exe, *args], stdout=fh, stderr=subprocess.STDOUT,
-                                cwd=REPO).returncode
+                                cwd=REPO, check=False).returncode
         dt = time.perf_counter() - t0
         self.rows.append({"step": step, "seconds": round(dt, 1), "rc": rc})
         log.info("%-40s %7.1f s", step, dt)
@@ -138,9 +138,9 @@ def _stats(m: np.ndarray, o: np.ndarray) -> dict:
     ok = np.isfinite(m) & np.isfinite(o)
     m, o = m[ok], o[ok]
     if len(o) < 2 or o.sum() <= 0:
-        return {"n": int(len(o)), "NMB": np.nan, "NME": np.nan, "r": np.nan}
+        return {"n": len(o), "NMB": np.nan, "NME": np.nan, "r": np.nan}
     r = float(np.corrcoef(m, o)[0, 1]) if np.std(m) > 0 and np.std(o) > 0 else np.nan
-    return {"n": int(len(o)), "NMB": 100.0 * float((m - o).sum() / o.sum()),
+    return {"n": len(o), "NMB": 100.0 * float((m - o).sum() / o.sum()),
             "NME": 100.0 * float(np.abs(m - o).sum() / o.sum()), "r": r}
 
 

@@ -154,8 +154,8 @@ def build_inventory() -> tuple[xr.Dataset, dict]:
     from aqforecast.io import global_attrs
 
     m = _sample_machinery()
-    lon_e = BOX["lon0"] + RES * np.arange(int(round((BOX["lon1"] - BOX["lon0"]) / RES)) + 1)
-    lat_e = BOX["lat0"] + RES * np.arange(int(round((BOX["lat1"] - BOX["lat0"]) / RES)) + 1)
+    lon_e = BOX["lon0"] + RES * np.arange(round((BOX["lon1"] - BOX["lon0"]) / RES) + 1)
+    lat_e = BOX["lat0"] + RES * np.arange(round((BOX["lat1"] - BOX["lat0"]) / RES) + 1)
     lon_c, lat_c = np.meshgrid(0.5 * (lon_e[1:] + lon_e[:-1]), 0.5 * (lat_e[1:] + lat_e[:-1]))
     cell_km2 = (RES * 111.32 * np.cos(np.deg2rad(lat_c))) * (RES * 110.57)
     inside = m._city_fraction(beijing_polygon(), lon_e, lat_e)

@@ -314,8 +314,10 @@ class CityTables:
 
     bands: list[dict] = field(default_factory=list)   #: lead bands with their window rows
     n_window_rows: int = 0
+    window_obs: bool = False                           #: some window row has observations
     daily: list[dict] = field(default_factory=list)   #: aqi_daily_city.csv rows
     past: list[dict] = field(default_factory=list)    #: observed past days
+    days: list[dict] = field(default_factory=list)    #: both, by city and date ("kind")
     incomplete: int = 0
     note: str = ""
     sources: list[str] = field(default_factory=list)
@@ -331,9 +333,13 @@ def city_tables(products: Path, cfg=None, local=None, verification: Path | None 
     obs = observed_hourly(verification, products)
     out = CityTables(sources=[str(city_csv)])
     out.daily, out.past, out.incomplete = _daily_rows(city_csv, obs)
+    out.days = sorted([{**r, "kind": "day-row"} for r in out.daily] +
+                      [{**r, "kind": "past-row"} for r in out.past],
+                      key=lambda r: (r["city"], str(r["date"])))
     if cfg is not None and cfg.regions:
         rows, files = _window_rows(products, cfg, local, obs)
         out.bands, out.n_window_rows = _bands(rows), len(rows)
+        out.window_obs = any(r["obs_n"] for r in rows)
         out.sources = files + out.sources
     else:
         out.note = ("lead-window rows need the config's city outlines: run the bulletin with "

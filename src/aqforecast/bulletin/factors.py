@@ -18,9 +18,9 @@ import pandas as pd
 
 from ..io import InputFileError
 from .citytable import fmt
-from .labels import SECTOR_ZH, city_label
+from .labels import SECTOR_ZH, region_label
 
-__all__ = ["inversion_section", "inversion_warnings", "CHI2_RANGE", "CHANGED_PERCENT"]
+__all__ = ["CHANGED_PERCENT", "CHI2_RANGE", "inversion_section", "inversion_warnings"]
 
 #: chi^2 per observation outside this range: the assumed errors (B, R) do not fit the innovations
 CHI2_RANGE = (0.5, 2.0)
@@ -103,6 +103,13 @@ def inversion_warnings(inversion: Path) -> list[str]:
     return out
 
 
+def _listing(rows: pd.DataFrame, most: int = 10) -> list[str]:
+    """``region sector pollutant`` of at most ``most`` rows, then how many more."""
+    out = [f"{region_label(r.region)} {r.sector} {r.pollutant}"
+           for r in rows.head(most).itertuples()]
+    return out + ([f"… {len(rows) - most} more"] if len(rows) > most else [])
+
+
 def inversion_section(inversion: Path, previous: Path | None = None) -> dict:
     """Context of the inversion section: factor matrices per pollutant (regions × sectors),
     the report's numbers and, with ``previous``, the changes since yesterday."""
@@ -117,7 +124,7 @@ def inversion_section(inversion: Path, previous: Path | None = None) -> dict:
                  for r in g.itertuples()}
         blocks.append({"pollutant": pol,
                        "sectors": [f"{SECTOR_ZH.get(s, '')} {s}".strip() for s in sectors],
-                       "rows": [{"region": city_label(reg),
+                       "rows": [{"region": region_label(reg),
                                  "cells": [cells.get((reg, s)) for s in sectors]}
                                 for reg in regions]})
     ctx = {"blocks": blocks, "n_factors": len(sc),
@@ -137,16 +144,14 @@ def inversion_section(inversion: Path, previous: Path | None = None) -> dict:
         ctx["changes"] = {
             "n_compared": len(both), "n_changed": len(changed),
             "threshold": f"{CHANGED_PERCENT:g} %",
-            "new": [f"{city_label(r.region)} {r.sector} {r.pollutant}"
-                    for r in m[m["_merge"] == "left_only"].itertuples()],
-            "dropped": [f"{city_label(r.region)} {r.sector} {r.pollutant}"
-                        for r in m[m["_merge"] == "right_only"].itertuples()],
-            "rows": [{"region": city_label(r.region), "sector": r.sector,
+            "new": _listing(m[m["_merge"] == "left_only"]),
+            "dropped": _listing(m[m["_merge"] == "right_only"]),
+            "rows": [{"region": region_label(r.region), "sector": r.sector,
                       "pollutant": r.pollutant, "prev": _cell(r.factor_prev, r.sigma_ln_prev),
                       "now": _cell(r.factor, r.sigma_ln),
                       "change": f"{100 * np.expm1(r.ln_change):+.0f} %",
                       "sigma_change": fmt(r.sigma_ln - r.sigma_ln_prev, 2)
                       if np.isfinite(r.sigma_ln - r.sigma_ln_prev) else ""}
-                     for r in both.head(MAX_CHANGES).itertuples()]}
+                     for r in changed.head(MAX_CHANGES).itertuples()]}
         ctx["sources"].append(str(Path(previous) / "scaling.csv"))
     return ctx

@@ -35,6 +35,27 @@ def _conc_attrs(forecast: Path) -> dict:
         return dict(ds.attrs)
 
 
+def _inventory_version(cfg, gridded) -> str:
+    """`` (version: ...)`` from a native inventory file's global attributes, else ""."""
+    import xarray as xr
+
+    from ..config import resolve_path
+
+    if getattr(gridded, "layout", "native") != "native":
+        return ""
+    path = resolve_path(cfg, getattr(gridded, "path", gridded))
+    if not path.is_file():
+        return ""
+    try:
+        with xr.open_dataset(path, decode_times=False) as ds:
+            attrs = ds.attrs
+    except (OSError, ValueError):
+        return ""
+    text = next((str(attrs[k]) for k in ("version", "inventory_version", "title", "source")
+                 if attrs.get(k)), "")
+    return f" (version: {text})" if text else ""
+
+
 def _config_inputs(cfg) -> list[str]:
     out = []
     met = cfg.inputs.met
@@ -44,7 +65,7 @@ def _config_inputs(cfg) -> list[str]:
     parts = []
     if em.gridded is not None:
         g = em.gridded
-        parts.append(f"gridded {getattr(g, 'path', g)}")
+        parts.append(f"gridded {getattr(g, 'path', g)}" + _inventory_version(cfg, g))
     for what in ("points", "areas"):
         if getattr(em, what, None) is not None:
             parts.append(f"{what} {getattr(em, what)}")
@@ -76,7 +97,7 @@ def _qc_counts(obs_path: Path) -> dict[str, int]:
 def _analysis(analysis: Path, inputs: list, warnings: list, files: list) -> None:
     inn = analysis / "innovations.csv"
     st = analysis / "statistics.csv"
-    n_st, n_sat = None, 0
+    n_st, n_sat, n_out = None, 0, 0
     if inn.exists():
         df = pd.read_csv(inn, dtype={"station": str})
         files.append(str(inn))
@@ -88,7 +109,9 @@ def _analysis(analysis: Path, inputs: list, warnings: list, files: list) -> None
         n_st = int(df.loc[used & ~sat, "station"].nunique()) if "station" in df else None
         reasons = df.loc[~used, "reason"].fillna("").astype(str) if "reason" in df else \
             pd.Series(dtype=str)
-        for why, n in reasons[reasons != ""].value_counts().items():
+        outside = reasons == "outside the domain"  # stations beyond the grids: no warning
+        n_out = int(outside.sum())
+        for why, n in reasons[(reasons != "") & ~outside].value_counts().items():
             warnings.append(f"analysis: {n} observation(s) not used: {why} ({inn})")
     if n_st is None and st.exists():
         n_st = int(pd.read_csv(st)["n_used"].sum())
@@ -100,7 +123,8 @@ def _analysis(analysis: Path, inputs: list, warnings: list, files: list) -> None
                           s.groupby("quantity", as_index=False)["n_used"].sum().itertuples())
     inputs.append(f"同化 Assimilated: {n_st if n_st is not None else '?'} stations"
                   + (f" (observations used: {per_q})" if per_q else "")
-                  + f"; satellite pixels: {n_sat if n_sat else 'none'}")
+                  + f"; satellite pixels: {n_sat if n_sat else 'none'}"
+                  + (f"; {n_out} observation(s) outside the domains" if n_out else ""))
     init = sorted(analysis.glob("initial_*.nc"))
     if init:
         import xarray as xr

@@ -8,8 +8,16 @@ rows of one city line up. Names not listed here stay as written (matched only wh
 
 from __future__ import annotations
 
-__all__ = ["CITY_ZH", "SECTOR_ZH", "city_key", "city_label", "city_en", "source_label",
-           "band_of", "BANDS"]
+__all__ = [
+    "BANDS",
+    "CITY_ZH",
+    "SECTOR_ZH",
+    "band_of",
+    "city_en",
+    "city_key",
+    "city_label",
+    "source_label",
+]
 
 #: Prefecture-level cities of Zhejiang, Shanghai and the nearby Yangtze River Delta.
 CITY_ZH = {
@@ -53,6 +61,12 @@ def city_label(name) -> str:
     key = city_key(name)
     zh = CITY_ZH.get(key)
     return f"{zh} {key}" if zh else str(name)
+
+
+def region_label(name) -> str:
+    """A source region: ``杭州 Hangzhou``, ``区外 outside``, ``全部 *``, else as written."""
+    zh = _REGION_ZH.get(str(name))
+    return f"{zh} {name}" if zh else city_label(name)
 
 
 def source_label(region: str, sector: str, chinese: bool = False) -> str:

@@ -21,7 +21,7 @@ from ..io.rundir import require_success
 from .citytable import fmt
 from .labels import city_en, city_key, city_label
 
-__all__ = ["verification_section", "draw_time_series"]
+__all__ = ["draw_time_series", "verification_section"]
 
 POLLUTANTS = ("PM2.5", "O3", "NO2")
 UNITS = {"CO": "mg m-3"}
