@@ -9,7 +9,6 @@ the notebooks import the aqforecast under test whatever kernels the user has ins
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -40,6 +39,7 @@ def test_notebooks_are_stored_stripped():
             if cell.cell_type == "code":
                 assert cell.outputs == [], f"{name}: a code cell has outputs (strip them)"
                 assert cell.execution_count is None, f"{name}: execution counts are stored"
+                assert "execution" not in cell.metadata, f"{name}: execution timings are stored"
             assert "attachments" not in cell or not cell.attachments, name
         src = nb.cells[_parameters_cell(nb)].source
         for key in ("CONFIG", "WORKDIR", "START", "LEAD_HOURS"):

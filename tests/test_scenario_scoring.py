@@ -1,8 +1,13 @@
 """Scenario scoring (issue 21): `aqforecast scenario` on the small case. Under donor-cell
-advection the tags method equals the brute-force rerun for a primary-PM measure (round-off);
-scores.csv has the contract columns; measures.csv the tonnes abated and cost."""
+advection the tags method equals the brute-force rerun for a primary-PM measure (round-off),
+for cities and stations; scores.csv has the contract columns, station rows as the products'
+station table, exceedances.csv and timings; measures.csv the tonnes abated and cost; the plan
+on the linear model and on the response surface, verified by a rerun; the pre/post evaluation
+on a posterior inventory."""
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import pandas as pd
@@ -49,11 +54,16 @@ def test_tags_equal_brute_for_primary_pm_under_donor_cell(base, tmp_path):
     b = pd.read_csv(out["brute"] / "scores.csv")
     assert cols <= set(t.columns)
     sel = lambda df: df[(df.pollutant == "PM2.5") & (df.lead_day == 1)].set_index("city")  # noqa
-    tt, bb = sel(t), sel(b)
+    tt, bb = sel(t[t.kind == "city"]), sel(b[b.kind == "city"])
     assert tt["complete"].all() and len(tt) >= 1
     assert (bb["change"] < 0).all()  # the cut lowers PM2.5
     np.testing.assert_allclose(tt["change"], bb["change"], rtol=1e-6,
                                atol=1e-9 * float(bb["base"].abs().max()))
+    # the stations too (nearest cell): primary PM, tags = brute to round-off
+    st = lambda df: df[(df.kind == "station") & (df.pollutant == "PM2.5") & df.complete  # noqa
+                       ].set_index(["station", "lead_day"])["change"].sort_index()
+    assert len(st(t)) >= 1 and (st(b) < 0).all()
+    np.testing.assert_allclose(st(t), st(b), rtol=1e-6, atol=1e-9 * float(bb["base"].max()))
     m = pd.read_csv(out["tags"] / "measures.csv").iloc[0]
     assert m["tonnes_abated"] > 0 and m["cost"] == pytest.approx(1000 * m["tonnes_abated"])
     assert (out["brute"] / "run" / "conc_d01.nc").exists()
@@ -138,3 +148,108 @@ def test_response_method_tracks_brute_for_secondary_pm_and_o3(base, tmp_path):
         assert len(b) >= 1 and (b.abs() > 0).all()
         err = (r - b).abs().max() / max(b.abs().max(), 1e-12)
         assert err < 0.25, (pol, r.to_dict(), b.to_dict())
+
+
+def test_scores_have_stations_exceedances_and_timings(base, tmp_path):
+    """Tags method (seconds): station rows equal the products' station table (the same
+    sampler), days over the standard, timings in timings.csv and _SUCCESS."""
+    from aqforecast.products.pipeline import make_products
+
+    case, run = base
+    sc = tmp_path / "res.yaml"
+    sc.write_text("name: res\nmeasures:\n  - {name: res-pm, regions: all, sectors: all, "
+                  "pollutants: [PM25, PMC], cut: 0.9}\n")
+    out = tmp_path / "tags"
+    assert main(["scenario", str(case), "--run", str(run), "--scenario", str(sc), "--out",
+                 str(out)]) == 0
+    scores = pd.read_csv(out / "scores.csv", dtype={"station": str})
+    assert {"city", "station"} == set(scores["kind"])
+    assert {"index", "category"} <= set(scores.loc[scores.pollutant == "AQI", "statistic"])
+    make_products(case, run, tmp_path / "products", maps=False)
+    prod = pd.read_csv(tmp_path / "products" / "aqi_daily_station.csv", dtype={"station": str})
+    mine = scores[(scores.kind == "station") & (scores.pollutant == "PM2.5")
+                  & scores.complete].set_index(["station", "lead_day"])["base"]
+    theirs = prod.set_index(["station", "lead_day"])["PM2.5"]
+    both = pd.concat([mine, theirs], axis=1, join="inner")
+    assert len(both) == len(mine) >= 1
+    np.testing.assert_allclose(both.iloc[:, 0], both.iloc[:, 1], rtol=1e-5)   # 6 digits
+    exc = pd.read_csv(out / "exceedances.csv", dtype={"station": str})
+    assert {"days_avoided", "base_days_over", "scenario_days_over", "limit"} <= set(exc)
+    pm = exc[(exc.kind == "city") & (exc.pollutant == "PM2.5")]
+    assert (pm["limit"] == 60).all() and (pm["complete_days"] == 1).all()   # HJ 633-2026
+    over = scores[(scores.kind == "city") & (scores.pollutant == "PM2.5") & scores.complete]
+    assert pm["base_days_over"].sum() == int((over["base"] > 60).sum())
+    timing = pd.read_csv(out / "timings.csv").set_index("phase")["seconds"]
+    assert {"tags_estimate", "statistics", "total"} <= set(timing.index)
+    man = json.loads((out / "_SUCCESS").read_text())
+    assert "tags_estimate" in json.dumps(man)
+
+
+def test_plan_linear_timing_and_model_columns(base, tmp_path):
+    """The linear plan without its rerun (seconds): the model in limits.csv and the YAML, the
+    timings (plan_s) in timings.csv and _SUCCESS."""
+    case, run = base
+    tgt = tmp_path / "target.yaml"
+    tgt.write_text(TARGET % "-0.03")
+    out = tmp_path / "plan"
+    assert main(["plan", str(case), "--run", str(run), "--target", str(tgt), "--out", str(out),
+                 "--no-verify", "--model", "linear"]) == 0
+    lim = pd.read_csv(out / "limits.csv")
+    assert (lim["model"] == "linear").all() and "predicted_change" in lim
+    assert "linear model" in (out / "optimal_plan.yaml").read_text()
+    timing = pd.read_csv(out / "timings.csv").set_index("phase")["seconds"]
+    assert {"model", "solve", "plan_s", "total"} <= set(timing.index)
+    assert timing["plan_s"] < 60
+    assert '"model": "linear"' in (out / "_SUCCESS").read_text()
+
+
+@pytest.mark.slow
+def test_plan_on_the_response_surface_is_verified(base, tmp_path):
+    """--model response: SLSQP on the surface of 2 perturbed runs per (region, precursor),
+    bounds respected, the target met on the surface, and the rerun within 10 % of the
+    predicted change."""
+    case, run = base
+    tgt = tmp_path / "target.yaml"
+    tgt.write_text("""name: pm-cut-response
+limits:
+  - {pollutant: PM2.5, statistic: daily_mean, max_change: -0.02, cities: [Hangzhou], days: [1]}
+measures:
+  - {name: hz-pm, regions: [Hangzhou], sectors: all, pollutants: [PM25], max_cut: 0.8,
+     cost_per_tonne: 1000}
+  - {name: sx-pm, regions: [Shaoxing], sectors: all, pollutants: [PM25], max_cut: 0.8,
+     cost_per_tonne: 500}
+""")
+    out = tmp_path / "plan"
+    assert main(["plan", str(case), "--run", str(run), "--target", str(tgt), "--out",
+                 str(out), "--model", "response"]) == 0
+    plan = pd.read_csv(out / "plan.csv")
+    assert ((plan["cut"] >= 0) & (plan["cut"] <= plan["max_cut"] + 1e-9)).all()
+    ver = pd.read_csv(out / "verify.csv")
+    assert (ver["model"] == "response").all()
+    assert (ver["predicted"] <= ver["bound"] * (1 + 1e-6)).all()    # met on its own model
+    assert (ver["change_error"].abs() <= 0.10).all(), ver.to_dict("records")
+    timing = pd.read_csv(out / "timings.csv").set_index("phase")["seconds"]
+    assert timing["plan_s"] < 60, timing.to_dict()
+
+
+@pytest.mark.slow
+def test_pre_post_on_a_posterior_inventory(base, tmp_path):
+    """--posterior with the tags method: the posterior doubles primary PM2.5 emissions, so
+    under donor-cell a primary-PM cut changes PM2.5 twice as much after as before."""
+    case, run = base
+    sc = tmp_path / "res.yaml"
+    sc.write_text("name: res\nmeasures:\n  - {name: res-pm, regions: all, sectors: "
+                  "[residential, industry], pollutants: [PM25], cut: 0.5}\n")
+    post = tmp_path / "posterior.csv"
+    post.write_text("region,sector,pollutant,factor\n*,*,PM25,2.0\n")
+    out = tmp_path / "prepost"
+    assert main(["scenario", str(case), "--run", str(run), "--scenario", str(sc), "--out",
+                 str(out), "--posterior", str(post)]) == 0
+    pp = pd.read_csv(out / "pre_post.csv")
+    pm = pp[(pp.pollutant == "PM2.5") & (pp.statistic == "daily_mean") & pp.complete]
+    assert len(pm) >= 1 and (pm["change_before"] < 0).all()
+    np.testing.assert_allclose(pm["change_after"], 2 * pm["change_before"], rtol=1e-4)
+    assert (pm["base_after"] > pm["base_before"]).all()
+    m0 = pd.read_csv(out / "measures.csv")["tonnes_abated"].iloc[0]
+    m1 = pd.read_csv(out / "posterior" / "measures.csv")["tonnes_abated"].iloc[0]
+    assert m1 == pytest.approx(2 * m0, rel=1e-9)

@@ -158,13 +158,28 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a dask scheduler address tcp://host:port")
 
     p = sub.add_parser("scenario", help="score an emission-reduction scenario (YAML)",
-                       description="City daily changes (PM2.5, PM10, NO2, SO2, CO daily means, "
-                                   "O3 MDA8, AQI) of an emission scenario against a base run: "
-                                   "DIR/scores.csv, measures.csv, scaling.csv.")
+                       description="City and station daily changes (PM2.5, PM10, NO2, SO2, CO "
+                                   "daily means, O3 MDA8, AQI) of an emission scenario against "
+                                   "a base run: DIR/scores.csv, exceedances.csv (days over the "
+                                   "standard avoided), measures.csv, scaling.csv, timings.csv. "
+                                   "Several --scenario files: DIR/<name>/ each and "
+                                   "DIR/summary.csv.")
     _add_config(p)
     p.add_argument("--run", required=True, metavar="BASE_RUN", help="the base forecast run")
-    p.add_argument("--scenario", required=True, metavar="FILE", help="scenario YAML")
+    p.add_argument("--scenario", required=True, action="append", metavar="FILE",
+                   help="scenario YAML (repeat to score several: DIR/<scenario name>/ each, "
+                        "brute-force reruns in parallel through dask)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="dask worker processes for the brute-force reruns (1: one after "
+                        "another)")
+    p.add_argument("--cluster", default=None, metavar="KIND",
+                   help="where the reruns run, as `aqforecast ensemble --cluster`: local "
+                        "(default), slurm, pbs, sge, lsf or a scheduler address tcp://host:port")
+    p.add_argument("--posterior", default=None, metavar="SCALING",
+                   help="a later cycle's inverted inventory (invert's scaling.csv): also score "
+                        "the scenario on it (DIR/posterior/, DIR/pre_post.csv; methods tags, "
+                        "brute)")
     p.add_argument("--method", choices=["tags", "response", "brute"], default="tags",
                    help="tags: linear from the base run's source tags (seconds); response: "
                         "quadratic response surface from cached perturbed runs per region x "
@@ -174,14 +189,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="least-cost set of emission cuts meeting a target",
                        description="Solve the least-cost combination of the target file's "
                                    "candidate measures that keeps the limited city statistics "
-                                   "within bounds (linear model from the base run's tags), "
-                                   "write optimal_plan.yaml, plan.csv, limits.csv and verify "
-                                   "it with a brute-force rerun (verify.csv).")
+                                   "within bounds (--model: linear from the base run's tags, "
+                                   "or the response surface), write optimal_plan.yaml, "
+                                   "plan.csv, limits.csv, timings.csv and verify it with a "
+                                   "brute-force rerun (verify.csv).")
     _add_config(p)
     p.add_argument("--run", required=True, metavar="BASE_RUN", help="the base forecast run")
     p.add_argument("--target", required=True, metavar="FILE", help="target YAML")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--no-verify", action="store_true", help="skip the brute-force rerun")
+    p.add_argument("--model", choices=["linear", "response"], default="linear",
+                   help="linear: from the base run's tags, solved with linprog; response: the "
+                        "response surface of cached perturbed runs (BASE_RUN/response/), "
+                        "solved with SLSQP")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="dask worker processes for missing perturbed runs (--model response)")
+    p.add_argument("--cluster", default=None, metavar="KIND",
+                   help="where those runs run, as `aqforecast ensemble --cluster`")
 
     p = sub.add_parser("invert", help="Kalman-filter emission inversion (daily cycle)",
                        description="Estimate ln(emission scaling factors) per region x sector "
@@ -331,11 +355,14 @@ def _dispatch(args) -> int:
                                   args.cluster):
             sys.stdout.write(f"{p}\n")
     elif args.command == "scenario":
-        for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method):
+        for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method,
+                                 workers=args.workers, cluster=args.cluster,
+                                 posterior=args.posterior):
             sys.stdout.write(f"{p}\n")
     elif args.command == "plan":
         for p in stages.plan(args.config, args.run, args.target, args.out,
-                             verify=not args.no_verify):
+                             verify=not args.no_verify, model=args.model,
+                             workers=args.workers, cluster=args.cluster):
             sys.stdout.write(f"{p}\n")
     elif args.command == "invert":
         for p in stages.invert(args.config, args.run, args.obs, args.out, args.prior_scaling,

@@ -315,24 +315,39 @@ def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
     return _assimilate(cfg, background, obs, out_dir, when, method)
 
 
-def scenario(config_path: str | Path, run: str | Path, scenario_path: str | Path,
-             out_dir: str | Path, method: str = "tags") -> list[Path]:
-    """Score an emission scenario against a base run (:mod:`aqforecast.scenarios.score`):
-    ``out_dir/scores.csv``, ``measures.csv``, ``scaling.csv``, then ``_SUCCESS``."""
+def scenario(config_path: str | Path, run: str | Path, scenario_path, out_dir: str | Path,
+             method: str = "tags", workers: int = 1, cluster: str | None = None,
+             posterior: str | Path | None = None) -> list[Path]:
+    """Score emission scenarios against a base run (:mod:`aqforecast.scenarios.score`):
+    ``out_dir/scores.csv``, ``exceedances.csv``, ``measures.csv``, ``scaling.csv``,
+    ``timings.csv``, then ``_SUCCESS``; several scenario files (a list): ``out_dir/<name>/``
+    each and ``out_dir/summary.csv``. ``posterior``: a later cycle's scaling table to score
+    them on as well (:mod:`aqforecast.scenarios.prepost`)."""
+    from .config import ConfigError
     from .io.rundir import require_success
     from .scenarios import read_scenario
-    from .scenarios.score import score_scenario
+    from .scenarios.prepost import posterior_extra
+    from .scenarios.score import score_scenarios
 
     cfg = load_config(config_path)
     man = require_success(run, "forecast")
     sectors = cfg.tags.sectors or None
-    sc = read_scenario(scenario_path, [r.name for r in cfg.regions], sectors,
-                       int(man.get("lead_hours", cfg.time.lead_hours)))
-    return score_scenario(cfg, run, sc, out_dir, method)
+    paths = [scenario_path] if isinstance(scenario_path, (str, Path)) else list(scenario_path)
+    scs = [read_scenario(p, [r.name for r in cfg.regions], sectors,
+                         int(man.get("lead_hours", cfg.time.lead_hours))) for p in paths]
+    if posterior is not None:
+        if method == "response":
+            raise ConfigError("--posterior: scores with --method tags or brute (the response "
+                              "method's cached runs belong to the base inventory)")
+        from .forecast import run_scaling_table
+
+        posterior_extra(posterior, run_scaling_table(run, cfg), cfg)   # checked before work
+    return score_scenarios(cfg, run, scs, out_dir, method, workers, cluster, posterior)
 
 
 def plan(config_path: str | Path, run: str | Path, target_path: str | Path,
-         out_dir: str | Path, verify: bool = True) -> list[Path]:
+         out_dir: str | Path, verify: bool = True, model: str = "linear", workers: int = 1,
+         cluster: str | None = None) -> list[Path]:
     """The least-cost plan meeting a target (:mod:`aqforecast.scenarios.plan`)."""
     from .io.rundir import require_success
     from .scenarios.plan import plan as _plan
@@ -342,7 +357,7 @@ def plan(config_path: str | Path, run: str | Path, target_path: str | Path,
     man = require_success(run, "forecast")
     target = read_target(target_path, [r.name for r in cfg.regions], cfg.tags.sectors or None,
                          int(man.get("lead_hours", cfg.time.lead_hours)))
-    return _plan(cfg, run, target, out_dir, verify)
+    return _plan(cfg, run, target, out_dir, verify, model, workers, cluster)
 
 
 def invert(config_path: str | Path, run: str | Path, obs: str | Path, out_dir: str | Path,
