@@ -18,6 +18,7 @@ import numpy as np
 
 from ..io import InputFileError, open_dataset
 from ..io.text import read_text
+from .units import is_number
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,8 @@ def _esri_ascii_dataset(path: Path):
     head: dict[str, float] = {}
     tokens = text.split()
     i = 0
-    while i + 1 < len(tokens) and not _is_number(tokens[i]):
-        head[tokens[i].lower()] = float(tokens[i + 1]) if _is_number(tokens[i + 1]) else np.nan
+    while i + 1 < len(tokens) and not is_number(tokens[i]):
+        head[tokens[i].lower()] = float(tokens[i + 1]) if is_number(tokens[i + 1]) else np.nan
         i += 2
     need = ["ncols", "nrows", "cellsize"]
     miss = [k for k in need if k not in head] + [
@@ -115,13 +116,6 @@ def _gmt_dataset(ds, path: Path):
                           attrs.get("units"), "z")
     return out
 
-
-def _is_number(s: str) -> bool:
-    try:
-        float(s)
-    except ValueError:
-        return False
-    return True
 
 
 def lonlat_names(ds, path: Path) -> tuple[str, str]:

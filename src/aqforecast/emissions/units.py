@@ -163,7 +163,7 @@ def parse_emission_units(text: str | None) -> EmissionUnits:
             kept.append("mol")
         elif low in _AMBIGUOUS:
             raise UnitsError(f"{name!r} is ambiguous ({_AMBIGUOUS[low]})")
-        elif _is_number(name):
+        elif is_number(name):
             scale *= float(name) ** exp
         else:
             kept.append(name if exp == 1 else f"{name}{exp}")
@@ -185,7 +185,7 @@ def parse_emission_units(text: str | None) -> EmissionUnits:
                      "time")
 
 
-def _is_number(s: str) -> bool:
+def is_number(s: str) -> bool:
     try:
         float(s)
     except ValueError:

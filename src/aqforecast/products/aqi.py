@@ -368,13 +368,7 @@ def daily_aqi(hourly: pd.DataFrame, standard: str | None = None) -> pd.DataFrame
         return pd.concat(parts, names=["station", "date"])
     if standard is not None and _check_standard(standard).family == "EPA":
         return _daily_aqi_epa(hourly, standard)
-    conc = pd.DataFrame()
-    for p in ("SO2", "NO2", "CO", "PM10", "PM2.5"):
-        if p in hourly:
-            conc[f"{p}_24h"] = avg.daily_mean(hourly[p])
-    if "O3" in hourly:
-        conc["O3_8h"] = avg.daily_max_8h(hourly["O3"])
-        conc["O3_1h"] = avg.daily_max(hourly["O3"])
+    conc = _daily_indicators(hourly)
     if conc.empty:
         raise ValueError("daily_aqi needs at least one of SO2, NO2, CO, O3, PM10, PM2.5 columns")
     conc.index.name = "date"
@@ -474,10 +468,9 @@ def realtime_aqi(hourly: pd.DataFrame, standard: str | None = None) -> pd.DataFr
     return _finish(out, iaqi_cols, stds, complete)
 
 
-def _daily_aqi_epa(hourly: pd.DataFrame, standard: str) -> pd.DataFrame:
-    """:func:`daily_aqi` under the US EPA index (indicators: :mod:`.epa`)."""
-    from . import epa
-
+def _daily_indicators(hourly: pd.DataFrame) -> pd.DataFrame:
+    """The HJ 633 daily indicators of an hourly table (24-h means, O3 MDA8 and daily max 1-h)
+    with the validity rules of :mod:`aqforecast.products.averaging`."""
     conc = pd.DataFrame()
     for p in ("SO2", "NO2", "CO", "PM10", "PM2.5"):
         if p in hourly:
@@ -485,6 +478,14 @@ def _daily_aqi_epa(hourly: pd.DataFrame, standard: str) -> pd.DataFrame:
     if "O3" in hourly:
         conc["O3_8h"] = avg.daily_max_8h(hourly["O3"])
         conc["O3_1h"] = avg.daily_max(hourly["O3"])
+    return conc
+
+
+def _daily_aqi_epa(hourly: pd.DataFrame, standard: str) -> pd.DataFrame:
+    """:func:`daily_aqi` under the US EPA index (indicators: :mod:`.epa`)."""
+    from . import epa
+
+    conc = _daily_indicators(hourly)
     if "CO" in hourly:
         conc["CO_8h"] = avg.daily_max_8h(hourly["CO"])
     for p in ("SO2", "NO2"):
