@@ -9,8 +9,13 @@ import itertools
 import numpy as np
 import pytest
 
-from aqforecast.scenarios.optimise import (Infeasible, LinearModel, ResponseModel,
-                                           best_reachable, solve)
+from aqforecast.scenarios.optimise import (
+    Infeasible,
+    LinearModel,
+    ResponseModel,
+    best_reachable,
+    solve,
+)
 from aqforecast.scenarios.plan import _infeasible_message
 from aqforecast.scenarios.schema import Limit, Measure, Target
 

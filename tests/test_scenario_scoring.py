@@ -143,7 +143,7 @@ def test_response_method_tracks_brute_for_secondary_pm_and_o3(base, tmp_path):
     assert (run / "response").is_dir()  # cached for the next scenario
     for pol, stat in (("PM2.5", "daily_mean"), ("NO2", "daily_mean")):
         sel = lambda df: df[(df.pollutant == pol) & (df.statistic == stat) & df.complete  # noqa
-                            ].set_index(["city", "lead_day"])["change"]
+                            & (df.kind == "city")].set_index(["city", "lead_day"])["change"]
         r, b = sel(res["response"]), sel(res["brute"])
         assert len(b) >= 1 and (b.abs() > 0).all()
         err = (r - b).abs().max() / max(b.abs().max(), 1e-12)

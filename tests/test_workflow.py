@@ -53,7 +53,7 @@ def test_dry_run_plans_the_two_cycles(tmp_path):
     jobs = _jobs(res.stdout)
     # config/workflow.yaml: two cycles, three scenarios, a plan; the second cycle is warm
     assert jobs["forecast"] == 2 and jobs["products"] == 2 and jobs["bulletin"] == 2, jobs
-    assert jobs["scenario"] == 6 and jobs["plan"] == 2, jobs
+    assert jobs["scenario"] == 3 and jobs["plan"] == 1, jobs   # on the full-lead cycle
     assert jobs["assimilate"] == 1 and jobs["invert"] == 1 and jobs["verification"] == 1, jobs
     assert jobs["observations"] == 1 and jobs["observations_day"] == 1, jobs
 
@@ -112,8 +112,10 @@ def test_tiny_two_cycle_dag_runs_and_reruns_only_what_changed(tmp_path):
     for c in (c1, c2):
         assert (root / c / "bulletin" / "index.html").is_file()
         assert (root / c / "products" / "_SUCCESS").is_file()
-        scores = pd.read_csv(root / c / "scenarios" / "hz-nox" / "scores.csv")
-        assert {"city", "lead_day", "pollutant", "base", "scenario", "change"} <= set(scores)
+    # scenarios on the full-lead (last) cycle only
+    assert not (root / c1 / "scenarios").exists()
+    scores = pd.read_csv(root / c2 / "scenarios" / "hz-nox" / "scores.csv")
+    assert {"city", "lead_day", "pollutant", "base", "scenario", "change"} <= set(scores)
     # the warm cycle: analysis at its start, posterior inventory, verification of cycle 1
     assert (root / c2 / "analysis" / "initial_d01.nc").is_file()
     rep = pd.read_csv(root / c2 / "inversion" / "scaling.csv")

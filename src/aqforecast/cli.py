@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="analysis time (default: the background run's latest restart)")
     p.add_argument("--method", choices=["oi", "letkf"], default=None,
                    help="analysis method (default: assimilation.method)")
+    p.add_argument("--satellite", default=None, metavar="FILE",
+                   help="TROPOMI NO2 superobservations (satellite_no2.nc of the observation "
+                        "stage; default: the one beside OBS, if any)")
 
     p = sub.add_parser("ensemble", help="perturbed-emission members around a forecast run",
                        description="Rerun the control run of RUN_DIR N times with emissions "
@@ -348,7 +351,7 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,
-                                   args.time, args.method):
+                                   args.time, args.method, args.satellite):
             sys.stdout.write(f"{p}\n")
     elif args.command == "ensemble":
         for p in stages.ensemble(args.config, args.run, args.members, args.workers, args.seed,

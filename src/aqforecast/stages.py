@@ -216,13 +216,35 @@ def observations(config_path: str | Path, cycle: str, out_dir: str | Path,
         raise ConfigError(f"--window-hours {window_hours}: expected 1 .. 240 hours")
     ds = gather_observations(obs.sources, when, window_hours or obs.window_hours, coords,
                              cfg.base_dir, obs.encoding)
+    sat, sat_files = None, []
+    if obs.satellite is not None:  # TROPOMI NO2 superobservations (collect module doc)
+        from .grid import grids_from_config
+        from .observations.collect import SATELLITE_FILE, gather_satellite_no2
+
+        s = obs.satellite
+        sat, sat_files = gather_satellite_no2(
+            s.path, grids_from_config(cfg), when,
+            window_hours or s.window_hours or obs.window_hours, s.qa_min, s.n_sub,
+            s.representativeness_relative, s.min_coverage, cfg.base_dir)
     out_dir = Path(out_dir)
     path = write_dataset(ds, out_dir / "obs.nc", cfg.outputs.compression_level)
     nflag = {v: int((ds[v].values & ~1).astype(bool).sum()) for v in ds.data_vars
              if v.endswith("_qc")}
     log.info("wrote %s: %d stations x %d hours; flagged (besides missing): %s", path,
              ds.sizes["station"], ds.sizes["time"], nflag)
-    return [path, write_success(out_dir, [path], {"stage": "observations", "cycle": cycle})]
+    files = [path]
+    meta = {"stage": "observations", "cycle": cycle}
+    if obs.satellite is not None:
+        meta["satellite_granules"] = len(sat_files)
+        stale = out_dir / SATELLITE_FILE
+        if sat is not None:
+            files.append(write_dataset(sat, stale, cfg.outputs.compression_level))
+            log.info("wrote %s: %d superobservations from %d pixels", files[-1],
+                     sat.sizes["obs"], sat.sizes["pixel"])
+        else:
+            stale.unlink(missing_ok=True)  # never leave an older cycle's file beside obs.nc
+            log.info("no TROPOMI NO2 pixel in the window of %s: no %s", cycle, SATELLITE_FILE)
+    return files + [write_success(out_dir, files, meta)]
 
 
 def emissions(config_path: str | Path, out_dir: str | Path, scaling: str | Path | None = None,
@@ -295,11 +317,12 @@ def verify(config_path: str | Path, run: str | Path, obs: str | Path,
 
 
 def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
-               out_dir: str | Path, time: str | None = None, method: str | None = None
-               ) -> list[Path]:
+               out_dir: str | Path, time: str | None = None, method: str | None = None,
+               satellite: str | Path | None = None) -> list[Path]:
     """The analysis stage (:func:`aqforecast.assimilation.analysis.assimilate`): ``out_dir``
     receives ``initial_<domain>.nc`` at T (the forecast's ``--initial`` layout), increments,
-    innovations and statistics, then ``_SUCCESS``."""
+    innovations and statistics, then ``_SUCCESS``. TROPOMI NO2 superobservations: ``satellite``
+    or the ``satellite_no2.nc`` beside ``obs``."""
     from datetime import datetime
 
     from .assimilation.analysis import assimilate as _assimilate
@@ -312,7 +335,7 @@ def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
             when = np.datetime64(datetime.strptime(time, "%Y-%m-%dT%H"), "s")
         except ValueError:
             raise ConfigError(f"--time {time!r}: expected YYYY-MM-DDTHH (UTC)") from None
-    return _assimilate(cfg, background, obs, out_dir, when, method)
+    return _assimilate(cfg, background, obs, out_dir, when, method, satellite)
 
 
 def scenario(config_path: str | Path, run: str | Path, scenario_path, out_dir: str | Path,

@@ -150,11 +150,18 @@ def posterior(cycle):
     return [R(cycle, "inversion", "scaling.csv")] if INVERT and warm(cycle) else []
 
 
+def full_lead(cycle):
+    """Scenarios and the plan are scored on full-lead cycles only (their measures' windows are
+    lead hours of the forecast; the short cycles before the last merely carry the state on)."""
+    return lead(cycle) == LEAD_HOURS
+
+
 def cycle_outputs(cycle):
     out = [R(cycle, "products", "_SUCCESS"), R(cycle, "bulletin", "index.html")]
-    out += [R(cycle, "scenarios", name, "scores.csv") for name in SCENARIOS]
-    if TARGET:
-        out.append(R(cycle, "plan", "plan.csv"))
+    if full_lead(cycle):
+        out += [R(cycle, "scenarios", name, "scores.csv") for name in SCENARIOS]
+        if TARGET:
+            out.append(R(cycle, "plan", "plan.csv"))
     if warm(cycle):
         out.append(R(cycle, "verification", "skill.csv"))
     return out
@@ -193,7 +200,7 @@ def _bulletin_inputs(w):
         out["inversion"] = R(w.cycle, "inversion", "scaling.csv")
         if warm(previous(w.cycle)):
             out["previous_inversion"] = R(previous(w.cycle), "inversion", "scaling.csv")
-    if TARGET:
+    if TARGET and full_lead(w.cycle):
         out["plan"] = R(w.cycle, "plan", "plan.csv")
     return out
 

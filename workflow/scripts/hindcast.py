@@ -164,7 +164,8 @@ def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[s
             if paired.empty:
                 continue
             f, o = _daily(paired, "fcst"), _daily(paired, "obs")
-            both = f.join(o, lsuffix="_f", rsuffix="_o", how="inner").reset_index()
+            both = f.merge(o, left_index=True, right_index=True,
+                           suffixes=("_f", "_o")).reset_index()
             init = (pd.Timestamp(cyc) + pd.Timedelta(hours=utc_offset_h)).normalize()
             both["lead_day"] = (pd.to_datetime(both["date"]) - init).dt.days + 1
             both["cycle"] = cyc
@@ -223,7 +224,11 @@ def main(argv=None) -> int:
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.score_only:
         runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, a.experiments, exe)
-        pd.DataFrame(runner.rows).to_csv(a.out / "timings.csv", index=False)
+        rows = pd.DataFrame(runner.rows)
+        old = a.out / "timings.csv"
+        if old.exists():   # a resumed run: keep the steps timed before
+            rows = pd.concat([pd.read_csv(old), rows], ignore_index=True)
+        rows.to_csv(old, index=False)
     start = cfg.time.start.replace(tzinfo=None)
     cycles = [stamp(start + timedelta(days=c)) for c in range(1, a.cycles + 1)]
     table = score(a.out, a.experiments, cycles, withheld, cfg.time.local_utc_offset_h)

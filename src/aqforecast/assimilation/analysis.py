@@ -24,16 +24,32 @@
    height at T (the surface observation constrains the mixed layer; above it the background
    stays): PM25 scales every PM2.5 component alike, NO2 scales NO too (the NOx partition of
    the background is kept), O3 / SO2 / CO themselves;
+   TROPOMI NO2 columns (``satellite_no2.nc`` beside OBS, or ``satellite=``; written by the
+   observation stage, :mod:`aqforecast.observations.collect`): analysed *before* the NO2
+   stations, in sequence. The model equivalent of a superobservation is the averaging-kernel
+   column of the background NO2 (:func:`aqforecast.observations.satellite.
+   superobs_column_kernels`: each pixel's AK_trop = AK AMF / AMF_trop on the TM5 layers applied
+   to the profile of the cell it is averaged into, pixel-area weighted). The column increment
+   is one ratio field of the surface NO2, ``r = s_a / s_b``, applied to NO2 and NO in *every*
+   model layer (the background profile shape and NOx partition kept; a column says little
+   about where in the vertical the error is), which makes the column exactly linear in
+   ``s`` (:mod:`.satellite`); the same OI (B from ``length_km`` and the NO2
+   ``background_error``) or LETKF solves it, with the superobs errors of the file, the
+   analysis window [T - window_hours, T] of the file and the gross-error check. The station
+   NO2 analysis then corrects the boundary layer of that state as above. The columns' O-A is
+   the operator on the final state; their statistics are the ``NO2_column`` rows (mol m-2);
 5. ``DIR/initial_<domain>.nc`` (valid at T, the ``--initial`` layout), ``DIR/increments_
    <domain>.nc`` (surface increments in obs units), ``DIR/innovations.csv`` (one row per
    observation: O, B, A, sigma_o, used or why not), ``DIR/statistics.csv`` (per domain and
-   quantity: n used/rejected, mean and RMS of O-B and O-A, chi^2), then ``_SUCCESS``.
+   quantity: n used/rejected, mean and RMS of O-B and O-A, chi^2; ``NO2_column`` rows for the
+   satellite columns, chi^2 of their own block d^T (H B H^T + R)^-1 d / n), then ``_SUCCESS``.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -49,8 +65,11 @@ from ..io.initial_state import initial_state_path
 from ..io.rundir import require_success, write_success
 from ..observations.operator import StationOperator, model_equivalent, observation_error
 from ..observations.table import read_observations_at
+from ..observations.satellite import superobs_column_kernels
 from .letkf import letkf_analysis
-from .oi import optimal_interpolation
+from .oi import DistanceCovariance, optimal_interpolation
+from .satellite import (column_observation_operator, innovation_chi2, read_superobservations,
+                        satellite_file_for)
 
 __all__ = ["assimilate", "SCALED_SPECIES"]
 
@@ -115,8 +134,10 @@ def _surface_fields(ds: xr.Dataset) -> tuple[dict, np.ndarray]:
 
 
 def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir: str | Path,
-               time=None, method: str | None = None) -> list[Path]:
-    """Run the analysis (module docstring); return the written paths."""
+               time=None, method: str | None = None, satellite: str | Path | None = None
+               ) -> list[Path]:
+    """Run the analysis (module docstring); return the written paths. ``satellite``: a
+    ``satellite_no2.nc`` (default: the one beside ``obs``, if any)."""
     from ..met import MetProvider
 
     method = method or cfg.assimilation.method
@@ -131,7 +152,16 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
         table = table[~table["station"].astype(str).isin(withheld)].reset_index(drop=True)
         log.info("assimilate: %d withheld station(s) excluded: %s", len(withheld),
                  ", ".join(sorted(withheld)))
-    quantities = [q for q in acfg.species if q in table]
+    sat_path = satellite_file_for(obs, satellite)
+    sat = read_superobservations(sat_path) if sat_path is not None else None
+    sat_window = np.timedelta64(int(
+        sat.attrs.get("window_hours", cfg.inputs.observations.window_hours)
+        if sat is not None else 0), "h")
+    if sat is not None:
+        log.info("assimilate: %d TROPOMI NO2 superobservations from %s", sat.sizes["obs"],
+                 sat_path)
+    quantities = [q for q in acfg.species
+                  if q in table or (q == "NO2" and sat is not None and sat.sizes["obs"])]
     if not quantities:
         raise InputFileError(f"{obs}: none of the analysed quantities {acfg.species} at {t}")
     out_dir = Path(out_dir)
@@ -162,13 +192,24 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
         try:
             s = met.state(t)
             in_pbl = s.z_centre <= np.maximum(s.pblh, s.z_centre[0])[None]
+            # model interface pressures (eta levels of the dry hydrostatic pressure), Pa
+            p_int = np.asarray(grid.vertical.eta_interfaces)[:, None, None] * s.mu_dry[None] \
+                + grid.vertical.p_top
         finally:
             met.close()
         increments = xr.Dataset(coords={"y": ds["y"], "x": ds["x"]} if "x" in ds.coords
                                 else None)
         for q in quantities:
+            col = None
+            if q == "NO2" and sat is not None:
+                # first the columns (whole-column ratio), then the stations on that (PBL ratio)
+                col = _column_analysis(sat, sat_window, t, name, ds, ens, p_int, cell_xy,
+                                       acfg, method)
+                if col is not None:
+                    surface, rho = _surface_fields(ds)
+                    ens_surface = [_surface_fields(m)[0] for m in ens]
             xb = model_equivalent(q, surface, rho)
-            y_all = sub[q].to_numpy(float)
+            y_all = sub[q].to_numpy(float) if q in sub else np.full(len(sub), np.nan)
             use = op.inside & np.isfinite(y_all)
             # errors proportional to the background equivalent, not to the observed value
             # (weights from observed values favour low draws and bias the analysis low)
@@ -255,6 +296,9 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                           "rms_oma": _rms(oma), "chi2": diag_chi2})
             log.info("%s %s: %d obs used, RMS O-B %.3g -> O-A %.3g, chi2 %.2f", name, q,
                      used.sum(), _rms(omb), _rms(oma), diag_chi2)
+            if col is not None:  # O-A of the columns on the final analysis
+                _column_rows(col, name, ds["NO2"].values.reshape(col.K.shape[1], -1) * 1e-9,
+                             rows, stats)
         for mdir, mds in zip(members, ens):
             mds.attrs.update({"analysis_method": "LETKF member", "analysis_background":
                               str(initial_state_path(mdir, name))})
@@ -262,7 +306,8 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                 out_dir / "ensemble" / mdir.parent.parent.name, name), 1))
         ds.attrs.update({"analysis_method": "optimal interpolation" if not ens else
                          f"LETKF ({len(ens)} members, control takes the mean increment)",
-                         "analysis_background": str(src), "analysis_observations": str(obs),
+                         "analysis_background": str(src), "analysis_observations":
+                         str(obs) + (f" {sat_path}" if sat is not None else ""),
                          "analysis_quantities": " ".join(quantities)})
         paths.append(write_dataset(ds, initial_state_path(out_dir, name), 1))
         paths.append(write_dataset(increments, out_dir / f"increments_{name}.nc", 1))
@@ -271,6 +316,125 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
     paths.append(write_success(out_dir, paths, {"stage": "assimilate", "time": str(t),
                                                 "method": method}))
     return paths
+
+
+@dataclass
+class _Columns:
+    """The satellite superobservations of one domain in one analysis (O, B, operator)."""
+
+    index: np.ndarray     # positions along the file's obs dim
+    cell: np.ndarray      # flat cell index
+    lon: np.ndarray
+    lat: np.ndarray
+    y: np.ndarray         # observed column, mol m-2
+    sigma: np.ndarray     # superobs error, mol m-2
+    K: np.ndarray         # (nobs, nz) column kernels on the model layers, mol m-2 / mol mol-1
+    hb: np.ndarray        # background column, mol m-2
+    keep: np.ndarray      # used in the analysis
+    reason: np.ndarray    # why not
+    chi2: float = float("nan")
+
+
+def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, method):
+    """Analyse the domain's NO2 columns (:mod:`.satellite`): one ratio of the surface NO2 field
+    applied to NO2 and NO in every model layer (the background profile shape kept), OI or
+    LETKF as the stations; ``ds`` and the members ``ens`` are updated in place. Returns the
+    columns with their background and use, or None when the domain has none."""
+    if "NO2" not in ds:
+        return None
+    index, cell, K = superobs_column_kernels(sat, domain, p_int)
+    if index.size == 0:
+        return None
+    if str(ds["NO2"].attrs.get("units", "ppb")) != "ppb":
+        raise InputFileError(f"NO2 of the background in {ds['NO2'].attrs.get('units')!r}; "
+                             f"ppb expected")
+    nz = p_int.shape[0] - 1
+    surface, rho = _surface_fields(ds)
+    xb = model_equivalent("NO2", surface, rho).ravel()
+    vmr = ds["NO2"].values.reshape(nz, -1) * 1e-9
+    layers = np.ones(vmr.shape, dtype=bool)  # the whole column is scaled
+    H, offset, hb = column_observation_operator(K, cell, vmr, layers, xb)
+    y = sat["no2_tropospheric_column"].values[index].astype(float)
+    sig = sat["no2_tropospheric_column_error"].values[index].astype(float)
+    tt = sat["time"].values[index].astype("datetime64[ns]")
+    reason = np.full(index.size, "", dtype=object)
+    intime = ~np.isnat(tt) & (tt >= t - window) & (tt <= t)
+    reason[~intime] = f"outside the analysis window [T - {window}, T]"
+    ok = intime & np.isfinite(y) & np.isfinite(sig) & (sig > 0) & np.isfinite(hb)
+    reason[intime & ~ok] = "invalid column, error or operator"
+    rel = acfg.background_error.get("NO2", 0.5)
+    sigma_b = np.maximum(rel * xb, 1e-6 * max(float(xb.max()), 1e-30))
+    Xb = np.stack([model_equivalent("NO2", *_surface_fields(m)).ravel() for m in ens]) \
+        if ens else None
+    if Xb is not None:
+        b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
+    else:
+        b_spread = H @ sigma_b
+    spread = np.sqrt(b_spread ** 2 + np.where(ok, sig, 0.0) ** 2)
+    gross = ok & (np.abs(np.where(ok, y - hb, 0.0)) > acfg.gross_error_sigmas * spread)
+    reason[gross] = f"gross error (|O-B| > {acfg.gross_error_sigmas:g} sigma)"
+    keep = ok & ~gross
+    col = _Columns(index, cell, sat["lon"].values[index], sat["lat"].values[index], y, sig, K,
+                   hb, keep, reason)
+    if not keep.any():
+        return col
+    k = np.flatnonzero(keep)
+    Hk, yk, r2 = H[k], y[k] - offset[k], sig[k] ** 2
+    member_ratio = None
+    if Xb is None:
+        B = DistanceCovariance(cell_xy, sigma_b, acfg.length_km)
+        xa, _ = optimal_interpolation(xb, Hk, yk, r2, B)
+        col.chi2 = innovation_chi2(Hk, (y - hb)[k], r2, B)
+    else:
+        Yb = np.asarray(Hk @ Xb.T).T
+        Xa = np.maximum(letkf_analysis(Xb, Yb, yk, r2, cell_xy, cell_xy[cell[k]],
+                                       acfg.length_km, acfg.inflation), 0.0)
+        xa = xb + Xa.mean(axis=0) - Xb.mean(axis=0)
+        member_ratio = np.clip(np.where(Xb > 0, Xa / np.where(Xb > 0, Xb, 1.0), 1.0),
+                               1.0 / acfg.max_ratio, acfg.max_ratio)
+        col.chi2 = _ensemble_chi2(Yb, (y - hb)[k], r2, acfg.inflation)
+    xa = np.maximum(xa, 0.0)
+    ratio = np.clip(np.where(xb > 0, xa / np.where(xb > 0, xb, 1.0), 1.0),
+                    1.0 / acfg.max_ratio, acfg.max_ratio).reshape(ds["NO2"].shape[1:])
+    for sp in SCALED_SPECIES["NO2"]:
+        if sp in ds:
+            ds[sp].values = ds[sp].values * ratio[None]
+        for m, mds in enumerate(ens):
+            if sp in mds and member_ratio is not None:
+                mds[sp].values = mds[sp].values * member_ratio[m].reshape(ratio.shape)[None]
+    log.info("%s NO2 columns (%s): %d of %d superobservations used, column ratio %.3g .. %.3g",
+             domain, method, keep.sum(), keep.size, ratio.min(), ratio.max())
+    return col
+
+
+def _ensemble_chi2(Yb, d, r2, inflation) -> float:
+    """``d^T S^-1 d / n`` with ``S`` the inflated ensemble covariance of Yb (k, n) + R."""
+    if len(d) == 0:
+        return float("nan")
+    S = np.cov(Yb.T, ddof=1).reshape(len(d), len(d)) * inflation + np.diag(r2)
+    return float(d @ np.linalg.solve(S, d)) / len(d)
+
+
+def _column_rows(col: _Columns, domain, vmr_a, rows, stats):
+    """innovations.csv rows (quantity ``NO2_column``, mol m-2; station ``TROPOMI:<cell>``) and
+    the statistics.csv row of the satellite columns; O-A from the final NO2 ``vmr_a`` (nz,
+    ncell), mol mol-1."""
+    hxa = np.sum(col.K * np.asarray(vmr_a)[:, col.cell].T, axis=1)
+    for k in range(col.index.size):
+        rows.append({"domain": domain, "quantity": "NO2_column",
+                     "station": f"TROPOMI:{int(col.cell[k])}", "lon": float(col.lon[k]),
+                     "lat": float(col.lat[k]), "observed": float(col.y[k]),
+                     "background": float(col.hb[k]), "analysis": float(hxa[k]),
+                     "sigma_o": float(col.sigma[k]), "used": bool(col.keep[k]),
+                     "reason": col.reason[k]})
+    omb = (col.y - col.hb)[col.keep]
+    oma = (col.y - hxa)[col.keep]
+    stats.append({"domain": domain, "quantity": "NO2_column", "n_used": int(col.keep.sum()),
+                  "n_rejected": int(sum(str(r).startswith("gross") for r in col.reason)),
+                  "mean_omb": _m(omb), "rms_omb": _rms(omb), "mean_oma": _m(oma),
+                  "rms_oma": _rms(oma), "chi2": col.chi2})
+    log.info("%s NO2 columns: %d used, RMS O-B %.3g -> O-A %.3g mol m-2, chi2 %.2f", domain,
+             col.keep.sum(), _rms(omb), _rms(oma), col.chi2)
 
 
 def _m(a) -> float:

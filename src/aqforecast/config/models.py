@@ -351,9 +351,30 @@ class ObservationSource(_Model):
                                     description="local time of the national layouts (UTC+8)")
 
 
+class SatelliteInput(_Model):
+    """TROPOMI L2 NO2 granules of the observation stage (aqforecast.observations.collect)."""
+
+    path: str = Field(description="file or glob pattern of TROPOMI L2 NO2 granules, relative "
+                                  "to base_dir")
+    qa_min: float = Field(default=0.75, ge=0.0, le=1.0,
+                          description="keep pixels with qa_value >= qa_min (PUM: 0.75)")
+    window_hours: int | None = Field(default=None, ge=1, le=72,
+                                     description="overpass window [cycle - window_hours, cycle) "
+                                                 "(default: the stations' window_hours)")
+    n_sub: int = Field(default=10, ge=2, le=50, description="sub-samples per pixel side for "
+                                                            "the pixel-cell overlap")
+    representativeness_relative: float = Field(
+        default=0.15, ge=0.0, le=1.0,
+        description="superobs representativeness error: this x |column| x (1 - coverage)")
+    min_coverage: float = Field(default=0.0, ge=0.0, le=1.0,
+                                description="drop superobservations covering less of the cell")
+
+
 class ObservationInput(_Model):
     sources: list[ObservationSource] = Field(
         default_factory=list, description="station files gathered by `aqforecast observations`")
+    satellite: SatelliteInput | None = Field(
+        default=None, description="TROPOMI NO2 granules: superobservations in satellite_no2.nc")
     window_hours: int = Field(default=6, ge=1, le=72,
                               description="assimilation window: the hourly means that began in "
                                           "[cycle - window_hours, cycle)")

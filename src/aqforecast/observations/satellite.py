@@ -53,6 +53,8 @@ __all__ = [
     "tropospheric_column_operator",
     "superobservations",
     "superobs_weight_matrix",
+    "column_sensitivity",
+    "superobs_column_kernels",
 ]
 
 #: netCDF default float fill used by the S5P processors (``_FillValue = 9.96921e+36f``).
@@ -972,3 +974,69 @@ def superobs_weight_matrix(superobs: xr.Dataset):
     return csr_matrix((superobs["entry_weight"].values,
                        (superobs["entry_cell"].values, superobs["entry_pixel"].values)),
                       shape=(ncell, int(superobs.attrs["n_input_pixels"])))
+
+
+# ============================================================================ model-layer kernels
+def column_sensitivity(model_p_interfaces, ak, a, b, psurf, tropopause_index, amf_total,
+                       amf_trop):
+    """Jacobian of :func:`tropospheric_column_operator` w.r.t. the model NO2 mole fractions.
+
+    The operator is linear in the model profile, so ``y = sum_k G_k vmr_k`` exactly, with
+    ``G_k`` the operator applied to a unit profile in layer k alone. ``model_p_interfaces``
+    (nlev+1, npix) Pa; the other arguments as :func:`tropospheric_column_operator`. Returns
+    ``G`` (npix, nlev), mol m-2 per (mol mol-1); NaN rows for pixels the operator rejects.
+    """
+    pm = np.asarray(model_p_interfaces, dtype=float)
+    if pm.ndim == 1:
+        pm = pm[:, None]
+    nlev, npix = pm.shape[0] - 1, pm.shape[1]
+    out = np.empty((npix, nlev))
+    for k in range(nlev):
+        unit = np.zeros((nlev, npix))
+        unit[k] = 1.0
+        out[:, k] = tropospheric_column_operator(unit, pm, ak, a, b, psurf, tropopause_index,
+                                                 amf_total, amf_trop)
+    return out
+
+
+def superobs_column_kernels(sat: xr.Dataset, domain: str, p_interfaces) -> tuple:
+    """Model-layer kernels of a domain's superobservations in a ``satellite_no2.nc`` dataset.
+
+    ``sat``: the observation stage's file (:func:`aqforecast.observations.collect.
+    gather_satellite_no2`): superobservations on dim ``obs`` (``domain``, ``cell``), pixels on
+    dim ``pixel`` (averaging kernel, AMFs, TM5 surface pressure and tropopause index) and the
+    superobs weights on dim ``entry`` (``entry_obs``, ``entry_pixel``, ``entry_weight``).
+    ``p_interfaces``: (nlev+1, ny, nx) model interface pressures, Pa, of that domain.
+
+    Each pixel's averaging kernel is applied to the model profile of the cell it is averaged
+    into (the part of a pixel in cell c uses cell c's column), and the superobservation's model
+    equivalent is the weighted sum over its pixels, as the observed superobs is over the
+    pixels' columns. Returns ``(index, cell, K)``: ``index`` (nobs,) positions along ``obs`` of
+    the domain's superobservations, ``cell`` (nobs,) flat cell index ``j * nx + i``, and ``K``
+    (nobs, nlev), mol m-2 per mol mol-1, so that the model-equivalent column is
+    ``sum_k K[o, k] * vmr[k, cell[o]]``.
+    """
+    p = np.asarray(p_interfaces, dtype=float)
+    nlev = p.shape[0] - 1
+    dom = np.asarray(sat["domain"].values).astype(str)
+    index = np.flatnonzero(dom == str(domain))
+    cell = np.asarray(sat["cell"].values, dtype=np.int64)[index]
+    K = np.zeros((index.size, nlev))
+    if index.size == 0:
+        return index, cell, K
+    pos = np.full(sat.sizes["obs"], -1, dtype=np.int64)
+    pos[index] = np.arange(index.size)
+    e_obs = np.asarray(sat["entry_obs"].values, dtype=np.int64)
+    sel = pos[e_obs] >= 0
+    e_row = pos[e_obs[sel]]
+    e_pix = np.asarray(sat["entry_pixel"].values, dtype=np.int64)[sel]
+    w = np.asarray(sat["entry_weight"].values, dtype=float)[sel]
+    pflat = p.reshape(nlev + 1, -1)[:, cell[e_row]]                       # (nlev+1, nentry)
+    G = column_sensitivity(
+        pflat, sat["averaging_kernel"].values[e_pix], sat["tm5_constant_a"].values,
+        sat["tm5_constant_b"].values, sat["surface_pressure"].values[e_pix],
+        sat["tm5_tropopause_layer_index"].values[e_pix],
+        sat["air_mass_factor_total"].values[e_pix],
+        sat["air_mass_factor_troposphere"].values[e_pix])
+    np.add.at(K, e_row, w[:, None] * G)
+    return index, cell, K

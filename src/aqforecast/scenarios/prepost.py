@@ -60,16 +60,16 @@ def posterior_extra(posterior, base_table: ScalingTable | None, cfg: RunConfig |
     post = _table(posterior)
     if cfg is not None and cfg.tags.sectors:
         post.check([r.name for r in cfg.regions], list(cfg.tags.sectors))
-    rows = [dict(region=r.region, sector=r.sector, pollutant=r.pollutant, factor=r.factor,
-                 start=r.start, end=r.end) for r in post.rows]
+    rows = [{"region": r.region, "sector": r.sector, "pollutant": r.pollutant,
+             "factor": r.factor, "start": r.start, "end": r.end} for r in post.rows]
     for r in (base_table.rows if base_table is not None else ()):
         if r.factor == 0.0:
             raise InputFileError(f"{base_table.source or 'the base run scaling'}: "
                                  f"{r.origin or 'a row'} ({r.region}, {r.sector}, {r.pollutant})"
                                  f" has factor 0: the base inventory cannot be swapped for the "
                                  f"posterior there")
-        rows.append(dict(region=r.region, sector=r.sector, pollutant=r.pollutant,
-                         factor=1.0 / r.factor, start=r.start, end=r.end))
+        rows.append({"region": r.region, "sector": r.sector, "pollutant": r.pollutant,
+                     "factor": 1.0 / r.factor, "start": r.start, "end": r.end})
     return ScalingTable.from_rows(rows, source=f"posterior {post.source or 'table'} / base")
 
 
@@ -87,8 +87,15 @@ def score_posterior(cfg: RunConfig, base: Path, scenario: Scenario, table: Scali
     """The "after" scores in ``out/posterior/`` and ``out/pre_post.csv`` (module docstring);
     ``before``: the scores table of ``out``. Return the written paths."""
     from ..forecast import rerun, run_scaling_table
-    from .score import (SCORE_KEYS, _measures_table, _run_start, _tags_estimate, _write_csv,
-                        scores_table, write_scores)
+    from .score import (
+        SCORE_KEYS,
+        _measures_table,
+        _run_start,
+        _tags_estimate,
+        _write_csv,
+        scores_table,
+        write_scores,
+    )
 
     start, lead = _run_start(base)
     extra = posterior_extra(posterior, run_scaling_table(base, cfg), cfg)

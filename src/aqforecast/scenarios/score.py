@@ -316,8 +316,8 @@ def score_scenarios(cfg: RunConfig, base_run, scenarios: list[Scenario], out_dir
         from .prepost import posterior_extra
 
         extra = posterior_extra(posterior, run_scaling_table(base, cfg), cfg)
-        post_rows = [dict(region=r.region, sector=r.sector, pollutant=r.pollutant,
-                          factor=r.factor, start=r.start, end=r.end) for r in extra.rows]
+        post_rows = [{"region": r.region, "sector": r.sector, "pollutant": r.pollutant,
+                      "factor": r.factor, "start": r.start, "end": r.end} for r in extra.rows]
         post_base = out / "posterior_base"
     tasks, stations = [], station_cells(cfg)
     if method == "brute":
