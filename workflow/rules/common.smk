@@ -23,7 +23,7 @@ AQF_CONFIG = config["aqf_config"]
 RUN = load_config(AQF_CONFIG)
 # the exported schema (`aqforecast schema`) on the file as written (dates as ISO strings)
 validate(json.loads(json.dumps(read_yaml(AQF_CONFIG), default=str)),
-         "../schemas/config.schema.json")
+         "../schemas/config.schema.json", set_default=False)
 
 FIRST = datetime.strptime(str(config.get("cycle") or RUN.time.start.strftime("%Y%m%d%H")),
                           "%Y%m%d%H")
