@@ -148,7 +148,27 @@ def _plan(d: Path) -> None:
     pd.DataFrame({"measure": ["industry NOx Hangzhou"], "cut": [0.3],
                   "tonnes_abated": [12.0], "cost": [1200.0]}).to_csv(d / "plan.csv",
                                                                     index=False)
-    pd.DataFrame({"limit": [1], "binding": [True]}).to_csv(d / "limits.csv", index=False)
+    pd.DataFrame({"limit": [1], "city": ["Hangzhou"], "lead_day": [1],
+                  "pollutant": ["PM2.5"], "statistic": ["daily_mean"], "base": [81.0],
+                  "bound": [75.0], "predicted": [74.9], "binding": [True]}
+                 ).to_csv(d / "limits.csv", index=False)
+
+
+def _scenario(d: Path) -> None:
+    """A scenario output in the layout of `aqforecast scenario` (scores.csv, measures.csv)."""
+    d.mkdir(parents=True, exist_ok=True)
+    rows = [("Hangzhou", 1, "PM2.5", "daily_mean", 40.0, 37.5, True),
+            ("Hangzhou", 2, "PM2.5", "daily_mean", 50.0, 44.0, True),
+            ("Shaoxing", 2, "O3", "mda8", 150.0, 152.0, True),
+            ("Shaoxing", 3, "PM2.5", "daily_mean", None, None, False)]
+    pd.DataFrame([{"city": c, "domain": "d01", "coverage": 1.0, "lead_day": k,
+                   "date": f"2026-07-{19 + k}", "pollutant": p, "statistic": s, "base": b,
+                   "scenario": x, "change": None if b is None else x - b, "complete": ok,
+                   "method": "tags"} for c, k, p, s, b, x, ok in rows]
+                 ).to_csv(d / "scores.csv", index=False)
+    pd.DataFrame({"measure": ["industry-nox"], "factor": [0.7], "from_hour": [24],
+                  "to_hour": [96], "tonnes_abated": [321.5], "cost_per_tonne": [12000],
+                  "cost": [3858000.0]}).to_csv(d / "measures.csv", index=False)
 
 
 def sample_cycle(base: Path) -> dict[str, Path]:
@@ -157,6 +177,7 @@ def sample_cycle(base: Path) -> dict[str, Path]:
     base = Path(base)
     d = {k: base / k for k in ("run", "products", "verification", "inversion",
                                "inversion_prev", "analysis", "plan", "products_long",
+                               "hz-industry-nox",
                                "verification_past")}
     d["config"] = base / "small.yaml"
     if (base / "complete").exists():
@@ -174,6 +195,7 @@ def sample_cycle(base: Path) -> dict[str, Path]:
     _inversion(d["inversion_prev"], 0.9, 0.3)
     _analysis(d["analysis"])
     _plan(d["plan"])
+    _scenario(d["hz-industry-nox"])
     _long_leadwindows(d["products"], d["products_long"])
     _past_day(d["verification"], d["verification_past"])
     (base / "complete").write_text("ok")
@@ -187,7 +209,8 @@ def full_page_args(c: dict, out: Path, products: str = "products_long",
             "--out", str(out), "--config", str(c["config"]),
             "--verification", str(c[verification]), "--analysis", str(c["analysis"]),
             "--inversion", str(c["inversion"]), "--previous-inversion",
-            str(c["inversion_prev"]), "--plan", str(c["plan"])]
+            str(c["inversion_prev"]), "--plan", str(c["plan"]),
+            "--scenarios", str(c["hz-industry-nox"])]
 
 
 def n_windows(products: Path) -> int:

@@ -19,7 +19,7 @@ from aqforecast.bulletin.tagshares import top_three
 from aqforecast.cli import main
 
 SECTIONS = {"headline", "city-table", "daily-table", "maps", "sources", "inversion", "plan",
-            "verification", "analysis"}
+            "verification", "analysis", "scenarios"}
 
 
 class _Page(HTMLParser):
@@ -241,3 +241,12 @@ def test_labels_and_words():
                            "share_percent": [34.2, 20.0, 9.4, 5.0]})
     assert top_three(shares, chinese=False) == \
         "Hangzhou industry 34 %, boundary inflow 20 %, Shaoxing transport 9 %"
+
+
+def test_scenarios_and_plan_effects_come_from_their_files(page):
+    _, html, _ = page
+    # the largest complete PM2.5 change (Hangzhou day 2: -6.0) and the O3 one, from scores.csv
+    assert "PM2.5 -6.0 (Hangzhou, day 2)" in html and "O3-8h +2.0 (Shaoxing, day 2)" in html
+    assert "321.5" in html and "3858000" in html           # measures.csv tonnes and cost
+    assert "74.9" in html and "81.0" in html                # limits.csv predicted and base
+    assert "hz-industry-nox" in html and "measures.csv" in html

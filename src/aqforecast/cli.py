@@ -269,6 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="aqforecast verify output (yesterday's forecast against observations)")
     p.add_argument("--previous-inversion", default=None, metavar="DIR",
                    help="yesterday's aqforecast invert output: what changed since")
+    p.add_argument("--scenarios", nargs="+", default=(), metavar="DIR",
+                   help="aqforecast scenario outputs: measures, tonnes, cost and the largest "
+                        "city change of each")
 
     p = sub.add_parser("products", help="AQI tables, CF products, maps, receptors, hot spots",
                        description="Turn a forecast directory (conc_<domain>.nc, tags_<domain>.nc) "
@@ -387,7 +390,8 @@ def _dispatch(args) -> int:
         for p in stages.bulletin(args.forecast, args.products, args.out, args.analysis,
                                  args.inversion, args.plan, config=args.config,
                                  verification=args.verification,
-                                 previous_inversion=args.previous_inversion):
+                                 previous_inversion=args.previous_inversion,
+                                 scenarios=args.scenarios):
             sys.stdout.write(f"{p}\n")
     elif args.command == "products":
         for p in stages.products(args.config, args.run, args.out, args.max_map_days,

@@ -448,10 +448,10 @@ def ensemble(config_path: str | Path, run: str | Path, members: int, workers: in
 
 def bulletin(forecast: str | Path, products_dir: str | Path, out_dir: str | Path,
              analysis=None, inversion=None, plan=None, config=None, verification=None,
-             previous_inversion=None) -> list[Path]:
+             previous_inversion=None, scenarios=()) -> list[Path]:
     """The morning bulletin (:mod:`aqforecast.bulletin.page`): ``out_dir/index.html``."""
     from .bulletin import build_bulletin
 
     return build_bulletin(forecast, products_dir, out_dir, analysis, inversion, plan,
                           config=config, verification=verification,
-                          previous_inversion=previous_inversion)
+                          previous_inversion=previous_inversion, scenarios=scenarios or ())

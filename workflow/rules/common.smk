@@ -202,6 +202,8 @@ def _bulletin_inputs(w):
             out["previous_inversion"] = R(previous(w.cycle), "inversion", "scaling.csv")
     if TARGET and full_lead(w.cycle):
         out["plan"] = R(w.cycle, "plan", "plan.csv")
+    if full_lead(w.cycle) and SCENARIOS:
+        out["scenarios"] = [R(w.cycle, "scenarios", n, "scores.csv") for n in SCENARIOS]
     return out
 
 
@@ -210,4 +212,6 @@ def _bulletin_options(w, input):
     for key in ("analysis", "inversion", "plan", "verification", "previous_inversion"):
         if key in input.keys():
             opts.append(f"--{key.replace('_', '-')} {Path(input[key]).parent}")
+    if "scenarios" in input.keys():
+        opts.append("--scenarios " + " ".join(str(Path(f).parent) for f in input.scenarios))
     return " ".join(opts)

@@ -84,6 +84,64 @@ def _plan(plan: Path) -> dict:
                        f"{int(lim['binding'].sum())} of {len(lim)} limits binding"}
 
 
+def _plan_effects(plan: Path) -> list[dict]:
+    """Per limit of ``limits.csv``: the city day, base value, bound and the plan's predicted
+    value (and the achieved one of ``verify.csv`` where the plan was verified by a rerun)."""
+    lim = pd.read_csv(plan / "limits.csv")
+    achieved = {}
+    if (plan / "verify.csv").exists():
+        v = pd.read_csv(plan / "verify.csv")
+        if {"city", "lead_day", "pollutant", "achieved"} <= set(v.columns):
+            achieved = {(r["city"], int(r["lead_day"]), r["pollutant"]): r["achieved"]
+                        for _, r in v.iterrows()}
+    rows = []
+    for _, r in lim.iterrows():
+        key = (r.get("city"), int(r["lead_day"]) if pd.notna(r.get("lead_day")) else None,
+               r.get("pollutant"))
+        rows.append({"city": r.get("city", ""), "day": key[1] if key[1] is not None else "",
+                     "what": f"{r.get('pollutant', '')} {r.get('statistic', '')}",
+                     "base": fmt(r.get("base"), 1), "bound": fmt(r.get("bound"), 1),
+                     "predicted": fmt(r.get("predicted"), 1),
+                     "achieved": fmt(achieved[key], 1) if key in achieved else "",
+                     "binding": "yes" if bool(r.get("binding", False)) else ""})
+    return rows
+
+
+def _scenario_section(scenario_dirs) -> list[dict]:
+    """Per ``aqforecast scenario`` output: its measures (tonnes, cost) and the largest city
+    daily change of PM2.5, O3 MDA8 and AQI over the complete days, from its own files."""
+    out = []
+    for d in scenario_dirs:
+        d = Path(d)
+        scores = pd.read_csv(d / "scores.csv")
+        if "kind" in scores:
+            scores = scores[scores["kind"] == "city"]
+        if "complete" in scores:
+            scores = scores[scores["complete"].astype(str).str.lower() == "true"]
+        measures = pd.read_csv(d / "measures.csv")
+        effects = []
+        for pol, stat, label in (("PM2.5", "daily_mean", "PM2.5"), ("O3", "mda8", "O3-8h"),
+                                 ("AQI", None, "AQI")):
+            sel = scores[scores["pollutant"] == pol]
+            if stat is not None:
+                sel = sel[sel["statistic"] == stat]
+            sel = sel[pd.to_numeric(sel["change"], errors="coerce").notna()]
+            if sel.empty:
+                continue
+            k = sel["change"].astype(float).abs().idxmax()
+            r = sel.loc[k]
+            effects.append(f"{label} {float(r['change']):+.1f} ({r['city']}, day "
+                           f"{int(r['lead_day'])})")
+        out.append({"name": d.name,
+                    "measures": [{"measure": m["measure"], "factor": fmt(m.get("factor"), 2),
+                                  "hours": f"{m.get('from_hour', '')}-{m.get('to_hour', '')}",
+                                  "tonnes": fmt(m.get("tonnes_abated"), 1),
+                                  "cost": fmt(m.get("cost"), 0)} for _, m in measures.iterrows()],
+                    "effects": "; ".join(effects) or "no complete day in the forecast",
+                    "source": f"{d / 'scores.csv'}, {d / 'measures.csv'}"})
+    return out
+
+
 def _analysis_rows(analysis: Path) -> list[dict]:
     st = analysis / "statistics.csv"
     if not st.exists():
@@ -122,7 +180,8 @@ def _check_inputs(forecast: Path, products: Path, analysis, inversion, previous_
 
 
 def build_bulletin(forecast, products, out_dir, analysis=None, inversion=None, plan=None, *,
-                   config=None, verification=None, previous_inversion=None) -> list[Path]:
+                   config=None, verification=None, previous_inversion=None,
+                   scenarios=()) -> list[Path]:
     """Write ``out_dir/index.html`` (module docstring); return the written paths.
 
     ``config``: a config path or :class:`~aqforecast.config.RunConfig` (city outlines for the
@@ -130,6 +189,10 @@ def build_bulletin(forecast, products, out_dir, analysis=None, inversion=None, p
     forecast, products, out = Path(forecast), Path(products), Path(out_dir)
     man = _check_inputs(forecast, products, analysis, inversion, previous_inversion,
                         verification, plan)
+    for d in scenarios or ():
+        for f in ("scores.csv", "measures.csv"):
+            if not (Path(d) / f).exists():
+                raise InputFileError(f"{Path(d) / f}: missing (named by --scenarios)")
     cfg = config
     if isinstance(config, (str, Path)):
         from ..config import load_config
@@ -153,6 +216,7 @@ def build_bulletin(forecast, products, out_dir, analysis=None, inversion=None, p
            "local_label": local.label, "maps": _maps(products, out), "shares": shares,
            "version": __version__, "built": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
            "inversion": None, "plan": None, "verification": None, "analysis": None,
+           "scenarios": _scenario_section(scenarios or ()),
            "sources": {"headline": ", ".join(head["files"]),
                        "city": ", ".join(tables.sources), "daily": str(city_csv),
                        "maps": str(products / "maps"), "shares": ", ".join(share_files)}}
@@ -167,6 +231,7 @@ def build_bulletin(forecast, products, out_dir, analysis=None, inversion=None, p
             head["warnings"].append(f"verification: {ctx['verification']['note']}")
     if plan is not None:
         ctx["plan"] = _plan(Path(plan))
+        ctx["plan"]["effects"] = _plan_effects(Path(plan))
         ctx["sources"]["plan"] = f"{Path(plan) / 'plan.csv'}, {Path(plan) / 'limits.csv'}"
     if analysis is not None:
         ctx["analysis"] = _analysis_rows(Path(analysis))
