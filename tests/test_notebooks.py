@@ -62,6 +62,7 @@ def workspace(tmp_path_factory):
             f"{k} {v:.1f} s" for k, v in TIMINGS.items()) + f"; total {sum(TIMINGS.values()):.1f} s")
 
 
+@pytest.mark.slow   # ~90-150 s for the four; .ci/run runs them after the default suite
 @pytest.mark.timeout(900)
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_executes(name, workspace, record_property):

@@ -103,6 +103,7 @@ def _tiny_case(tmp: Path) -> tuple[Path, Path]:
     return case, wf
 
 
+@pytest.mark.slow   # ~2-3 min; .ci/run runs it after the default suite
 def test_tiny_two_cycle_dag_runs_and_reruns_only_what_changed(tmp_path):
     case, wf = _tiny_case(tmp_path)
     res = _snake("--cores", "2", "--configfile", str(wf), timeout=1500)
