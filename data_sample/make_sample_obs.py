@@ -76,16 +76,15 @@ def sample_stations(config: Path, run: Path, seed: int = 7) -> pd.DataFrame:
     hourly = tables.hourly_at(loc, surfaces, 0.0).reset_index()
     where = st.set_index("station")
     rng = np.random.default_rng(seed)
+    # grid spacing (km) of the domain each station is read in: the representativeness error
+    dx_km = {name: surfaces[d].dx_m / 1000.0 for name, d in zip(loc.names, loc.domain)}
+    dx = hourly["station"].map(dx_km).to_numpy(float)
     rows = []
     for sp, units in SPECIES_UNITS.items():
         if sp not in hourly:
             continue
-        dx_km = {d: surfaces[d].dx_m / 1000.0 for d in surfaces}
-        dom = dict(zip(loc.names, loc.domain))
-        dx = hourly["station"].map(lambda s: dx_km[dom[s]]).to_numpy(float)
         y = hourly[sp].to_numpy(float)
-        err = np.array([observation_error(OBS_NAME[sp], y[k:k + 1], dx[k])[0]
-                        for k in range(y.size)])
+        err = observation_error(OBS_NAME[sp], y, dx)
         val = np.maximum(y + rng.normal(0.0, 1.0, y.size) * err, 0.0)
         rows.append(pd.DataFrame({
             "station": hourly["station"],

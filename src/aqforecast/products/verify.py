@@ -23,24 +23,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import InputFileError, atomic_path
+from ..config.localtime import LocalTime
+from ..io import InputFileError
 from ..io.rundir import require_success, write_success
 from . import aqi as _aqi
 from . import surface as _surf
 from . import tables as _tables
-from .pipeline import verify
+from .pipeline import _write_csv, verify
 
-__all__ = ["verify_run", "DEFAULT_UTC_OFFSET_HOURS"]
+__all__ = ["verify_run"]
 
 log = logging.getLogger(__name__)
-DEFAULT_UTC_OFFSET_HOURS = 8.0
-
-
-def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.6g")
-    return path
 
 
 def _paired(station_hourly: pd.DataFrame, obs: pd.DataFrame, init_local) -> pd.DataFrame:
@@ -90,21 +83,20 @@ def _summary(paired: pd.DataFrame, cities: pd.Series, standard: str) -> pd.DataF
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-def verify_run(cfg, run_dir, obs_path, out_dir, utc_offset_hours: float | None = None,
-               domains=None) -> list[Path]:
+def verify_run(cfg, run_dir, obs_path, out_dir, local=None, domains=None) -> list[Path]:
     """Score the forecast in ``run_dir`` against the observations in ``obs_path``; write
     ``skill.csv``, ``summary.csv``, ``paired.csv`` and ``_SUCCESS`` in ``out_dir`` (module
-    docstring). No overlap in time or space is not an error: the tables are written empty with
-    their header and the reason is logged (a cycle whose previous forecast ended early)."""
+    docstring). ``local``: the local clock (a :class:`~aqforecast.config.localtime.LocalTime`,
+    hours east of UTC or a zone name; default the config's ``time`` settings). No overlap in
+    time or space is not an error: the tables are written empty with their header and the
+    reason is logged (a cycle whose previous forecast ended early)."""
     from ..observations.table import read_observation_table
 
     run_dir, out_dir, obs_path = Path(run_dir), Path(out_dir), Path(obs_path)
     require_success(run_dir, "forecast")
     if not obs_path.is_file():
         raise InputFileError(f"{obs_path}: observation file does not exist")
-    if utc_offset_hours is None:
-        utc_offset_hours = float(getattr(cfg.time, "local_utc_offset_h",
-                                         DEFAULT_UTC_OFFSET_HOURS))
+    local = cfg.time.local_time if local is None else LocalTime.coerce(local)
     names = domains or [d.name for d in cfg.domains if (run_dir / f"conc_{d.name}.nc").is_file()]
     if not names:
         raise InputFileError(f"{run_dir}: no conc_<domain>.nc of the configured domains")
@@ -112,7 +104,7 @@ def verify_run(cfg, run_dir, obs_path, out_dir, utc_offset_hours: float | None =
     obs = read_observation_table(obs_path)
     obs = obs.rename(columns={v: k for k, v in _surf.POLLUTANT_VARS.items() if v in obs})
     obs["station"] = obs["station"].astype(str)
-    obs["time"] = pd.to_datetime(obs["time"]) + pd.Timedelta(hours=utc_offset_hours)
+    obs["time"] = local.to_local(pd.to_datetime(obs["time"]))
     stations = obs.groupby("station", as_index=False)[["lon", "lat"]].first()
     cities = pd.Series(dtype=str)
     coords = cfg.inputs.observations.station_coords
@@ -122,9 +114,8 @@ def verify_run(cfg, run_dir, obs_path, out_dir, utc_offset_hours: float | None =
         known = _tables.station_table(resolve_path(cfg, coords))
         cities = known.set_index("station")["city"]
     loc = _tables.locate_stations(stations, surfaces)
-    hourly = _tables.hourly_at(loc, surfaces, utc_offset_hours)
-    first = next(iter(surfaces.values()))
-    init_local = first.start + pd.Timedelta(hours=utc_offset_hours)
+    hourly = _tables.hourly_at(loc, surfaces, local)
+    init_local = local.to_local(next(iter(surfaces.values())).start)[0]
     standard = _aqi.standard_for_date(init_local)
     skill = verify(hourly, obs, init_local, standard) if len(hourly) else pd.DataFrame()
     paired = _paired(hourly, obs, init_local) if len(hourly) else _paired(
