@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from aqforecast.inversion.jacobian import TagForwardModel
 from aqforecast.inversion.kalman import (BiasMonitor, cost_preview, cycle_prior,
-                                         effective_sample_size, kalman_update, prior_covariance,
-                                         two_pass_update)
+                                         effective_sample_size, gauss_newton_update,
+                                         kalman_update, prior_covariance, two_pass_update)
 
 
 def _problem(n=12, m=40, seed=0, sigma_o=1.0):
@@ -128,6 +129,97 @@ def test_two_pass_rejects_planted_outliers():
     # a single pass is dragged by the outliers
     naive = kalman_update(xb, B, H, d, R, use_filterpy=False)
     assert np.abs(naive.mean - clean.mean).max() > 3 * np.abs(res.mean - clean.mean).max()
+
+
+@pytest.mark.parametrize("n,m", [(12, 40), (30, 10)])
+def test_gauss_newton_on_a_linear_problem_is_the_closed_form(n, m):
+    rng, xb, B, H, R = _problem(n, m, seed=n + 1)
+    d = rng.normal(0.0, 3.0, size=m)
+    y0 = rng.normal(10.0, 1.0, size=m)
+    y = y0 + d
+    res = gauss_newton_update(xb, B, y, R, lambda x: y0 + H @ (x - xb), lambda x: H,
+                              iterations=10)
+    xa, Pa, Binv = _dense_posterior(xb, B, H, d, R)
+    assert res.iterations <= 2          # the first update is exact, the second moves nothing
+    assert _rel(res.mean - xb, xa - xb) < 1e-10
+    assert _rel(res.cov, Pa) < 1e-10
+    assert res.max_difference < 1e-10
+    np.testing.assert_allclose(res.residuals, d - H @ (xa - xb), rtol=1e-9, atol=1e-9)
+    one = gauss_newton_update(xb, B, y, R, lambda x: y0 + H @ (x - xb), lambda x: H,
+                              iterations=1)
+    ref = kalman_update(xb, B, H, d, R)
+    np.testing.assert_allclose(one.mean, ref.mean, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(one.cov, ref.cov, rtol=1e-13, atol=1e-15)
+    assert one.chi2 == pytest.approx(ref.chi2, rel=1e-12)
+
+
+def _tag_toy(seed=3, n=6, m=300, x_run=None):
+    """y = y_other + sum_i tag_i f_i (a model linear in the factors, tags >= 0 at f_run)."""
+    rng = np.random.default_rng(seed)
+    T = rng.gamma(2.0, 1.0, size=(m, n)) * rng.uniform(0.2, 2.0, size=n)   # tags at f_run
+    x_run = np.zeros(n) if x_run is None else np.asarray(x_run, float)
+    y_other = rng.uniform(1.0, 3.0, size=m)
+    return TagForwardModel(y_other + T.sum(axis=1), T, x_run), rng
+
+
+def test_tag_forward_model_jacobian_is_tag_times_factor():
+    model, rng = _tag_toy(x_run=np.full(6, 0.3))
+    x = rng.normal(0.0, 0.4, size=6)
+    np.testing.assert_allclose(model.forward(model.x_run), model.y_run)
+    h = 1e-6
+    fd = np.stack([(model.forward(x + h * e) - model.forward(x - h * e)) / (2 * h)
+                   for e in np.eye(6)], axis=1)
+    np.testing.assert_allclose(model.jacobian(x), fd, rtol=1e-7)
+    # at the run the Jacobian is the tags themselves (dy/d ln f = tag)
+    np.testing.assert_allclose(model.jacobian(model.x_run), model.T)
+
+
+def test_gauss_newton_converges_to_the_exact_factors_of_a_tag_model():
+    """Noise-free y = sum_i tag_i f_i with factors 0.6 .. 1.6 and a weak prior: Gauss-Newton
+    finds the factors; the single update about the prior is biased (ln 1.6 = 0.47 is a 60 %
+    change, the linearisation says 47 %)."""
+    model, rng = _tag_toy()
+    x_true = np.log([1.6, 0.7, 1.5, 0.6, 1.3, 1.0])
+    y = model.forward(x_true)
+    B = np.diag(np.full(6, 2.0 ** 2))
+    R = (0.01 * y) ** 2
+    res = gauss_newton_update(np.zeros(6), B, y, R, model.forward, model.jacobian,
+                              iterations=20, tol=1e-10)
+    assert 2 < res.iterations < 20
+    np.testing.assert_allclose(res.mean, x_true, atol=1e-6 * 2.0 ** 2 * 10)
+    assert np.abs(res.residuals).max() < 1e-4 * y.max()
+    one = gauss_newton_update(np.zeros(6), B, y, R, model.forward, model.jacobian,
+                              iterations=1)
+    assert np.abs(one.mean - x_true).max() > 0.05
+    # a prior run made with other factors (yesterday's posterior) is rescaled, not extrapolated
+    moved = TagForwardModel(model.forward(np.log(np.full(6, 1.2))),
+                            model.T * 1.2, np.log(np.full(6, 1.2)))
+    np.testing.assert_allclose(moved.forward(x_true), y, rtol=1e-12)
+    res2 = gauss_newton_update(np.zeros(6), B, y, R, moved.forward, moved.jacobian,
+                               iterations=20, tol=1e-10)
+    np.testing.assert_allclose(res2.mean, res.mean, atol=1e-8)
+
+
+def test_gauss_newton_with_two_pass_rejection():
+    model, rng = _tag_toy(seed=8)
+    x_true = np.log([1.4, 0.8, 1.2, 1.0, 0.9, 1.1])
+    sig = 0.02 * model.y_run
+    y_clean = model.forward(x_true) + rng.normal(size=sig.size) * sig
+    planted = np.array([5, 77, 201])
+    B = np.diag(np.full(6, 0.5 ** 2))
+    H0 = model.jacobian(np.zeros(6))
+    S0 = np.sqrt(np.einsum("ij,jk,ik->i", H0, B, H0) + sig ** 2)   # prior innovation std
+    y = y_clean.copy()
+    y[planted] += 8 * S0[planted]
+    res = gauss_newton_update(np.zeros(6), B, y, sig ** 2, model.forward, model.jacobian,
+                              k_sigma=3.0)
+    assert set(planted) <= set(res.rejected.tolist()) and res.rejected.size <= 5
+    np.testing.assert_allclose(res.innovation_std, S0, rtol=1e-12)
+    assert not res.used[planted].any()
+    clean = gauss_newton_update(np.zeros(6), B, y_clean, sig ** 2, model.forward,
+                                model.jacobian)
+    assert np.abs(res.mean - clean.mean).max() < 0.5 * clean.std.min()
+    assert np.abs(res.mean - x_true).max() < 3 * res.std.max()
 
 
 def test_cycle_prior_algebra():

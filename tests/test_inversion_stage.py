@@ -147,3 +147,77 @@ def test_invert_with_a_finite_difference_jacobian_reports_the_tag_difference(twi
     table = read_scaling_table(out / "scaling.csv")
     f = {(r.region, r.sector, r.pollutant): r.factor for r in table.rows}
     assert f[("Hangzhou", "industry", "NOx")] > 1.1
+
+
+def test_cycled_prior_takes_the_full_posterior_covariance(tmp_path):
+    """The cycled prior reads yesterday's posterior covariance from the scaling.nc next to the
+    scaling.csv (the correlations the observations made carry over); a stale .nc (sigma_ln
+    differing from the table's) is ignored; factors the .nc lacks get no cross-covariance."""
+    import xarray as xr
+
+    from aqforecast.config.models import InversionConfig
+    from aqforecast.inversion.invert import _posterior_covariance, growth_sigma
+
+    keys = [("Hangzhou", "industry", "NOx"), ("Hangzhou", "transport", "NOx"),
+            ("Shaoxing", "industry", "NOx")]
+    cov = np.array([[0.04, -0.03, 0.0], [-0.03, 0.05, 0.0], [0.0, 0.0, 0.09]])
+    sig = np.sqrt(np.diag(cov))
+    (tmp_path / "scaling.csv").write_text("region,sector,pollutant,factor,sigma_ln\n" + "".join(
+        f"{r},{s},{p},1.2,{v!r}\n" for (r, s, p), v in zip(keys[:2], sig[:2])))
+    xr.Dataset({"covariance_ln": (("factor_index", "factor_index2"), cov[:2, :2])},
+               coords={"region": ("factor_index", [k[0] for k in keys[:2]]),
+                       "sector": ("factor_index", [k[1] for k in keys[:2]]),
+                       "pollutant": ("factor_index", [k[2] for k in keys[:2]])}
+               ).to_netcdf(tmp_path / "scaling.nc")
+    have, sub = _posterior_covariance(tmp_path / "scaling.csv", keys,
+                                      np.array([sig[0], sig[1], 0.4]))
+    np.testing.assert_array_equal(have, [True, True, False])
+    np.testing.assert_allclose(sub, cov[:2, :2])
+    assert _posterior_covariance(tmp_path / "scaling.csv", keys,
+                                 np.array([sig[0] * 1.1, sig[1], 0.4])) is None   # stale
+    (tmp_path / "scaling.nc").unlink()
+    assert _posterior_covariance(tmp_path / "scaling.csv", keys, sig) is None
+    # error growth: configured, or the base sigma_ln's stationary spread
+    s = np.array([0.4, 0.5])
+    np.testing.assert_allclose(growth_sigma(InversionConfig(q_sigma_ln=0.1), s), [0.1, 0.1])
+    inv = InversionConfig(q_sigma_ln=None, relaxation=0.8)
+    q = growth_sigma(inv, s)
+    np.testing.assert_allclose(q ** 2 / (1 - 0.8 ** 2), s ** 2)
+
+
+def test_factors_without_sensitivity_today_keep_their_cycled_prior(tmp_path):
+    from types import SimpleNamespace
+
+    from aqforecast.config.models import InversionConfig
+    from aqforecast.inversion.invert import _carried
+
+    (tmp_path / "scaling.csv").write_text(
+        "region,sector,pollutant,factor,sigma_ln\n"
+        "Hangzhou,industry,NOx,1.5,0.1\nHangzhou,agriculture,NH3,2.0,0.2\n")
+    cfg = SimpleNamespace(inversion=InversionConfig(relaxation=0.7, q_sigma_ln=0.1))
+    rows = _carried(cfg, [("Hangzhou", "industry", "NOx")], tmp_path / "scaling.csv")
+    assert len(rows) == 1 and rows[0]["pollutant"] == "NH3"
+    assert rows[0]["factor"] == pytest.approx(2.0 ** 0.7)
+    assert rows[0]["sigma_ln"] == pytest.approx(np.sqrt(0.49 * 0.04 + 0.01))
+    assert _carried(cfg, [], None) == []
+
+
+def test_ammonium_follows_its_acids_where_ammonia_is_in_excess():
+    """The model's equilibrium: total ammonia > 2 x sulfate (moles) -> ammonia-rich (NH4 = 2 SO4
+    + NO3, not limited by NH3); else all ammonia is ammonium."""
+    import xarray as xr
+
+    from aqforecast.inversion.jacobian import NH4_AMMONIA_RICH_SENSITIVITY, _ammonia_rich
+    from aqforecast.species import air_number_density
+
+    umol_per_ppb = air_number_density(298.15, 101325.0) * 1e-3
+    so4 = np.array([[96.062, 96.062]])          # 1 umol m-3 of sulfate in both cells
+    nh4 = np.array([[18.039, 2 * 18.039]])      # 1 and 2 umol m-3 of ammonium
+    nh3 = np.array([[0.5, 1.0]]) / umol_per_ppb  # 0.5 and 1 umol m-3 of ammonia
+    conc = xr.Dataset({n: (("time", "lev", "y", "x"), v[None, None], {"units": u})
+                       for n, v, u in (("SO4", so4, "ug m-3"), ("NH4", nh4, "ug m-3"),
+                                       ("NH3", nh3, "ppb"))})
+    np.testing.assert_array_equal(_ammonia_rich(conc, 0), [[0.0, 1.0]])   # 1.5 < 2, 3 > 2
+    assert _ammonia_rich(conc.drop_vars("NH3"), 0) is None
+    ratio, pol = NH4_AMMONIA_RICH_SENSITIVITY["SO4"]
+    assert pol == "SO2" and ratio == pytest.approx(2 * 18.039 / 96.062)

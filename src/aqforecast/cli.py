@@ -218,11 +218,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "hotspots_emission.csv.")
     _add_config(p)
     p.add_argument("--run", required=True, metavar="PRIOR_RUN",
-                   help="the prior forecast run (tags on, made with the prior factors)")
+                   help="the prior forecast run (tags on; made with the prior factors or "
+                        "with yesterday's posterior: its tags are rescaled to the prior)")
     p.add_argument("--obs", required=True, metavar="OBS", help="obs.nc or a generic CSV")
     p.add_argument("--prior-scaling", default=None, metavar="FILE",
-                   help="yesterday's posterior scaling.csv (factor, sigma_ln); default: the "
-                        "base inventory")
+                   help="yesterday's posterior scaling.csv (factor, sigma_ln; the "
+                        "scaling.nc next to it gives the full covariance); default: the base "
+                        "inventory")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--jacobian", choices=["tags", "fd"], default="tags",
                    help="tags: the prior run's source tags (no extra run); fd: one perturbed "

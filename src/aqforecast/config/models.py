@@ -255,6 +255,13 @@ class TagConfig(_Model):
         description="stored float type of the tag output files (tags_<domain>.nc): float32 "
                     "halves them at ~6e-8 relative rounding per value (sum over tags vs bulk "
                     "~1e-7); the model carries tags in float64")
+    transport_precision: Literal["float32", "float64"] = Field(
+        default="float32",
+        description="float type of the tag fractions during advection (the tagged sweeps' "
+                    "largest array): float32 halves their memory traffic at ~1e-7 relative "
+                    "error in a tag's share per step; the tags still sum to the bulk to "
+                    "float64 round-off (the fractions are renormalised). float64 for "
+                    "identities to round-off (tags = single-source runs under donor cell)")
 
 
 class MetInput(_Model):
@@ -534,10 +541,17 @@ class InversionConfig(_Model):
     relaxation: float = Field(default=0.7, ge=0.0, le=1.0,
                               description="yesterday's posterior relaxed toward the base "
                                           "inventory: mean = relaxation x posterior")
-    q_sigma_ln: float = Field(default=0.1, ge=0.0, le=2.0,
-                              description="error growth per day (added to ln-factor sigma)")
+    q_sigma_ln: float | None = Field(default=0.1, ge=0.0, le=2.0,
+                                     description="error growth per day (added to ln-factor "
+                                                 "sigma); null: sigma_ln sqrt(1 - "
+                                                 "relaxation^2), the base sigma_ln as the "
+                                                 "stationary spread")
     outlier_sigmas: float = Field(default=3.0, gt=0.0,
                                   description="2-pass rejection of |residual| > k sqrt(S_ii)")
+    iterations: int = Field(default=20, ge=1, le=100,
+                            description="Gauss-Newton updates at most, the tags relinearised "
+                                        "at the current factors (dy/d ln f = tag x f / f_run); "
+                                        "1: the single linear update about the prior")
 
 
 class VerificationConfig(_Model):

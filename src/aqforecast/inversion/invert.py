@@ -5,17 +5,23 @@
    ``--prior-scaling`` (yesterday's ``DIR/scaling.csv``/``.nc``: factor, sigma_ln), yesterday's
    posterior relaxed toward the base with error growth (:func:`.kalman.cycle_prior`: the
    "dynamic inventory"); correlated between regions by centroid distance within one (sector,
-   pollutant). The prior run must have been made with the prior factors (its tags are then the
-   Jacobian at the prior);
+   pollutant); a cycled prior takes yesterday's full posterior covariance from the
+   ``scaling.nc`` next to the table (the correlations the observations made), the base
+   correlations where it has none. The prior run may have been made with other factors
+   (yesterday's unrelaxed posterior): its tags are rescaled to the prior mean;
 2. observations: every hour of OBS (obs.nc or generic CSV, QC flag 0) inside the prior run,
    ``inversion.quantities``; y, y_prior, H and R from :func:`.jacobian.build_observation_system`;
-3. update: :func:`.kalman.two_pass_update` (filterpy's KalmanFilter behind our interface, the
-   batch analytical posterior as a check, 2-pass outlier rejection);
+3. update: :func:`.kalman.gauss_newton_update` (at most ``inversion.iterations`` linear
+   updates, each filterpy's KalmanFilter behind our interface with the batch analytical
+   posterior as a check, the tags relinearised at the current factors by
+   :class:`.jacobian.TagForwardModel`; 2-pass outlier rejection);
 4. ``DIR/scaling.csv`` (``region,sector,pollutant,factor,sigma_ln``: the forecast's ``--scaling``
-   table; unobservable factors keep their prior), ``DIR/scaling.nc`` (the same with the posterior
-   covariance of ln f), ``DIR/inversion_report.csv`` (DOFS, chi^2, observations used/rejected,
-   per factor prior -> posterior), ``DIR/hotspots_emission.csv`` (the cells whose emissions move
-   most), ``DIR/inversion_history.csv`` (the bias monitor over cycles), ``_SUCCESS``.
+   table; unobservable factors keep their prior: factors of yesterday's table without
+   sensitivity today are carried with their cycled prior), ``DIR/scaling.nc`` (the same with
+   the posterior covariance of ln f), ``DIR/inversion_report.csv`` (DOFS, chi^2, observations
+   used/rejected, Gauss-Newton updates, per factor prior -> posterior),
+   ``DIR/hotspots_emission.csv`` (the cells whose emissions move most),
+   ``DIR/inversion_history.csv`` (the bias monitor over cycles), ``_SUCCESS``.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.rundir import require_success, write_success
 from ..forecast import run_scaling_table
-from .jacobian import build_observation_system, finite_difference_jacobian
-from .kalman import BiasMonitor, cost_preview, cycle_prior, prior_covariance, two_pass_update
+from .jacobian import TagForwardModel, build_observation_system, finite_difference_jacobian
+from .kalman import (BiasMonitor, cost_preview, cycle_prior, gauss_newton_update,
+                     prior_covariance)
 
 __all__ = ["invert"]
 
@@ -51,6 +58,18 @@ def _region_xy(cfg: RunConfig, grid, regions) -> dict:
           for name, poly in zip(masks.names, masks.polygons)}
     xy["outside"] = (FAR_KM, FAR_KM)
     return {r: xy.get(r, (FAR_KM, FAR_KM)) for r in regions}
+
+
+def growth_sigma(inv, sigma_ln) -> np.ndarray:
+    """Error growth per cycle of each factor: ``inversion.q_sigma_ln`` when set, else
+    ``sigma_ln sqrt(1 - relaxation^2)`` -- the AR(1) process of :func:`.kalman.cycle_prior`
+    then has the base inventory's ``sigma_ln`` as its stationary spread, the same error the
+    first cycle assumes (with a smaller growth the filter would believe, after a few cycles,
+    that the inventory can be off by much less than ``sigma_ln``)."""
+    sig = np.asarray(sigma_ln, float)
+    if inv.q_sigma_ln is not None:
+        return np.full(sig.shape, float(inv.q_sigma_ln))
+    return sig * np.sqrt(1.0 - inv.relaxation ** 2)
 
 
 def _prior(cfg, keys, prior_path):
@@ -83,9 +102,68 @@ def _prior(cfg, keys, prior_path):
             post_sig[j] = float(row.extra.get("sigma_ln", sig[j]))
     corr = B / np.outer(sig, sig)
     post_cov = corr * np.outer(post_sig, post_sig)
-    mean, cov = cycle_prior(post, post_cov, base, inv.relaxation,
-                            np.full(len(keys), inv.q_sigma_ln))
-    return mean, cov, f"{prior_path} (relaxed x{inv.relaxation:g}, growth {inv.q_sigma_ln:g})"
+    full = _posterior_covariance(Path(prior_path), keys, post_sig)
+    if full is not None:
+        # yesterday's full posterior covariance (scaling.nc next to the table): the
+        # correlations the observations made (e.g. two sectors of one region whose sum is known
+        # better than their split) carry over; factors it lacks keep the base prior block
+        have, cov_have = full
+        miss = ~have
+        post_cov = np.zeros_like(B)
+        post_cov[np.ix_(have, have)] = cov_have
+        post_cov[np.ix_(miss, miss)] = (corr * np.outer(post_sig, post_sig))[np.ix_(miss, miss)]
+    q = growth_sigma(inv, sig)
+    mean, cov = cycle_prior(post, post_cov, base, inv.relaxation, q)
+    return mean, cov, (f"{prior_path} (relaxed x{inv.relaxation:g}, growth "
+                       f"{', '.join(f'{v:.3g}' for v in sorted(set(np.round(q, 4))))})")
+
+
+def _carried(cfg, keys, prior_path) -> list[dict]:
+    """Rows of yesterday's table for factors outside today's state (no sensitivity today): they
+    keep their cycled prior (relaxed mean, grown sigma), so a factor the dynamic inventory has
+    learnt does not fall back to 1 in the next forecast on a day without observations of it."""
+    if prior_path is None:
+        return []
+    inv = cfg.inversion
+    rows = []
+    for row in read_scaling_table(prior_path).rows:
+        key = (row.region, row.sector, row.pollutant)
+        if key in keys or row.start is not None or row.end is not None:
+            continue
+        sig0 = np.array([inv.sigma_ln.get(row.pollutant, 0.5)])
+        s_post = float(row.extra.get("sigma_ln", sig0[0]))
+        mean, cov = cycle_prior(np.array([np.log(row.factor)]), np.array([[s_post ** 2]]), 0.0,
+                                inv.relaxation, growth_sigma(inv, sig0))
+        rows.append({"region": row.region, "sector": row.sector, "pollutant": row.pollutant,
+                     "factor": float(np.exp(mean[0])), "sigma_ln": float(np.sqrt(cov[0, 0]))})
+    return rows
+
+
+def _posterior_covariance(table_path: Path, keys, sigma):
+    """Yesterday's posterior covariance of ln f for ``keys`` from the ``scaling.nc`` written
+    next to the ``scaling.csv`` given as prior: (mask of the keys it holds, their covariance),
+    or None when there is none or it does not match the table's ``sigma_ln`` (a stale file)."""
+    nc_path = table_path.with_suffix(".nc")
+    if table_path.suffix.lower() != ".csv" or not nc_path.exists():
+        return None
+    try:
+        nc = xr.load_dataset(nc_path)
+        cov = nc["covariance_ln"].values
+        nkeys = list(zip(nc["region"].values.astype(str), nc["sector"].values.astype(str),
+                         nc["pollutant"].values.astype(str)))
+    except (KeyError, OSError, ValueError):
+        log.warning("%s: no posterior covariance read; the prior uses sigma_ln only", nc_path)
+        return None
+    pos = {k: i for i, k in enumerate(nkeys)}
+    have = np.array([tuple(k) in pos for k in keys])
+    idx = np.array([pos[tuple(k)] for k in keys if tuple(k) in pos], dtype=int)
+    sub = cov[np.ix_(idx, idx)]
+    if idx.size == 0 or not np.allclose(np.sqrt(np.diag(sub)), sigma[have], rtol=1e-6,
+                                        atol=1e-9):
+        log.warning("%s does not match %s (sigma_ln differs): the prior uses sigma_ln only",
+                    nc_path, table_path)
+        return None
+    return have, 0.5 * (sub + sub.T)
 
 
 def _run_factors(run: Path, cfg, keys) -> np.ndarray:
@@ -176,20 +254,26 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
     log.info("inversion: %d factors, %d observations; %s", len(keys), len(system.y),
              preview.get("summary", ""))
     x_b, B, prior_desc = _prior(cfg, keys, prior_scaling)
-    # the linearisation point is the prior run's own factors (its --scaling), which should be
-    # the prior mean; where they differ the innovation is moved to the prior mean
+    # the prior run was made with its own factors x_run (its --scaling: yesterday's posterior,
+    # while the prior mean is that posterior relaxed toward the base); its tags scale with the
+    # factors (TagForwardModel), so the model at the prior mean and the Jacobian at every
+    # Gauss-Newton iterate follow from the one run without a linear extrapolation
     x_run = _run_factors(run, cfg, keys)
-    d = system.y - system.y_prior - system.H @ (x_b - x_run)
     if np.max(np.abs(x_b - x_run), initial=0.0) > 1e-6:
-        log.warning("the prior run was made with other factors than the prior mean (max "
-                    "|ln f| difference %.3g): linearised around the run",
-                    float(np.max(np.abs(x_b - x_run))))
-    res = two_pass_update(x_b, B, system.H, d, system.R, inv.outlier_sigmas)
+        log.info("the prior run was made with other factors than the prior mean (max |ln f| "
+                 "difference %.3g): its tags are rescaled to the prior mean",
+                 float(np.max(np.abs(x_b - x_run))))
+    model = TagForwardModel(system.y_prior, system.H, x_run)
+    d = system.y - model.forward(x_b)
+    res = gauss_newton_update(x_b, B, system.y, system.R, model.forward, model.jacobian,
+                              iterations=inv.iterations, k_sigma=inv.outlier_sigmas)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     sig_post = np.sqrt(np.diag(res.cov))
     rows = [{"region": r, "sector": s, "pollutant": p, "factor": float(np.exp(res.mean[j])),
              "sigma_ln": float(sig_post[j])} for j, (r, s, p) in enumerate(keys)]
+    carried = _carried(cfg, keys, prior_scaling)
+    rows += carried
     paths = [write_scaling_table(ScalingTable.from_rows(rows, source="inversion"),
                                  out / "scaling.csv")]
     one = {"units": "1"}
@@ -228,6 +312,8 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
               {"item": "factors", "value": len(keys)},
               {"item": "dofs", "value": float(res.dofs)},
               {"item": "chi2", "value": float(res.chi2)},
+              {"item": "gauss_newton_updates", "value": int(res.iterations)},
+              {"item": "factors_carried_without_sensitivity", "value": len(carried)},
               {"item": "filterpy_vs_batch_max_difference", "value": float(res.max_difference)},
               {"item": "prior", "value": prior_desc},
               {"item": "cost", "value": preview.get("summary", "")}] + jac_notes + \
@@ -239,8 +325,7 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
     for name, df in (("inversion_report.csv", pd.DataFrame(report)),
                      ("hotspots_emission.csv", _hotspots(cfg, keys, x_b, res.mean)),
                      ("observations.csv", system.meta.assign(
-                         prior=system.y_prior + system.H @ (x_b - x_run),
-                         posterior=system.y_prior + system.H @ (res.mean - x_run),
+                         prior=model.forward(x_b), posterior=model.forward(res.mean),
                          used=res.used))):
         with atomic_path(out / name) as tmp:
             df.to_csv(tmp, index=False)

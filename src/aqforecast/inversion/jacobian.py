@@ -12,7 +12,14 @@ the tag of k in every model species that q is made of and p feeds (:data:`FEEDS`
 which is exact for a linear model (primary species under donor-cell advection: the tags are
 each source's exact contribution) and the tag attribution otherwise (secondary PM: the
 limiter's and chemistry's nonlinearity; quantified against finite differences in the tests and
-the README). O3 is not inverted (its tags attribute, they are not sensitivities).
+the README). One exception: ammonium in cells where the prior run's total ammonia exceeds twice
+its sulfate (moles). There the model's equilibrium gives NH4 = 2 SO4 + NO3 whatever the ammonia,
+so ammonium's sensitivity is that of its acids (:data:`NH4_AMMONIA_RICH_SENSITIVITY`: the SO4
+and NO3 tags of the SO2 / NOx sources times the mass ratio) and the NH4 tags (the ammonia
+sources' share) count only in ammonia-limited cells. (The nitrate's own dependence on free
+ammonia in the ammonia-rich regime is not represented: the NO3 tags go to the NOx sources.)
+:class:`TagForwardModel` scales the tags with the factors for the Gauss-Newton iteration. O3 is
+not inverted (its tags attribute, they are not sensitivities).
 Units: obs units (ug m-3, CO mg m-3; gases at the GB 3095 reference state, as obs.nc).
 """
 
@@ -30,7 +37,7 @@ from ..observations.operator import StationOperator, observation_error
 from ..io import InputFileError
 
 __all__ = ["StateIndex", "ObservationSystem", "build_observation_system",
-           "finite_difference_jacobian", "FEEDS"]
+           "finite_difference_jacobian", "TagForwardModel", "FEEDS"]
 
 REFERENCE_STATE = (298.15, 101325.0)
 #: observed quantity -> {model species: emitted pollutant whose sources its tags carry}
@@ -41,6 +48,14 @@ FEEDS = {
     "PM25": {"PPM25": "PM25", "SO4": "SO2", "NO3": "NOx", "NH4": "NH3"},
     "PM10": {"PPM25": "PM25", "PPM10": "PMC", "SO4": "SO2", "NO3": "NOx", "NH4": "NH3"},
 }
+#: Ammonium's sensitivity where ammonia is in excess (the model's equilibrium,
+#: :func:`aqforecast.chemistry.aerosol.nh4no3_equilibrium`: total ammonia > 2 x sulfate gives
+#: NH4 = 2 SO4 + NO3 in moles, independent of the ammonia): d NH4 [ug m-3] = ratio x d(acid
+#: [ug m-3]) with the acid's sources. The NH4 tags there attribute ammonium to the NH3 sources
+#: (a share, not a sensitivity: more NH3 makes no more ammonium sulfate), and an inversion fed
+#: with them explains PM2.5 misfits by NH3 factors.
+NH4_AMMONIA_RICH_SENSITIVITY = {"SO4": (2.0 * 18.039 / 96.062, "SO2"),
+                                "NO3": (18.039 / 62.005, "NOx")}
 #: PM2.5 components that count in the observed PM2.5 (untagged ones enter y_prior only)
 PM25_PARTS = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA")
 
@@ -73,12 +88,54 @@ class ObservationSystem:
     notes: list = field(default_factory=list)
 
 
+@dataclass
+class TagForwardModel:
+    """The observations as a function of ln f from a (tagged) prior run made with factors
+    ``exp(x_run)``: each source's tag ``T_k`` (its contribution at the run, ``H`` of
+    :func:`build_observation_system`) scales with its factor,
+
+        F(x) = y_run + sum_k T_k (exp(x_k - x_run,k) - 1),    dF/dx_k = T_k exp(x_k - x_run,k)
+
+    exact for species linear in their emissions (primary PM under donor-cell: the tags are the
+    sources' contributions), the tag attribution scaled for the others (secondary PM, NO2). The
+    linearisation ``y_run + T (x - x_run)`` underestimates an increase (a factor 1.6 is a 60 %
+    change for ln 1.6 = 0.47) and overestimates a cut, so a single update about the prior is
+    biased for large corrections; :func:`.kalman.gauss_newton_update` iterates with
+    ``jacobian``."""
+
+    y_run: np.ndarray
+    T: np.ndarray
+    x_run: np.ndarray
+
+    def forward(self, x) -> np.ndarray:
+        return self.y_run + self.T @ np.expm1(np.asarray(x, float) - self.x_run)
+
+    def jacobian(self, x) -> np.ndarray:
+        return self.T * np.exp(np.asarray(x, float) - self.x_run)[None, :]
+
+
 def _conv(name: str, units: str) -> float:
     """Model file units (ppb / ug m-3) -> obs units (ug m-3 at the reference state; CO mg)."""
     if units.strip() == "ppb":
         c = float(species_registry.ppb_to_ugm3(1.0, name, *REFERENCE_STATE))
         return c / 1000.0 if name == "CO" else c
     return 1.0
+
+
+def _ammonia_rich(conc, jc) -> np.ndarray | None:
+    """(ny, nx) 1 where the prior run's surface total ammonia exceeds twice its sulfate
+    (moles; the ammonia-rich side of the equilibrium), else 0; None without NH3/NH4/SO4."""
+    if not all(s in conc for s in ("NH3", "NH4", "SO4")):
+        return None
+
+    def umol(name):
+        v = conc[name].isel(time=jc, lev=0).values.astype(float)
+        if conc[name].attrs.get("units", "").strip() == "ppb":   # at the reference state
+            return v * species_registry.air_number_density(*REFERENCE_STATE) * 1e-3
+        return v / species_registry.get(name).molar_mass
+
+    fa = umol("NH3") + umol("NH4") - 2.0 * umol("SO4")
+    return (fa > 0.0).astype(float)
 
 
 def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities,
@@ -151,17 +208,32 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
                 yp_all = op(np.asarray(field_, float))[idx]
                 # sensitivities
                 H = np.zeros((len(idx), len(keys)))
+                rich = _ammonia_rich(conc, jc) if with_jacobian and "NH4" in feeds else None
                 for s, pol in feeds.items():
                     if not with_jacobian or s not in tags:
                         continue
                     conv = _conv(s, tags[s].attrs.get("units", conc[s].attrs.get("units", "")
                                                       if s in conc else ""))
                     tv = tags[s].isel(time=jt, lev=0).values  # (tag, y, x)
+                    if s == "NH4" and rich is not None:
+                        # ammonium where the equilibrium is ammonia-limited only; where ammonia
+                        # is in excess it follows its acids (NH4_AMMONIA_RICH_SENSITIVITY)
+                        tv = tv * (1.0 - rich)[None]
                     for k, (r, sec) in enumerate(labels):
                         if r not in regions or sec not in sectors:
                             continue
                         h = op(tv[k])[idx] * conv
                         H[:, keys.index((r, sec, pol))] += h
+                if rich is not None and rich.any():
+                    for s, (ratio, pol) in NH4_AMMONIA_RICH_SENSITIVITY.items():
+                        if s not in tags or pol not in pollutants:
+                            continue
+                        conv = _conv(s, tags[s].attrs.get("units", ""))
+                        tv = tags[s].isel(time=jt, lev=0).values * (ratio * rich)[None]
+                        for k, (r, sec) in enumerate(labels):
+                            if r not in regions or sec not in sectors:
+                                continue
+                            H[:, keys.index((r, sec, pol))] += op(tv[k])[idx] * conv
                 for n, (stn, val) in enumerate(zip(g["station"], g[q])):
                     rows.append({"station": stn, "time": t, "quantity": q, "domain": dom,
                                  "lon": stations.loc[stn, "lon"],

@@ -20,7 +20,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.extending import intrinsic
 
-__all__ = ["OneLayout", "any_layout", "contiguous_column", "prefetch_rows"]
+__all__ = ["OneLayout", "any_layout", "contiguous_column", "contiguous_row", "prefetch_rows"]
 
 
 def _array_key(a):
@@ -102,26 +102,36 @@ class OneLayout:
 
 
 @intrinsic
-def _float64_pointer(typingctx, address):
-    """The integer ``address`` as a float64 pointer (for :func:`numba.carray`)."""
-    sig = types.CPointer(types.float64)(types.intp)
+def _element_pointer(typingctx, like, address):
+    """The integer ``address`` as a pointer to elements of the array ``like``'s dtype (for
+    :func:`numba.carray`)."""
+    ptr = types.CPointer(like.dtype)
+    sig = ptr(like, types.intp)
 
     def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], context.get_value_type(types.CPointer(types.float64)))
+        return builder.inttoptr(args[1], context.get_value_type(ptr))
 
     return sig, codegen
 
 
 @numba.njit(cache=True, inline="always")
 def contiguous_column(v, i):
-    """Column ``v[:, i]`` of a 2-D float64 view whose rows are adjacent (``v.strides[0] == 8``;
-    the caller checks) as a 1-D array that numba types C-contiguous.
+    """Column ``v[:, i]`` of a 2-D view whose rows are adjacent (``v.strides[0] == v.itemsize``;
+    the caller checks; float64 or float32) as a 1-D array that numba types C-contiguous.
 
     numba types any strided view as layout 'A', so loops over such a column use the run-time
     stride and LLVM does not vectorise them (or uses gathers); the same memory typed 'C' gives
     plain vector loads and stores. The result aliases ``v``, which must outlive it.
     """
-    return numba.carray(_float64_pointer(v.ctypes.data + i * v.strides[1]), v.shape[0])
+    return numba.carray(_element_pointer(v, v.ctypes.data + i * v.strides[1]), v.shape[0])
+
+
+@numba.njit(cache=True, inline="always")
+def contiguous_row(v):
+    """The 1-D view ``v`` whose elements are adjacent (``v.strides[0] == v.itemsize``; the
+    caller checks) typed C-contiguous, so loops over it vectorise (see
+    :func:`contiguous_column`). The result aliases ``v``."""
+    return numba.carray(_element_pointer(v, v.ctypes.data), v.shape[0])
 
 
 @intrinsic

@@ -40,12 +40,13 @@ import numpy as np
 
 from .advection import ROW, TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
-from .layout import OneLayout, contiguous_column
+from .layout import OneLayout, contiguous_column, contiguous_row
 from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
            "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line",
-           "fractions_from_tags", "fractions_from_tag_cells", "tags_from_fraction_cells"]
+           "fractions_from_tags", "fractions_from_tag_cells", "tags_from_fraction_cells",
+           "tags_from_fraction_cells_normalised"]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -138,16 +139,21 @@ def tag_fraction_line_work(mass, flux, frac, f_low, f_high, out, g, w):
             wr[i] = 0.0
     if not deficit:
         # every cell sends out its own fractions (g = frac): update straight from frac, keeping
-        # the left neighbour's pre-sweep value (out may be frac)
+        # the pre-sweep values in a work row first (out may be frac: updating in place with a
+        # carried left value kept the loop scalar; from the copy it vectorises, same bits)
         for k in range(ntag):
             fk = frac[k]
             ok = out[k]
-            prev = f_low[k]
-            for i in range(n - 1):
-                cur = fk[i]
-                ok[i] = cur * wk[i] + prev * wl[i] + fk[i + 1] * wr[i]
-                prev = cur
-            ok[n - 1] = fk[n - 1] * wk[n - 1] + prev * wl[n - 1] + f_high[k] * wr[n - 1]
+            buf = g[0]
+            for i in range(n):
+                buf[i] = fk[i]
+            if n == 1:
+                ok[0] = buf[0] * wk[0] + f_low[k] * wl[0] + f_high[k] * wr[0]
+                continue
+            ok[0] = buf[0] * wk[0] + f_low[k] * wl[0] + buf[1] * wr[0]
+            for i in range(1, n - 1):
+                ok[i] = buf[i] * wk[i] + buf[i - 1] * wl[i] + buf[i + 1] * wr[i]
+            ok[n - 1] = buf[n - 1] * wk[n - 1] + buf[n - 2] * wl[n - 1] + f_high[k] * wr[n - 1]
         return
     outflow_fractions(mass, flux, frac, f_low, f_high, g)
     for k in range(ntag):
@@ -375,7 +381,7 @@ def _tile_deficit_pass(n, nl, flux, tw, f, g, flo, fhi, forward):
 @nb.njit(cache=True, inline="always", error_model="numpy")
 def _tile_tag_update(v, n, nl, flux, tw, deficit, f, g, flo, fhi):
     """New fractions of one tag for a tile's lines, in place on ``v`` (nl, n): a view of the
-    tag's fractions whose lines are adjacent in memory (``v.strides[0] == 8``: the model's y
+    tag's fractions whose lines are adjacent in memory (``v.strides[0] == v.itemsize``: the model's y
     and z sweeps). Same arithmetic as :func:`tag_fraction_line_work`, vectorised across the
     lines. (For x, whose lines are each contiguous, copying them in and out transposed measured
     slower than the line-by-line update.)"""
@@ -428,6 +434,8 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
     lb = np.empty(TILE, dtype=np.int64)
     a, geo, work, out = _tile_work(n, h)
     resident, fl, fh, g, w = _tag_work(n, ntag)
+    fin = np.empty((ntag, n))
+    fnew = np.empty((ntag, n))
     lflux = np.empty(n + 1)
     tw = np.empty(4 * n * ROW)
     ft = np.empty(n * ROW)
@@ -490,7 +498,7 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                     v = frac[ti, :, la[0]:la[0] + nl, 0, :]
                 else:
                     v = frac[ti, :, la[0], lb[0]:lb[0] + nl, :]
-                if nl > 1 and v.strides[1] == 8:
+                if nl > 1 and v.strides[1] == v.itemsize:
                     if not weighted:
                         deficit = _tile_tag_weights(a, h, n, nl, geo, work, tw)
                         weighted = True
@@ -508,8 +516,27 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                     for k in range(ntag):
                         fl[k] = bc_low[ti, k, la[l], lb[l]]
                         fh[k] = bc_high[ti, k, la[l], lb[l]]
+                    # the line's fractions through C-contiguous float64 work rows: the update
+                    # then vectorises (on the strided view it ran scalar); same bits
                     fv = frac[ti, :, la[l], lb[l], :]
-                    tag_fraction_line_work(resident, lflux, fv, fl, fh, fv, g, w)
+                    unit = fv.strides[1] == fv.itemsize
+                    for k in range(ntag):
+                        if unit:
+                            src = contiguous_row(fv[k])
+                            for i in range(n):
+                                fin[k, i] = src[i]
+                        else:
+                            for i in range(n):
+                                fin[k, i] = fv[k, i]
+                    tag_fraction_line_work(resident, lflux, fin, fl, fh, fnew, g, w)
+                    for k in range(ntag):
+                        if unit:
+                            dst = contiguous_row(fv[k])
+                            for i in range(n):
+                                dst[i] = fnew[k, i]
+                        else:
+                            for i in range(n):
+                                fv[k, i] = fnew[k, i]
         for l in range(nl):
             dst = mass[la[l], lb[l]]
             lu = np.uint64(l)
@@ -532,9 +559,9 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     (the model's y and z sweeps), else line by line (:func:`tag_fraction_line_work`); both give
     the same bits. Arguments as :func:`walcek_lines_tagged`.
     """
-    if frac.dtype != np.float64 or q.dtype != np.float64:
-        raise TypeError(f"mixing ratios and tag fractions must be float64, got {q.dtype} and "
-                        f"{frac.dtype}")
+    if q.dtype != np.float64 or frac.dtype not in (np.float64, np.float32):
+        raise TypeError(f"mixing ratios must be float64 and tag fractions float64 or float32, "
+                        f"got {q.dtype} and {frac.dtype}")
     n0, n1 = mass.shape[:2]
     ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
     parallel_range(_TAGGED_TILES, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows, frac,
@@ -628,3 +655,36 @@ def tags_from_fraction_cells(start, stop, q, rows, frac, ntag, scale, out):
         for j in range(ny):
             for i in range(nx):
                 o2[j, i] = (f2[j, i] * b2[j, i]) * s2[j, i]
+
+
+@parallel_kernel(lambda q, rows, frac, ntag, scale, out: frac.shape[0] * frac.shape[2])
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def tags_from_fraction_cells_normalised(start, stop, q, rows, frac, ntag, scale, out):
+    """:func:`tags_from_fraction_cells` with each cell's fractions divided by their sum (float64
+    arithmetic), so the tags add up to the bulk to float64 round-off even when ``frac`` is
+    float32 (whose shares each carry ~6e-8 relative rounding). A cell whose fractions sum to 0
+    (cannot happen for fractions built by :func:`fractions_from_tag_cells`) keeps them as
+    they are. Work items: (tagged species t, level k)."""
+    nz, ny, nx = frac.shape[2:]
+    total = np.empty((ny, nx))
+    for tk in range(start, stop):
+        t = tk // nz
+        k = tk - t * nz
+        b2 = q[rows[t], k]
+        s2 = scale[k]
+        total[:, :] = 0.0
+        for kt in range(ntag):
+            f2 = frac[t, kt, k]
+            for j in range(ny):
+                for i in range(nx):
+                    total[j, i] += f2[j, i]
+        for j in range(ny):
+            for i in range(nx):
+                sm = total[j, i]
+                total[j, i] = b2[j, i] * s2[j, i] / sm if sm > 0.0 else b2[j, i] * s2[j, i]
+        for kt in range(ntag):
+            f2 = frac[t, kt, k]
+            o2 = out[t * ntag + kt, k]
+            for j in range(ny):
+                for i in range(nx):
+                    o2[j, i] = f2[j, i] * total[j, i]

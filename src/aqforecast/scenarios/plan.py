@@ -10,10 +10,11 @@
      run's tags (:mod:`.score`, the ``tags`` method), ``s_ij = change_ij / max_cut_j`` (exact
      for daily means of primary species under donor-cell; for MDA8 / AQI and secondary species
      a linearisation at the bound, checked by the rerun below);
-   * ``response``: the response surface of :mod:`.response` -- per (region, precursor) pair the
-     measures touch, a quadratic in the effective cut from 2 cached perturbed runs
-     (``BASE_RUN/response/``, made here if missing, through dask with ``--workers``), the
-     effective cuts linear in the measures' cuts (:func:`.response.cut_weights`);
+   * ``response``: the response surface of :mod:`.response` -- per unit (region x sector x
+     pollutant group x window) the candidates act on, a quadratic in the effective cut from 2 cached
+     perturbed runs (``BASE_RUN/response/``, made here if missing, through dask with
+     ``--workers``), the effective cuts linear in the measures' cuts
+     (:func:`.response.unit_weights`);
 
 2. the optimisation (:mod:`.optimise`): minimise ``sum_j c_j x_j`` with ``c_j`` the cost of a
    full cut (tonnes abated at cut 1 on top of the base run's own scaling x ``cost_per_tonne``; a
@@ -30,7 +31,9 @@
    (``DIR/verify/run``) and ``DIR/verify.csv``: predicted vs achieved change per limit (city x
    day), their relative difference and whether the achieved value meets the bound;
    ``DIR/timings.csv`` and the ``timing`` of ``_SUCCESS``: seconds per phase, ``plan_s`` the
-   plan itself (all but the perturbed runs and the verifying rerun).
+   plan itself (all but the perturbed runs and the verifying rerun); the ``runs`` column (and
+   ``runs`` in ``_SUCCESS``) counts the model runs: ``response_runs`` made,
+   ``response_runs_cached`` reused, ``verify`` 1.
 """
 
 from __future__ import annotations
@@ -109,16 +112,19 @@ def _linear_model(cfg, base, out, target, limits, cities, start, regions) -> Lin
 
 def _response_model(cfg, base, target, limits, cities, start, lead, regions, prior, workers,
                     cluster, timer) -> ResponseModel:
-    """W, A, B of the response surface at the limits (module docstring)."""
-    from .response import cut_weights, response_coefficients, touched_pairs
+    """W, A, B of the response surface at the limits (module docstring); the units the
+    candidates act on that no candidate can cut (zero weight) get no runs."""
+    from .response import response_coefficients, touched_units, unit_weights
 
-    pairs = touched_pairs(target.measures, regions)
-    W = cut_weights(cfg, list(target.measures), start, lead, pairs, prior)
-    _, coef = response_coefficients(cfg, base, pairs, cities, {}, workers, cluster, timer)
-    A = np.zeros((len(limits), len(pairs)))
+    units = touched_units(target.measures, regions, lead)
+    W = unit_weights(cfg, list(target.measures), start, lead, units, prior)
+    keep = [k for k in range(len(units)) if np.any(W[:, k] > 0)]
+    units, W = [units[k] for k in keep], W[:, keep]
+    _, coef = response_coefficients(cfg, base, units, cities, {}, workers, cluster, timer)
+    A = np.zeros((len(limits), len(units)))
     B = np.zeros_like(A)
-    for k, pair in enumerate(pairs):
-        a, b = (s.rename("value").reset_index() for s in coef[pair])
+    for k, unit in enumerate(units):
+        a, b = (s.rename("value").reset_index() for s in coef[unit])
         for i, r in enumerate(limits):
             A[i, k], B[i, k] = _lookup(a, r), _lookup(b, r)
     return ResponseModel(W, np.nan_to_num(A), np.nan_to_num(B))
@@ -219,6 +225,7 @@ def plan(cfg: RunConfig, base_run, target: Target, out_dir, verify: bool = True,
             run = out / "verify" / "run"
             table = scenario_to_scaling(scenario, start, regions) if scenario else None
             rerun(cfg, base, run, table)
+            timer.count("verify", 1)
             achieved = city_daily(cfg, run, cities)
             vt = lt.assign(achieved=[_lookup(achieved, r) for r in limits])
             vt["achieved_change"] = vt["achieved"] - vt["base"]
@@ -229,11 +236,11 @@ def plan(cfg: RunConfig, base_run, target: Target, out_dir, verify: bool = True,
     timing = timer.as_dict()
     timing["plan_s"] = round(timing["total"] - timing.get("verify", 0.0)
                              - timing.get("response_runs", 0.0), 3)
-    paths.append(_write_csv(pd.DataFrame({"phase": list(timing),
-                                          "seconds": list(timing.values())}),
-                            out / "timings.csv"))
+    paths.append(_write_csv(timer.frame(timing), out / "timings.csv"))
+    extra = {"runs": dict(timer.runs)} if timer.runs else {}
     paths.append(write_success(out, paths, {"stage": "plan", "target": target.name,
                                             "model": model, "cost": sol.cost,
-                                            "timing": timing}))
-    log.info("plan %s: %.1f s (plan %.1f s)", target.name, timing["total"], timing["plan_s"])
+                                            "timing": timing, **extra}))
+    log.info("plan %s: %.1f s (plan %.1f s)%s", target.name, timing["total"], timing["plan_s"],
+             "".join(f", {k} {v}" for k, v in timer.runs.items()))
     return paths

@@ -29,8 +29,10 @@ Methods:
 
 * ``brute``: the forecast rerun with the scenario's scaling table (``DIR/run/``), same start,
   lead and initial state as the base (:func:`aqforecast.forecast.rerun`); exact by construction.
-* ``response``: secondary PM and O3 from cached perturbed runs per region x precursor and a
-  quadratic response surface (:mod:`.response`);
+* ``response``: secondary PM and O3 from cached perturbed runs per region x sector x pollutant
+  group (x window) the measures act on and a quadratic response surface (:mod:`.response`); ``timings.csv``
+  counts the perturbed runs made (``response_runs``) and reused (``response_runs_cached``) in
+  its ``runs`` column;
 * ``tags``: linear from the base run's source tags, no rerun: for every tagged species s and
   source tag k = (region, sector), ``c_s' = c_s + (f_k(p_s, t) - 1) tag_{s,k}`` with ``p_s`` the
   emitted pollutant s comes from (PPM25 <- PM25, SO2 and SO4 <- SO2, NO2, NO, NO3 and O3 <- NOx,
@@ -205,6 +207,7 @@ def score_scenario(cfg: RunConfig, base_run, scenario: Scenario, out_dir,
         if not (run_done and (scen_dir / "_SUCCESS").exists()):
             with timer.phase("rerun"):
                 rerun(cfg, base, scen_dir, table)
+            timer.count("rerun", 1)
     elif method == "tags":
         with timer.phase("tags_estimate"):
             scen_dir = _tags_estimate(base, out / "tags_estimate", table, domains)
@@ -235,8 +238,10 @@ def score_scenario(cfg: RunConfig, base_run, scenario: Scenario, out_dir,
                                      posterior, cities, stations, run_done=run_done,
                                      posterior_base=posterior_base)
     paths.append(timer.write(out / "timings.csv"))
+    extra = {"runs": dict(timer.runs)} if timer.runs else {}
     paths.append(write_success(out, paths, {"stage": "scenario", "scenario": scenario.name,
-                                            "method": method, "timing": timer.as_dict()}))
+                                            "method": method, "timing": timer.as_dict(),
+                                            **extra}))
     log.info("scenario %s (%s): %.1f s", scenario.name, method, timer.as_dict()["total"])
     return paths
 
@@ -339,9 +344,18 @@ def score_scenarios(cfg: RunConfig, base_run, scenarios: list[Scenario], out_dir
         else:
             with timer.phase("posterior_base"):
                 posterior_base_run(cfg, base, post_rows, post_base, tags=method == "tags")
+    if method == "response":   # every scenario's missing perturbed runs in one batch
+        from .response import response_runs, scenario_cuts
+
+        prior, lead = run_scaling_table(base, cfg), _run_start(base)[1]
+        units = [u for sc in scenarios for u, x in zip(*scenario_cuts(cfg, sc, start, lead,
+                                                                        prior)) if x > 0]
+        with timer.phase("response_runs"):
+            timer.count("response_runs", response_runs(cfg, base, units, workers, cluster))
     if tasks:
         with timer.phase("brute_runs"):
             compute(tasks, workers, cluster)
+        timer.count("brute_runs", len(tasks))
         log.info("%d brute-force run(s) in %.1f s (%d worker(s), cluster %s)", len(tasks),
                  timer.seconds["brute_runs"], workers, cluster or "local")
     paths, summaries = [], []
@@ -356,5 +370,5 @@ def score_scenarios(cfg: RunConfig, base_run, scenarios: list[Scenario], out_dir
     paths.append(write_success(out, files, {
         "stage": "scenario", "scenarios": [s.name for s in scenarios], "method": method,
         "directories": dirs, "workers": workers, "cluster": cluster or "local",
-        "timing": timer.as_dict()}))
+        "timing": timer.as_dict(), **({"runs": dict(timer.runs)} if timer.runs else {})}))
     return paths

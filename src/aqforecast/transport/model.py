@@ -68,6 +68,8 @@ class DomainModel:
         round-off; more diffusive; "upwind" is its deprecated name here). Both run the one
         operator (:class:`~aqforecast.transport.advection.Advection`): the same sweeps,
         sub-steps and air-mass update.
+    tag_precision: "float64" or "float32", the float type of the tag fractions the advection
+        sweeps carry (``tags.transport_precision``; :class:`~aqforecast.transport.advection.TagRows`).
     courant_max: largest outflow Courant number of one sweep (``time.cfl``; SCIENCE.md 1.5):
         the horizontal and vertical sub-steps are planned so that no sweep exceeds it.
     """
@@ -77,7 +79,8 @@ class DomainModel:
     def __init__(self, grid, species, met, start, *, emissions=None, chemistry=None, tags=None,
                  tag_chemistry=None, comm=None, process_grid=None, scaling=None,
                  boundary_source=None, name=None, advection_scheme="walcek",
-                 courant_max=0.75, parent=None, background_source=None):
+                 courant_max=0.75, parent=None, background_source=None,
+                 tag_precision="float64"):
         from ..parallel import SerialComm
 
         self.grid = grid
@@ -143,7 +146,8 @@ class DomainModel:
         self.advection = Advection(
             self.shape, advection_scheme, ("inflow", "inflow", ("closed", "inflow")), h,
             self.courant_max, self.nspec, lay,
-            TagRows(self.tag_rows, self.ntag, self.ic_tag, self.bc_tag) if nrow else None)
+            TagRows(self.tag_rows, self.ntag, self.ic_tag, self.bc_tag,
+                    np.dtype(tag_precision).type) if nrow else None)
         self.budget = {k: np.zeros(self.nspec) for k in BUDGET_TERMS}
         self.last_substeps = (0, 0)
         self.lon, self.lat = (lay.local(a) for a in grid.lonlat)
