@@ -7,8 +7,15 @@ rtol=1e-3, atol=1e-7 ppm)`` with the generated analytical Jacobian, one cell at 
 subset. Also reported: the maximum relative O3 difference against a tight Radau reference on
 that subset (relative to max(O3, 1 ppb)), and the compile/load time of the mechanism.
 
+Then the Rosenbrock solvers with the default sparse LU (KPP style, no pivoting) against the dense
+partial-pivoting LU (``compile_mechanism(lu="dense")``) on 1 thread: the two are called alternately
+in this process, timed in CPU time (``time.process_time``), best of ``--repeat``; printed are the
+cells/s of each, their ratio, and the largest relative difference of the concentrations
+(entries > 1e-9 ppm) and of the integrated rates.
+
     python benchmarks/chemistry.py               # 20 000 cells
     python benchmarks/chemistry.py --cells 2000 --scipy-cells 100
+    python benchmarks/chemistry.py --lu-only      # only the sparse vs dense LU comparison
 """
 
 from __future__ import annotations
@@ -59,7 +66,11 @@ def main(argv=None):
     ap.add_argument("--scipy-cells", type=int, default=200)
     ap.add_argument("--dt", type=float, default=300.0, help="sync step, s")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--lu-only", action="store_true", help="only the sparse vs dense LU table")
     args = ap.parse_args(argv)
+    if args.lu_only:
+        compare_lu(args)
+        return
 
     t0 = time.perf_counter()
     cm = compile_mechanism(None)
@@ -104,6 +115,39 @@ def main(argv=None):
             print(f"{solver:<10}{nth:>8}{rate:>12.0f}{rate / bdf_rate:>9.1f}"
                   f"{np.mean(np.abs(steps)):>12.1f}{o3_err(y):>12.2e}")
     print(f"{'scipy BDF':<10}{1:>8}{bdf_rate:>12.0f}{1.0:>9.1f}{'':>12}{o3_err(bdf):>12.2e}")
+    compare_lu(args)
+
+
+def _max_rel(a, b, floor):
+    sel = np.abs(b) > floor
+    return float(np.max(np.abs(a[sel] - b[sel]) / np.abs(b[sel]))) if np.any(sel) else 0.0
+
+
+def compare_lu(args):
+    """Sparse (default) vs dense LU, interleaved in this process, CPU time, 1 thread."""
+    sparse, dense = compile_mechanism(None, lu="sparse"), compile_mechanism(None, lu="dense")
+    tend = args.dt / 60.0
+    y0, kc = make_cells(sparse, args.cells)
+    numba.set_num_threads(1)
+    print(f"\nsparse vs dense LU, 1 thread, CPU time, best of {args.repeat} interleaved runs")
+    print(f"{'solver':<10}{'sparse c/s':>12}{'dense c/s':>12}{'ratio':>8}{'max rel dy':>12}"
+          f"{'max rel dr':>12}")
+    for solver in ("ros2", "ros3", "rodas3"):
+        for cm in (sparse, dense):                             # compile / load outside the timing
+            cm.integrate(y0[:2].copy(), kc[:2], 1.0, solver=solver)
+        best = {"sparse": np.inf, "dense": np.inf}
+        out = {}
+        for _ in range(args.repeat):
+            for name, cm in (("sparse", sparse), ("dense", dense)):
+                y = y0.copy()
+                t = time.process_time()
+                res = cm.integrate(y, kc, tend, solver=solver, rtol=1e-3)
+                best[name] = min(best[name], time.process_time() - t)
+                out[name] = (y, res.integrated_rates)
+        (ys, rs), (yd, rd) = out["sparse"], out["dense"]
+        print(f"{solver:<10}{args.cells / best['sparse']:>12.0f}{args.cells / best['dense']:>12.0f}"
+              f"{best['dense'] / best['sparse']:>8.2f}{_max_rel(ys, yd, 1e-9):>12.2e}"
+              f"{_max_rel(rs, rd, 1e-12):>12.2e}")
 
 
 if __name__ == "__main__":

@@ -152,6 +152,7 @@ class DomainModel:
         self.last_substeps = (0, 0)
         self.lon, self.lat = (lay.local(a) for a in grid.lonlat)
         self._plume_hour = None
+        self._emission_rows = None  # (fields, bulk, tag rows) of the last step's emissions
 
     def set_boundaries(self, lateral=None, background=None) -> None:
         """Connect the boundary conditions (the sources need the model, so they are connected
@@ -382,6 +383,10 @@ class DomainModel:
             return None, None
         loc = self.layout.local
         tagged = em.tagged_emissions(self.time, self.scaling, self._plume_met())
+        if self._emission_rows is not None and self._emission_rows[0] is tagged:
+            # the emission model's per-hour cache returned the same fields: same rows (the
+            # consumers only read them)
+            return self._emission_rows[1:]
         ne = tagged.emitting_layers()
         dense = loc(tagged.to_dense(ne))  # (ntag_em, nspec_em, ne, nyl, nxl), SI per area
         nyl, nxl = self.layout.block_shape
@@ -398,6 +403,7 @@ class DomainModel:
             if tag_rows is not None and name in self.tagged:
                 t = self.tagged.index(name)
                 tag_rows[t * self.ntag:t * self.ntag + src.shape[0]] = src
+        self._emission_rows = (tagged, bulk, tag_rows)
         return bulk, tag_rows
 
     def _plume_met(self):
