@@ -127,9 +127,10 @@ def test_invert_recovers_the_twin_truth(twin, tmp_path):
 
 @pytest.mark.slow
 def test_invert_with_a_finite_difference_jacobian_reports_the_tag_difference(twin, tmp_path):
-    """--jacobian fd: one perturbed run per factor (21 runs of 6 h, ~4 min). Measured on this
-    case: tags vs FD relative difference NO2 0.026, SO2 0.050, PM2.5 0.33 (the secondary part:
-    nitrate/ammonium partitioning is nonlinear, tags attribute it)."""
+    """--jacobian fd: one perturbed run per factor (39 runs of 6 h, ~3 min). Measured on this
+    case: tags vs FD relative difference NO2 0.026, SO2 0.050, PM2.5 0.049 -- 0.33 while the
+    NH4 tags counted as the NH3 sources' sensitivity in this ammonia-rich case (the model's
+    equilibrium makes ammonium follow the sulfate there; jacobian.NH4_AMMONIA_RICH_SENSITIVITY)."""
     case, runs, tmp = twin
     obs = tmp / "obs.csv"
     if not obs.exists():
@@ -143,7 +144,7 @@ def test_invert_with_a_finite_difference_jacobian_reports_the_tag_difference(twi
             if str(k).startswith("jacobian tags vs fd")}
     assert set(diff) >= {"jacobian tags vs fd, PM25", "jacobian tags vs fd, NO2"}
     assert diff["jacobian tags vs fd, NO2"] < 0.1 and diff["jacobian tags vs fd, SO2"] < 0.15, diff
-    assert 0.05 < diff["jacobian tags vs fd, PM25"] < 0.6, diff  # secondary PM: nonlinear
+    assert diff["jacobian tags vs fd, PM25"] < 0.1, diff  # ammonium follows its acids
     table = read_scaling_table(out / "scaling.csv")
     f = {(r.region, r.sector, r.pollutant): r.factor for r in table.rows}
     assert f[("Hangzhou", "industry", "NOx")] > 1.1

@@ -13,7 +13,7 @@ Solvers (``solver=`` argument):
   in a Markowitz elimination order fixed when the mechanism is compiled, written out as
   straight-line code with the fill-in precomputed (for GRS: 27 stored entries instead of 100, no
   fill-in). No pivoting is needed because ``I/(gamma h) - J`` is diagonally dominant for the step
-  sizes taken; as a guard, a step whose pivot is zero, not finite or below ``1e-10 / (gamma h)``
+  sizes taken; as a guard, a step with a pivot that is not finite or not above ``1e-10/(gamma h)``
   uses the dense partial-pivoting LU instead (and h is halved if that is singular too).
   ``compile_mechanism(..., lu="dense")`` (or ``AQFORECAST_CHEMISTRY_LU=dense``) uses the dense LU
   on every step, the reference of the sparse one. Per-reaction integrated rates are

@@ -4,6 +4,11 @@ Mechanism-specific functions (rates, Jacobian, the per-cell integrators) are gen
 by :mod:`aqforecast.chemistry.codegen`; they call the small building blocks defined here. Numpy
 arrays in, numpy arrays out; no Python objects inside the kernels (DESIGN.md layer 1).
 
+The Rosenbrock integrators solve their linear systems with a sparse LU without pivoting that is
+generated per mechanism (KPP style, see :mod:`aqforecast.chemistry.codegen`); the dense
+partial-pivoting :func:`lu_factor` / :func:`lu_solve` here are its fallback for a step with a
+bad pivot, the ``lu="dense"`` reference, and the small solve of the mass fixer.
+
 Rosenbrock coefficients are those of KPP's ``Rosenbrock`` integrator (Sandu et al. 1997,
 Atmos. Environ. 31, 3459; Hairer & Wanner 1996, *Solving ODEs II*), in KPP's storage convention:
 the strictly lower triangular A and C are stored row-wise, ``A(i,j) = a[(i-1)(i-2)/2 + j]``
