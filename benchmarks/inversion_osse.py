@@ -23,7 +23,9 @@ representativeness error for the grid spacing of the domain that samples the sta
 
 Reported per day and for the observable factors (averaging-kernel diagonal > 0.1 on day 0):
 the prior and posterior error of ln(factor) against the truth (RMS over factors), the error
-reduction 1 - posterior/prior, and the coverage of the truth by +-2 sigma; DOFS and chi^2.
+reduction 1 - posterior/prior, the same RMS over the perturbed factors only
+(``perturbed_prior`` / ``perturbed_posterior``), and the coverage of the truth by +-2 sigma;
+DOFS and chi^2. A factor without sensitivity on a later day counts at its prior.
 Targets (issue 20): >= 60 % error reduction after 3 cycles, >= 80 % coverage.
 
 Per factor and day the truth, prior, posterior and sigma go to ``WORK/factors.csv``, the
