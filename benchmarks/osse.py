@@ -17,11 +17,32 @@ station was assimilated?
 
 Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the small test case
 (24 x 21 x 8 at 3 km with a 1 km nest; met generated on the fly). Prints a table.
+
+``python benchmarks/osse.py --case sample [--days 3] [--spinup 24] [--method oi|letkf]
+[--members 8] [--reuse] [--work DIR]``: the same design on the real sample case
+(config/config.yaml: 54 x 48 x 15 at 3 km + the 1 km Hangzhou nest, untagged runs):
+
+* spin-up of ``--spinup`` hours from the cold start (truth and background both start from its
+  state at T0, so the initial state is not the background profile);
+* truth: PM2.5 components and O3 of every layer and both domains times the fixed smooth field
+  ``TRUTH_FACTOR(lon, lat)`` in [1.2, 1.8] (wavelengths ~0.9 deg lon x 0.8 deg lat), and the
+  scaling table ``TRUTH_SCALING`` (industry and residential x1.3), run ``--days`` x 24 h;
+* stations: the CNEMC stations of ``inputs.observations.station_coords`` inside d01, each read
+  (bilinear, the assimilation's operator) in the finest domain containing it; every third
+  (in code order) withheld; the observations of the hour ending at T0 are the truth's state at
+  T0 plus Gaussian noise of the observation error of that domain's grid spacing;
+* free forecast from the unperturbed spin-up state; analysis (``aqforecast assimilate``, OI, or
+  LETKF with ``aqforecast ensemble`` members of the spin-up) at T0 from the other stations'
+  PM2.5, O3 and NO2; the forecast from it;
+* RMSE at the withheld stations by lead day (and by output hour, ``WORK/rmse_by_hour.csv``),
+  the lead-0 row being the analysis itself. ``--reuse`` keeps the runs already complete in WORK
+  (spin-up, truth, free) and reruns only the analysis and its forecast.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -148,15 +169,229 @@ def run(days: int = 2, spinup: int = 6, work: Path | None = None, seed: int = 3,
     return table
 
 
+#: the truth's initial-state factor of PM2.5 components and O3 (all layers, both domains):
+#: smooth, 1.2 .. 1.8, wavelengths ~0.9 deg lon x 0.8 deg lat (~86 x 89 km) over the sample
+#: domain; fixed before any result was seen
+def TRUTH_FACTOR(lon, lat):
+    return 1.2 + 0.6 * 0.25 * (1.0 + np.sin(2 * np.pi * (lon - 120.0) / 0.9)) \
+        * (1.0 + np.cos(2 * np.pi * (lat - 30.0) / 0.8))
+
+
+TRUTH_SCALING = "region,sector,pollutant,factor\n*,industry,*,1.3\n*,residential,*,1.3\n"
+PERTURBED = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA", "O3")
+SAMPLE_QUANTITIES = ("PM25", "O3", "NO2")
+
+
+def _done(run: Path) -> bool:
+    return (run / "_SUCCESS").exists()
+
+
+def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: int = 3,
+               method: str = "oi", members: int = 8, reuse: bool = False,
+               config: Path | None = None, assim: dict | None = None, label: str = "",
+               log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The OSSE on the sample case (module docstring). Returns (table by lead day, RMSE by
+    output hour). ``assim``: overrides of the config's ``assimilation`` section for the
+    analysis (e.g. ``{"mixed_layer_hours": 0, "vertical_decay": 0}``, the PBL at T only);
+    ``label``: suffix of the analysis' directories and tables in WORK."""
+    from aqforecast.cli import main
+    from aqforecast.config import load_config, resolve_path
+    from aqforecast.grid import grids_from_config
+    from aqforecast.observations.operator import (StationOperator, model_equivalent,
+                                                  observation_error)
+    from aqforecast.products.tables import station_table
+
+    config = Path(config or REPO / "config" / "config.yaml")
+    work = Path(work or "/tmp/aqforecast-osse-sample")
+    if work.exists() and not reuse:
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
+    cfg = load_config(config)
+    grids = grids_from_config(cfg)
+    t0 = np.datetime64(cfg.time.start, "s") + np.timedelta64(spinup, "h")
+    stamp = str(np.datetime64(t0, "h"))
+    lead = 24 * days
+    common = ["--no-progress", "--no-tags", "--overwrite"]
+    clock = time.perf_counter()
+    walls = {}
+
+    def forecast(out: str, *extra):
+        if reuse and _done(work / out):
+            return
+        tic = time.perf_counter()
+        assert main(["forecast", str(config), *extra, "--out", str(work / out), *common]) == 0
+        walls[out] = time.perf_counter() - tic
+
+    forecast("spinup", "--lead-hours", str(spinup))
+    bg = work / "spinup" / "restart" / stamp
+    tinit = work / "truth_init"
+    if not (reuse and tinit.is_dir()):
+        tinit.mkdir(exist_ok=True)
+        for name, grid in grids.items():
+            ds = xr.load_dataset(bg / f"initial_{name}.nc")
+            lon, lat = grid.lonlat
+            f = TRUTH_FACTOR(lon, lat)
+            for sp in PERTURBED:
+                if sp in ds:
+                    ds[sp].values = ds[sp].values * f[None]
+            ds.to_netcdf(tinit / f"initial_{name}.nc")
+    scaling = work / "truth_scaling.csv"
+    scaling.write_text(TRUTH_SCALING)
+    start = ["--start", stamp, "--lead-hours", str(lead)]
+    forecast("truth", *start, "--initial", str(tinit), "--scaling", str(scaling))
+    forecast("free", *start, "--initial", str(bg))
+    # the bound: the truth's own initial state with the prior emissions (a perfect analysis);
+    # what no initial-state analysis can beat while the emission error remains
+    forecast("perfect_init", *start, "--initial", str(tinit))
+
+    # stations: CNEMC sites inside d01, read in the finest domain containing them
+    st = station_table(resolve_path(cfg, cfg.inputs.observations.station_coords))
+    st = st.sort_values("station").reset_index(drop=True)
+    slon, slat = st["lon"].to_numpy(float), st["lat"].to_numpy(float)
+    order = sorted(grids, key=lambda n: float(np.mean(grids[n].cell_area)))  # finest first
+    ops = {n: StationOperator(*grids[n].lonlat, slon, slat) for n in order}
+    where = np.full(len(st), "", dtype=object)
+    for n in order:
+        where[(where == "") & ops[n].inside] = n
+    inside = where != ""
+    st, slon, slat, where = st[inside].reset_index(drop=True), slon[inside], slat[inside], \
+        where[inside]
+    ops = {n: StationOperator(*grids[n].lonlat, slon, slat) for n in order}
+    withheld = np.arange(len(st)) % 3 == 0
+    dx_km = {n: float(np.sqrt(np.mean(grids[n].cell_area)) / 1000.0) for n in order}
+
+    def at_stations(q, fields: dict) -> np.ndarray:
+        """q at every station from {domain: surface fields}, each in its finest domain."""
+        out = np.full(len(st), np.nan)
+        for n in order:
+            m = where == n
+            v = ops[n](model_equivalent(q, fields[n], np.ones(grids[n].lonlat[0].shape)))
+            out[m] = v[m]
+        return out
+
+    truth0 = {n: _surface(xr.load_dataset(tinit / f"initial_{n}.nc"), None) for n in order}
+    rng = np.random.default_rng(seed)
+    rows = []
+    hour = str(np.datetime64(t0, "h") - np.timedelta64(1, "h")) + ":00:00Z"
+    for q in SAMPLE_QUANTITIES:
+        y = at_stations(q, truth0)
+        sig = np.array([observation_error(q, y[k:k + 1], dx_km[where[k]])[0]
+                        for k in range(len(st))])
+        y = np.maximum(y + rng.normal(0.0, 1.0, y.size) * sig, 0.0)
+        sp = {"PM25": "PM2.5"}.get(q, q)
+        for k in np.flatnonzero(~withheld):
+            rows.append({"station": st["station"].iloc[k], "time": hour, "species": sp,
+                         "value": y[k], "units": "ug m-3", "lon": slon[k], "lat": slat[k]})
+    obs = work / "obs.csv"
+    pd.DataFrame(rows).to_csv(obs, index=False)
+
+    if method == "letkf" and not (reuse and _done(work / "spinup" / "ensemble")):
+        tic = time.perf_counter()
+        assert main(["ensemble", str(config), "--run", str(work / "spinup"), "--members",
+                     str(members), "--workers", "1", "--seed", str(seed)]) == 0
+        walls["ensemble"] = time.perf_counter() - tic
+    acfg_path = config
+    if assim:  # a copy of the config with the analysis options changed (paths absolute)
+        import yaml
+
+        from aqforecast.config import read_yaml
+
+        raw = read_yaml(config)
+        raw["base_dir"] = str((config.parent / raw.get("base_dir", ".")).resolve())
+        raw.setdefault("assimilation", {}).update(assim)
+        acfg_path = work / f"config_{method}{label}.yaml"
+        acfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    ana, fc = f"analysis_{method}{label}", f"analysed_{method}{label}"
+    for d in (ana, fc):
+        if (work / d).exists():
+            shutil.rmtree(work / d)
+    tic = time.perf_counter()
+    assert main(["assimilate", str(acfg_path), "--background", str(work / "spinup"), "--obs",
+                 str(obs), "--out", str(work / ana), "--time", stamp, "--method", method]) == 0
+    walls["assimilate"] = time.perf_counter() - tic
+    forecast(fc, *start, "--initial", str(work / ana))
+
+    runs = {"truth": work / "truth", "free": work / "free", "analysed": work / fc,
+            "bound": work / "perfect_init"}
+    files = {k: {n: xr.load_dataset(r / f"conc_{n}.nc") for n in order}
+             for k, r in runs.items()}
+    inits = {"truth": tinit, "free": bg, "analysed": work / ana, "bound": tinit}
+    times = [t for t in files["truth"][order[0]]["time"].values
+             if 0 < (t - t0) / np.timedelta64(1, "h") <= lead]
+    per_hour = []
+    for q in SAMPLE_QUANTITIES:
+        rec = [(0.0, {k: at_stations(q, {n: _surface(xr.load_dataset(inits[k] /
+                                                                         f"initial_{n}.nc"), None)
+                                          for n in order}) for k in inits})]
+        for t in times:
+            h = float((t - t0) / np.timedelta64(1, "h"))
+            rec.append((h, {k: at_stations(q, {n: _surface(files[k][n], t) for n in order})
+                            for k in files}))
+        for h, v in rec:
+            ef = (v["free"] - v["truth"])[withheld]
+            ea = (v["analysed"] - v["truth"])[withheld]
+            eb = (v["bound"] - v["truth"])[withheld]
+            per_hour.append({"quantity": q, "hour": h, "day": int(np.ceil(h / 24.0)),
+                             "mse_free": float(np.mean(ef ** 2)),
+                             "mse_analysis": float(np.mean(ea ** 2)),
+                             "mse_bound": float(np.mean(eb ** 2)),
+                             "truth_mean": float(np.mean(v["truth"][withheld]))})
+    ph = pd.DataFrame(per_hour)
+    ph["rmse_free"] = np.sqrt(ph["mse_free"])
+    ph["rmse_analysis"] = np.sqrt(ph["mse_analysis"])
+    ph["gain"] = 1.0 - ph["rmse_analysis"] / ph["rmse_free"]
+    ph["gain_bound"] = 1.0 - np.sqrt(ph["mse_bound"]) / ph["rmse_free"]
+    g = ph.groupby(["quantity", "day"], sort=False)[["mse_free", "mse_analysis",
+                                                      "mse_bound"]].mean()
+    table = pd.DataFrame({"stations": int(withheld.sum()),
+                          "rmse_free": np.sqrt(g["mse_free"]),
+                          "rmse_analysis": np.sqrt(g["mse_analysis"])}).reset_index()
+    table["gain"] = 1.0 - table["rmse_analysis"] / table["rmse_free"]
+    table["gain_bound"] = 1.0 - np.sqrt(g["mse_bound"].to_numpy()) / table["rmse_free"]
+    drop = ["mse_free", "mse_analysis", "mse_bound"]
+    ph.drop(columns=drop).to_csv(work / f"rmse_by_hour_{method}{label}.csv", index=False)
+    table.to_csv(work / f"osse_{method}{label}.csv", index=False)
+    (work / f"walls_{method}{label}.json").write_text(json.dumps(walls, indent=1))
+    log(f"OSSE on the sample case ({method}{label}, {assim or 'config defaults'}): {len(st)} CNEMC stations in d01 "
+        f"({int(withheld.sum())} withheld; {int(np.sum(where != order[-1]))} read in the nest), "
+        f"T0 {stamp} after a {spinup} h spin-up, {days} day(s); wall {time.perf_counter() - clock:.0f} s "
+        f"this call ({', '.join(f'{k} {v:.0f} s' for k, v in walls.items())})")
+    return table, ph.drop(columns=drop)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--days", type=int, default=2)
-    ap.add_argument("--spinup", type=int, default=6)
+    ap.add_argument("--case", choices=("small", "sample"), default="small")
+    ap.add_argument("--days", type=int, default=None, help="small: 2, sample: 3")
+    ap.add_argument("--spinup", type=int, default=None, help="hours; small: 6, sample: 24")
     ap.add_argument("--work", type=Path, default=None)
+    ap.add_argument("--method", choices=("oi", "letkf"), default="oi", help="sample case")
+    ap.add_argument("--members", type=int, default=8, help="sample case, letkf")
+    ap.add_argument("--reuse", action="store_true", help="sample case: keep complete runs")
+    ap.add_argument("--hourly", action="store_true", help="also print RMSE by output hour")
+    ap.add_argument("--assim", action="append", default=[], metavar="KEY=VALUE",
+                    help="sample case: override assimilation.KEY for the analysis (YAML value)")
+    ap.add_argument("--label", default="", help="sample case: suffix of the analysis runs")
     args = ap.parse_args(argv)
-    table = run(args.days, args.spinup, args.work)
+    if args.case == "small":
+        table = run(args.days or 2, args.spinup or 6, args.work)
+        hourly = None
+    else:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        for noisy in ("aqforecast.emissions", "aqforecast.met", "aqforecast.forecast"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+        import yaml
+
+        assim = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.assim)}
+        table, hourly = run_sample(args.days or 3, args.spinup or 24, args.work,
+                                   method=args.method, members=args.members, reuse=args.reuse,
+                                   assim=assim or None, label=args.label)
     with pd.option_context("display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
+        if args.hourly and hourly is not None:
+            print(hourly.to_string(index=False))
     return 0
 
 

@@ -209,3 +209,124 @@ def test_ensemble_command_then_letkf(background, tmp_path, capsys):
         shutil.rmtree(run / "ensemble", ignore_errors=True)
     assert main(["ensemble", str(case), "--run", str(run), "--members", "2"]) == 2
     assert "at least 3 members" in capsys.readouterr().err
+
+
+def test_vertical_weights_and_analysis_depth():
+    """The surface ratio's reach: full weight up to the analysis depth, an exponential decay of
+    the log-ratio above (scale = vertical_decay x depth), cut below 1 %; the depth is the
+    highest boundary layer of the look-back window (the residual layer), not only the PBL at T."""
+    from aqforecast.assimilation.analysis import _apply_ratio, analysis_depth, vertical_weights
+
+    z = np.array([20.0, 100.0, 300.0, 700.0, 1100.0, 1500.0, 3000.0, 8000.0])[:, None, None] \
+        * np.ones((1, 2, 3))
+    depth = np.array([[200.0, 700.0, 1000.0], [5.0, 1500.0, 1000.0]])
+    w = vertical_weights(z, depth, 0.3)
+    # exp(-500 / 60) = 2.4e-4 < 1 %: cut
+    np.testing.assert_array_equal(w[:, 0, 0], [1, 1, np.exp(-100 / 60), 0, 0, 0, 0, 0])
+    assert w[0, 1, 0] == 1.0 and w[1, 1, 0] == 0.0  # the lowest layer always, even h < z0
+    np.testing.assert_allclose(w[4, 0, 2], np.exp(-100.0 / 300.0))
+    assert (w[-1] == 0).all() and ((w >= 0) & (w <= 1)).all()
+    # decay 0: the old sharp cut at the depth
+    np.testing.assert_array_equal(vertical_weights(z, depth, 0.0), (z <= np.maximum(
+        depth, z[0])[None]).astype(float))
+    # r^w: w = 0 keeps the background bit for bit, w = 1 the full ratio
+    v = np.full(z.shape, 7.0)
+    r = np.full((2, 3), 1.5)
+    out = _apply_ratio(v, r, w)
+    assert out[0, 0, 0] == 10.5 and out[-1, 0, 0] == 7.0
+    assert 7.0 < out[2, 0, 0] < 10.5
+
+    class Met:  # three hourly records; the PBL collapses from 1500 m to 200 m
+        times = np.array(["2026-07-20T00", "2026-07-20T01", "2026-07-20T02"],
+                         dtype="datetime64[s]")
+        pbl = {0: 1500.0, 1: 800.0, 2: 200.0}
+
+        def field(self, name, t):
+            assert name == "pblh"
+            k = int((np.datetime64(t, "s") - self.times[0]) / np.timedelta64(1, "h"))
+            return np.full((2, 3), self.pbl[k])
+
+    t = "2026-07-20T02"
+    assert analysis_depth(Met(), t, 0.0)[0, 0] == 200.0
+    assert analysis_depth(Met(), t, 1.0)[0, 0] == 800.0
+    assert analysis_depth(Met(), t, 24.0)[0, 0] == 1500.0  # earlier records than the met: none
+
+
+def test_assimilate_reaches_the_residual_layer(background, tmp_path):
+    """Default: the ratio reaches above the PBL at T (the look-back's highest boundary layer,
+    then a decay); mixed_layer_hours 0 and vertical_decay 0: only the layers below the PBL at
+    T change, as before."""
+    import yaml
+
+    from aqforecast.met import MetProvider
+
+    case, run = background
+    obs = tmp_path / "obs.csv"
+    _synthetic_obs(case, run, 1.3, obs)
+    old = tmp_path / "old.yaml"
+    from aqforecast.config import read_yaml
+
+    raw = read_yaml(case)
+    raw.setdefault("assimilation", {}).update({"mixed_layer_hours": 0, "vertical_decay": 0})
+    old.write_text(yaml.safe_dump(raw, sort_keys=False))
+    for cfg, out in ((case, tmp_path / "new"), (old, tmp_path / "old")):
+        assert main(["assimilate", str(cfg), "--background", str(run), "--obs", str(obs),
+                     "--out", str(out)]) == 0
+    b = xr.open_dataset(run / "restart" / "2026-07-20T02" / "initial_d01.nc")["O3"].values
+    new = xr.open_dataset(tmp_path / "new" / "initial_d01.nc")["O3"].values
+    old_a = xr.open_dataset(tmp_path / "old" / "initial_d01.nc")["O3"].values
+    cfg = load_config(case)
+    grids = grids_from_config(cfg)
+    met = MetProvider.from_config(cfg, "d01", grids)
+    try:
+        s = met.state(np.datetime64("2026-07-20T02"))
+        in_pbl = s.z_centre <= np.maximum(s.pblh, s.z_centre[0])[None]
+        from aqforecast.assimilation.analysis import analysis_depth
+
+        depth = analysis_depth(met, np.datetime64("2026-07-20T02"), 24.0)
+    finally:
+        met.close()
+    changed_old = np.abs(old_a - b) > 1e-6 * np.abs(b)
+    assert not changed_old[~in_pbl].any()  # the old rule: nothing above the PBL at T
+    np.testing.assert_allclose(new[in_pbl], old_a[in_pbl], rtol=1e-5)  # same surface ratio
+    changed_new = np.abs(new - b) > 1e-6 * np.abs(b)
+    assert changed_new.sum() > changed_old.sum()  # the residual layer / decay zone too
+    assert (depth >= s.pblh - 1e-6).all()
+    top = b.shape[0] - 1
+    np.testing.assert_array_equal(new[top], b[top])  # the free troposphere is kept
+
+
+def test_letkf_control_analysed_from_its_own_innovations():
+    """recentre: the members' mean becomes the control, their relative spread is kept; the
+    LETKF mean analysis of the recentred ensemble is then the control's own analysis, which
+    fits the observations better than its background even when the raw ensemble mean is far
+    from the control (before, the control took the ensemble-mean increment: here a step away
+    from the observations)."""
+    from aqforecast.assimilation import letkf_analysis
+    from aqforecast.assimilation.analysis import recentre
+
+    rng = np.random.default_rng(4)
+    n, k = 40, 12
+    xy = np.column_stack([np.arange(n) * 3.0, np.zeros(n)])
+    xb = 20.0 + 5.0 * np.sin(np.arange(n) / 6.0)
+    Xb_own = 1.6 * xb[None] * np.exp(rng.normal(0.0, 0.3, (k, 1)) +
+                                     0.1 * rng.normal(0.0, 1.0, (k, n)))  # mean ~1.7 x control
+    Xb = recentre(Xb_own, xb)
+    np.testing.assert_allclose(Xb.mean(axis=0), xb, rtol=1e-12)
+    np.testing.assert_allclose(Xb / Xb.mean(axis=0), Xb_own / Xb_own.mean(axis=0), rtol=1e-12)
+    assert (Xb >= 0).all()
+    obs = np.arange(2, n, 5)
+    truth = 1.2 * xb
+    y = truth[obs]
+    r2 = np.full(obs.size, 1.0)
+    H = np.zeros((obs.size, n))
+    H[np.arange(obs.size), obs] = 1.0
+
+    def analysis(E):
+        Xa = letkf_analysis(E, E @ H.T, y, r2, xy, xy[obs], 30.0, 1.0)
+        return xb + Xa.mean(axis=0) - E.mean(axis=0)
+
+    xa_new, xa_old = analysis(Xb), analysis(Xb_own)
+    rms = lambda x: float(np.sqrt(np.mean((y - H @ x) ** 2)))  # noqa: E731
+    assert rms(xa_new) < 0.5 * rms(xb)
+    assert rms(xa_old) > rms(xb)  # the ensemble-mean increment, applied to the control

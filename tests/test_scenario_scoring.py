@@ -11,6 +11,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import xarray as xr
 import pytest
 import yaml
 from forecast_case import small_config
@@ -294,3 +295,38 @@ def test_pre_post_on_a_posterior_inventory(base, tmp_path):
     m0 = pd.read_csv(out / "measures.csv")["tonnes_abated"].iloc[0]
     m1 = pd.read_csv(out / "posterior" / "measures.csv")["tonnes_abated"].iloc[0]
     assert m1 == pytest.approx(2 * m0, rel=1e-9)
+
+
+def test_tags_estimate_between_tag_times(tmp_path):
+    """Tags written every 3 h, concentrations every hour: every hour's concentration moves by
+    its interpolated tag shares (earlier, only the tag hours moved, so daily-mean changes were
+    1/3 of the rerun's on the sample case's 3-hourly tags)."""
+    from aqforecast.emissions.scaling import ScalingTable
+    from aqforecast.scenarios.score import _share_weights, _tags_estimate
+
+    hours = pd.date_range("2026-07-20T00", periods=7, freq="h")
+    tag_hours = hours[::3]
+    ny, nx = 2, 3
+    rng = np.random.default_rng(1)
+    c = rng.uniform(10.0, 20.0, (len(hours), 1, ny, nx))
+    share_hz = np.linspace(0.2, 0.5, len(tag_hours))  # Hangzhou industry's share, 00/03/06
+    tags = np.zeros((2, len(tag_hours), 1, ny, nx))
+    at = hours.get_indexer(tag_hours)
+    tags[0] = share_hz[:, None, None, None] * c[at]
+    tags[1] = c[at] - tags[0]
+    xr.Dataset({"PPM25": (("time", "lev", "y", "x"), c)},
+               coords={"time": hours, "lev": [0.99]}).to_netcdf(tmp_path / "conc_d01.nc")
+    xr.Dataset({"PPM25": (("tag", "time", "lev", "y", "x"), tags)},
+               coords={"time": tag_hours, "lev": [0.99],
+                       "tag_region": ("tag", ["Hangzhou", "outside"]),
+                       "tag_sector": ("tag", ["industry", "industry"])}
+               ).to_netcdf(tmp_path / "tags_d01.nc")
+    table = ScalingTable({("Hangzhou", "industry", "PM25"): 0.0})
+    out = _tags_estimate(tmp_path, tmp_path / "est", table, ["d01"])
+    got = xr.open_dataset(out / "conc_d01.nc")["PPM25"].values
+    # the share interpolated linearly in time between 00, 03 and 06
+    share = np.interp(np.arange(len(hours)), [0, 3, 6], share_hz)
+    np.testing.assert_allclose(got, c * (1.0 - share)[:, None, None, None], rtol=1e-12)
+    lo, hi, w = _share_weights(tag_hours, hours)
+    assert list(lo) == [0, 0, 0, 1, 1, 1, 2] and list(hi) == [0, 1, 1, 1, 2, 2, 2]
+    np.testing.assert_allclose(w, [1, 1 / 3, 2 / 3, 1, 1 / 3, 2 / 3, 1])

@@ -124,6 +124,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--obs", required=True, metavar="OBS", help="obs.nc or a generic CSV")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
+    p = sub.add_parser("bias-correct", help="Kalman-filter station bias correction of a run",
+                       description="Learn each station's bias per pollutant and lead hour from "
+                                   "earlier verifications (Kalman-filter predictor of Delle "
+                                   "Monache et al. 2006; pairs valid before RUN's start only; "
+                                   "verification.withheld_stations never learn: they take the "
+                                   "bias of the nearest learning station) and correct RUN's "
+                                   "station forecasts: DIR/bias_state.csv (the next --state), "
+                                   "corrected.csv, with --obs DIR/verification/ as `aqforecast "
+                                   "verify` writes it, and _SUCCESS.")
+    _add_config(p)
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="the forecast to correct")
+    p.add_argument("--history", nargs="*", default=[], metavar="DIR",
+                   help="`aqforecast verify` directories of earlier cycles (their paired.csv)")
+    p.add_argument("--state", default=None, metavar="FILE",
+                   help="the previous cycle's bias_state.csv (default: start from no bias)")
+    p.add_argument("--obs", default=None, metavar="OBS",
+                   help="obs.nc or generic CSV: also verify the corrected forecast")
+    p.add_argument("--ratio", type=float, default=None, metavar="R",
+                   help="sigma_eta^2 / sigma_eps^2 of the filter (default 0.01)")
+    p.add_argument("--transfer", choices=("nearest", "mean"), default="nearest",
+                   help="bias for withheld stations and stations without one: the nearest "
+                        "learning station's (default) or the mean over them")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+
     p = sub.add_parser("assimilate", help="analyse the initial state from observations",
                        description="Correct a background run's state at T with station "
                                    "observations (optimal interpolation) and write "
@@ -353,6 +377,10 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "verify":
         for p in stages.verify(args.config, args.run, args.obs, args.out):
+            sys.stdout.write(f"{p}\n")
+    elif args.command == "bias-correct":
+        for p in stages.bias_correct(args.config, args.run, args.history, args.out, args.state,
+                                     args.obs, args.ratio, args.transfer):
             sys.stdout.write(f"{p}\n")
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,

@@ -1,5 +1,5 @@
 """Daily-cycle hindcast driver: each day assimilate, invert, forecast and verify at the withheld
-stations, for three experiments that add one stage at a time, then print the score table.
+stations, for four experiments that add one stage at a time, then print the score table.
 
     .venv/bin/python workflow/scripts/hindcast.py [--config config/hindcast_beijing/config.yaml]
         [--cycles 3] [--lead-hours 72] [--out results/hindcast_beijing] [--jobs 1]
@@ -14,13 +14,21 @@ the contract files. Layout under ``--out``::
     obs/<cycle>/obs.nc                 the day before the cycle (assimilation, inversion)
     obs_verify/<cycle>/obs.nc          the lead hours after the cycle (verification)
     <experiment>/<cycle>/{analysis,inversion,forecast,verification}/
+    spinup/verification/               the spin-up run against obs/<first cycle> (bias's history)
+    bias/<cycle>/bias_correction/{bias_state.csv,corrected.csv,verification/}
     summary.csv, summary.md, timings.csv
 
 Experiments: ``free`` -- warm start from the previous free forecast, base inventory;
 ``assim`` -- + the OI analysis of the previous assim forecast at the cycle time;
 ``inversion`` -- + the Kalman-filter inventory (prior run: the previous inversion forecast,
-tagged; prior: yesterday's posterior). ``verification.withheld_stations`` never enter
-``assimilate`` or ``invert``; the scores are on them only: NMB, NME, r of 24-h PM2.5 and of O3
+tagged; prior: yesterday's posterior); ``bias`` -- + the Kalman-filter station bias correction
+(``aqforecast bias-correct``) of the ``inversion`` forecasts, learning from the verifications
+of the earlier inversion forecasts (and, for the first cycle, of the spin-up run against the
+day before it: ``spinup/verification/``) at pairs valid before the cycle, carrying its state
+``bias/<cycle>/bias_correction/bias_state.csv`` from cycle to cycle; no model run of its own.
+``verification.withheld_stations`` never enter ``assimilate``, ``invert`` or ``bias-correct``
+(withheld stations get the bias of the nearest assimilated station); the scores are on them
+only: NMB, NME, r of 24-h PM2.5 and of O3
 MDA8 (the metrics of Emery et al. 2017), and the daily AQI-category accuracy (HJ 633 in force
 on each date: 2012 for 2016-17), by lead day.
 """
@@ -39,8 +47,9 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[2]
-EXPERIMENTS = ("free", "assim", "inversion")
-LABELS = {"free": "free model", "assim": "+ assimilation", "inversion": "+ inversion"}
+EXPERIMENTS = ("free", "assim", "inversion", "bias")
+LABELS = {"free": "free model", "assim": "+ assimilation", "inversion": "+ inversion",
+          "bias": "+ bias correction"}
 #: Emery et al. (2017) goal / criteria: |NMB|, NME (%) and r (SCIENCE.md 9.3; r and PM [L])
 EMERY = {"PM2.5": {"goal": (10.0, 35.0, 0.70), "criteria": (30.0, 50.0, 0.40)},
          "O3": {"goal": (5.0, 15.0, 0.75), "criteria": (15.0, 25.0, 0.50)}}
@@ -95,6 +104,9 @@ def run_cycles(cfg_path: Path, cfg, out: Path, cycles: int, lead: int,
              str(lead), "--out", str(vobs)], vobs, vobs / "observations.log")
         for e in experiments:
             d = out / e / cyc
+            if e == "bias":
+                _bias_correct(run, cfgs, out, names, c, vobs)
+                continue
             prev = spin if c == 1 else out / e / names[c - 2] / "forecast"
             fc = ["forecast", cfgs, "--start", cyc, "--lead-hours", str(lead), "--out",
                   str(d / "forecast"), "--overwrite", "--no-progress"]
@@ -122,6 +134,33 @@ def run_cycles(cfg_path: Path, cfg, out: Path, cycles: int, lead: int,
                  "--out", str(d / "verification")], d / "verification",
                 d / "logs" / "verify.log")
     return run
+
+
+def _bias_correct(run: Runner, cfgs: str, out: Path, names: list[str], c: int,
+                  vobs: Path) -> None:
+    """Cycle ``c`` (1-based) of the ``bias`` experiment: correct the inversion forecast."""
+    cyc, d = names[c - 1], out / "bias" / names[c - 1]
+    spin = out / "spinup"
+    if c == 1:
+        run("spinup verify", ["verify", cfgs, "--run", str(spin / "forecast"), "--obs",
+                              str(out / "obs" / cyc / "obs.nc"), "--out",
+                              str(spin / "verification")],
+            spin / "verification", spin / "verify.log")
+    history = [str(spin / "verification")] + [
+        str(out / "inversion" / n / "verification") for n in names[:c - 1]]
+    args = ["bias-correct", cfgs, "--run", str(out / "inversion" / cyc / "forecast"),
+            "--history", *history, "--obs", str(vobs / "obs.nc"),
+            "--out", str(d / "bias_correction")]
+    if c > 1:
+        args += ["--state", str(out / "bias" / names[c - 2] / "bias_correction" /
+                                "bias_state.csv")]
+    run(f"{cyc} bias correct", args, d / "bias_correction", d / "logs" / "bias_correct.log")
+
+
+def _paired_path(out: Path, e: str, cyc: str) -> Path:
+    if e == "bias":
+        return out / e / cyc / "bias_correction" / "verification" / "paired.csv"
+    return out / e / cyc / "verification" / "paired.csv"
 
 
 def _daily(paired: pd.DataFrame, which: str) -> pd.DataFrame:
@@ -158,7 +197,7 @@ def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[s
     for e in experiments:
         daily = []
         for cyc in cycles:
-            p = out / e / cyc / "verification" / "paired.csv"
+            p = _paired_path(out, e, cyc)
             paired = pd.read_csv(p, parse_dates=["time"])
             paired = paired[paired["station"].isin(withheld)]
             if paired.empty:
@@ -220,10 +259,14 @@ def main(argv=None) -> int:
     if not withheld:
         raise SystemExit(f"{a.config}: verification.withheld_stations is empty")
     exe = str(Path(sys.executable).with_name("aqforecast"))
+    # in the order of EXPERIMENTS; the bias correction post-processes the inversion's runs
+    steps = set(a.experiments) | ({"inversion"} if "bias" in a.experiments else set())
+    run_experiments = [e for e in EXPERIMENTS if e in steps]
+    a.experiments = [e for e in EXPERIMENTS if e in a.experiments]
     t0 = time.perf_counter()
     a.out.mkdir(parents=True, exist_ok=True)
     if not a.score_only:
-        runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, a.experiments, exe)
+        runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, run_experiments, exe)
         rows = pd.DataFrame(runner.rows)
         old = a.out / "timings.csv"
         if old.exists():   # a resumed run: keep the steps timed before

@@ -17,13 +17,24 @@
    ``RUN/ensemble/<member>/restart/<T>/initial_<domain>.nc`` (>= 3 members; e.g. forecasts with
    perturbed emissions and initial states): :func:`.letkf.letkf_analysis` (Hunt et al. 2007;
    Gaspari-Cohn R-localisation with half-width ``length_km``, inflation ``inflation``) analyses
-   every member; the control takes the ensemble-mean increment, and each member's analysis is
-   written to ``DIR/ensemble/<member>/initial_<domain>.nc`` for the next ensemble cycle;
+   every member of the ensemble recentred (multiplicatively, :func:`recentre`) on the control,
+   so that the control's analysis is the members' mean analysis from the control's own
+   innovations; each member's analysis is written to
+   ``DIR/ensemble/<member>/initial_<domain>.nc`` for the next ensemble cycle;
 4. the surface analysis becomes a ratio ``r = xa / xb`` (clipped to [1/max_ratio, max_ratio])
-   applied to the analysed species in every layer whose centre lies below the boundary-layer
-   height at T (the surface observation constrains the mixed layer; above it the background
-   stays): PM25 scales every PM2.5 component alike, NO2 scales NO too (the NOx partition of
-   the background is kept), O3 / SO2 / CO themselves;
+   applied to the analysed species as ``x_k r^w_k`` (:func:`vertical_weights`): ``w = 1`` in
+   every layer whose centre lies below the analysis depth ``h``, the highest boundary layer of
+   the ``mixed_layer_hours`` (24) up to T -- at night and in the morning the residual layer of
+   the previous afternoon's mixed layer, not only the shallow stable layer at T: the surface
+   air was part of that mixed layer hours before, its error is shared with it, and the
+   residual layer mixes down again when the boundary layer grows (Stull 1988, *An
+   Introduction to Boundary Layer Meteorology*, 1.5 and 11); a correction confined to a
+   200 m nocturnal layer is diluted ~8-fold by midday. Above ``h`` the log-ratio decays as
+   ``exp(-(z - h) / (vertical_decay h))`` (0.3 h: the order of the entrainment zone, Stull
+   1988 11.1; weights below 1 % cut to 0), and the free troposphere keeps the background.
+   ``mixed_layer_hours: 0, vertical_decay: 0`` is the PBL at T with a sharp cut. PM25
+   scales every PM2.5 component alike, NO2 scales NO too (the NOx partition of the
+   background is kept), O3 / SO2 / CO themselves;
    TROPOMI NO2 columns (``satellite_no2.nc`` beside OBS, or ``satellite=``; written by the
    observation stage, :mod:`aqforecast.observations.collect`): analysed *before* the NO2
    stations, in sequence. The model equivalent of a superobservation is the averaging-kernel
@@ -71,13 +82,47 @@ from .oi import DistanceCovariance, optimal_interpolation
 from .satellite import (column_observation_operator, innovation_chi2, read_superobservations,
                         satellite_file_for)
 
-__all__ = ["assimilate", "SCALED_SPECIES"]
+__all__ = ["assimilate", "SCALED_SPECIES", "analysis_depth", "vertical_weights", "recentre"]
 
 log = logging.getLogger(__name__)
 
 #: model species scaled by the analysis ratio of each observed quantity
 SCALED_SPECIES = {"PM25": PM25_COMPONENTS, "PM10": PM25_COMPONENTS + ("PPM10",),
                   "O3": ("O3",), "NO2": ("NO2", "NO"), "SO2": ("SO2",), "CO": ("CO",)}
+
+
+def analysis_depth(met, t, hours: float) -> np.ndarray:
+    """The depth (m above ground, (ny, nx)) through which the surface ratio applies in full:
+    the highest boundary-layer height of the met records in [t - hours, t] and at t itself
+    (records before the met's first time are skipped; ``hours = 0``: the PBL at t)."""
+    t = np.datetime64(t, "s")
+    depth = np.asarray(met.field("pblh", t), dtype=float)
+    if hours > 0:
+        times = np.asarray(met.times).astype("datetime64[s]")
+        lo = t - np.timedelta64(int(round(hours * 3600)), "s")
+        for tt in times[(times >= lo) & (times < t)]:
+            depth = np.maximum(depth, met.field("pblh", tt))
+    return depth
+
+
+def vertical_weights(z_centre, depth, decay: float, cut: float = 0.01) -> np.ndarray:
+    """Exponent ``w`` (nz, ny, nx) in [0, 1] of the analysis ratio per layer: 1 where the layer
+    centre ``z_centre`` (nz, ny, nx, m) lies at or below ``depth`` (ny, nx, m; at least the
+    lowest layer), ``exp(-(z - h) / (decay h))`` above (``decay = 0``: 0), 0 below ``cut``."""
+    z = np.asarray(z_centre, dtype=float)
+    h = np.maximum(np.asarray(depth, dtype=float), z[0])[None]
+    if decay > 0:
+        w = np.exp(-np.maximum(z - h, 0.0) / (decay * h))
+    else:
+        w = (z <= h).astype(float)
+    w[z <= h] = 1.0
+    w[w < cut] = 0.0
+    return w
+
+
+def _apply_ratio(v: np.ndarray, ratio: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``v r^w`` layer by layer (``w = 0``: v unchanged, bit for bit)."""
+    return np.where(w > 0, v * np.power(ratio[None], w), v)
 
 
 def _background_dir(run: Path, time) -> tuple[Path, np.datetime64]:
@@ -191,7 +236,9 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
         met = MetProvider.from_config(cfg, name, grids)
         try:
             s = met.state(t)
-            in_pbl = s.z_centre <= np.maximum(s.pblh, s.z_centre[0])[None]
+            # the layers the surface ratio reaches (module docstring, 4)
+            w_vert = vertical_weights(s.z_centre, analysis_depth(met, t, acfg.mixed_layer_hours),
+                                      acfg.vertical_decay)
             # model interface pressures (eta levels of the dry hydrostatic pressure), Pa
             p_int = np.asarray(grid.vertical.eta_interfaces)[:, None, None] * s.mu_dry[None] \
                 + grid.vertical.p_top
@@ -225,7 +272,8 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             # observation error here from the background equivalent, so that an absurd value
             # does not widen its own acceptance)
             if ens:  # the ensemble's own spread at the stations
-                Xb = np.stack([model_equivalent(q, f, rho).ravel() for f in ens_surface])
+                Xb_own = np.stack([model_equivalent(q, f, rho).ravel() for f in ens_surface])
+                Xb = recentre(Xb_own, xb.ravel())
                 b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
             else:
                 b_spread = H @ sigma_b
@@ -256,9 +304,10 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                                     np.column_stack([sx, sy]) / 1000.0, acfg.length_km,
                                     acfg.inflation)
                 Xa = np.maximum(Xa, 0.0)
-                # the control takes the ensemble-mean increment; each member its own analysis
+                # the ensemble is centred on the control: its mean analysis is the control's
                 xa = np.maximum(xb.ravel() + Xa.mean(axis=0) - Xb.mean(axis=0), 0.0)
-                member_ratio = np.where(Xb > 0, Xa / np.where(Xb > 0, Xb, 1.0), 1.0)
+                # each member's analysis relative to its own background state
+                member_ratio = np.where(Xb_own > 0, Xa / np.where(Xb_own > 0, Xb_own, 1.0), 1.0)
                 member_ratio = np.clip(member_ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
                 d = y[keep] - Hk @ xb.ravel()
                 S = np.cov(Yb.T, ddof=1).reshape(len(d), len(d)) * acfg.inflation + np.diag(r2)
@@ -268,13 +317,11 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             ratio = np.clip(ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
             for sp in SCALED_SPECIES[q]:
                 if sp in ds:
-                    v = ds[sp].values
-                    ds[sp].values = np.where(in_pbl, v * ratio[None], v)
+                    ds[sp].values = _apply_ratio(ds[sp].values, ratio, w_vert)
                 for m, mds in enumerate(ens):
                     if sp in mds and member_ratio is not None:
-                        v = mds[sp].values
                         r = member_ratio[m].reshape(xb.shape)
-                        mds[sp].values = np.where(in_pbl, v * r[None], v)
+                        mds[sp].values = _apply_ratio(mds[sp].values, r, w_vert)
             hxa = op.H @ (ratio * xb).ravel()
             increments[f"{q}_increment"] = (("y", "x"), ratio * xb - xb,
                                             {"units": "mg m-3" if q == "CO" else "ug m-3",
@@ -305,7 +352,7 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             paths.append(write_dataset(mds, initial_state_path(
                 out_dir / "ensemble" / mdir.parent.parent.name, name), 1))
         ds.attrs.update({"analysis_method": "optimal interpolation" if not ens else
-                         f"LETKF ({len(ens)} members, control takes the mean increment)",
+                         f"LETKF ({len(ens)} members recentred on the control)",
                          "analysis_background": str(src), "analysis_observations":
                          str(obs) + (f" {sat_path}" if sat is not None else ""),
                          "analysis_quantities": " ".join(quantities)})
@@ -364,8 +411,9 @@ def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, meth
     reason[intime & ~ok] = "invalid column, error or operator"
     rel = acfg.background_error.get("NO2", 0.5)
     sigma_b = np.maximum(rel * xb, 1e-6 * max(float(xb.max()), 1e-30))
-    Xb = np.stack([model_equivalent("NO2", *_surface_fields(m)).ravel() for m in ens]) \
+    Xb_own = np.stack([model_equivalent("NO2", *_surface_fields(m)).ravel() for m in ens]) \
         if ens else None
+    Xb = recentre(Xb_own, xb) if ens else None
     if Xb is not None:
         b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
     else:
@@ -390,7 +438,7 @@ def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, meth
         Xa = np.maximum(letkf_analysis(Xb, Yb, yk, r2, cell_xy, cell_xy[cell[k]],
                                        acfg.length_km, acfg.inflation), 0.0)
         xa = xb + Xa.mean(axis=0) - Xb.mean(axis=0)
-        member_ratio = np.clip(np.where(Xb > 0, Xa / np.where(Xb > 0, Xb, 1.0), 1.0),
+        member_ratio = np.clip(np.where(Xb_own > 0, Xa / np.where(Xb_own > 0, Xb_own, 1.0), 1.0),
                                1.0 / acfg.max_ratio, acfg.max_ratio)
         col.chi2 = _ensemble_chi2(Yb, (y - hb)[k], r2, acfg.inflation)
     xa = np.maximum(xa, 0.0)
@@ -405,6 +453,19 @@ def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, meth
     log.info("%s NO2 columns (%s): %d of %d superobservations used, column ratio %.3g .. %.3g",
              domain, method, keep.sum(), keep.size, ratio.min(), ratio.max())
     return col
+
+
+def recentre(Xb: np.ndarray, xb: np.ndarray) -> np.ndarray:
+    """The ensemble ``Xb`` (k, n) recentred multiplicatively on the control ``xb`` (n,):
+    ``Xb x xb / mean(Xb)`` per cell (cells with a zero ensemble mean: unchanged). The relative
+    spread (what B is) is kept, the members stay >= 0, and the mean becomes the control, so the
+    LETKF's mean analysis is the control's own analysis from the control's innovations
+    ``y - H xb``. Without it the control took the increment computed for the ensemble mean,
+    whose innovations differ from its own wherever the members are not centred on it (members
+    with lognormal emission factors of median 1 have a mean above the control)."""
+    mean = Xb.mean(axis=0)
+    factor = np.where(mean > 0, xb / np.where(mean > 0, mean, 1.0), 1.0)
+    return Xb * factor[None]
 
 
 def _ensemble_chi2(Yb, d, r2, inflation) -> float:

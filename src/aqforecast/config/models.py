@@ -513,6 +513,17 @@ class AssimilationConfig(_Model):
                                          "[1/max_ratio, max_ratio]")
     inflation: float = Field(default=1.05, ge=1.0, le=2.0, description="LETKF multiplicative "
                                                                         "inflation")
+    mixed_layer_hours: float = Field(
+        default=24.0, ge=0.0, le=72.0,
+        description="the surface analysis ratio applies in full through the highest boundary "
+                    "layer of the last this many hours up to T (the residual layer of the "
+                    "previous afternoon's mixed layer, whose air the surface saw and which "
+                    "mixes down again the next morning); 0: the boundary layer at T only")
+    vertical_decay: float = Field(
+        default=0.3, ge=0.0, le=2.0,
+        description="above that depth h the log of the ratio decays as exp(-(z - h) / "
+                    "(vertical_decay h)) (an entrainment-zone scale, a few tenths of h), cut "
+                    "below 1 %; 0: a sharp cut at h")
 
     @field_validator("background_error")
     @classmethod

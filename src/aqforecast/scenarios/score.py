@@ -84,8 +84,31 @@ def _run_start(base: Path) -> tuple[np.datetime64, int]:
     return np.datetime64(str(man["cycle_start"]), "s"), int(man["lead_hours"])
 
 
+def _share_weights(tag_times: pd.DatetimeIndex, conc_times: pd.DatetimeIndex):
+    """For each output time, the two tag times around it and the weight of the later one
+    (linear in time; before the first / after the last tag time: that one, weight 0/1)."""
+    tt = tag_times.values.astype("datetime64[s]").astype(np.int64).astype(float)
+    ct = conc_times.values.astype("datetime64[s]").astype(np.int64).astype(float)
+    hi = np.clip(np.searchsorted(tt, ct, side="left"), 0, len(tt) - 1)
+    lo = np.clip(hi - 1, 0, len(tt) - 1)
+    exact = tt[hi] == ct
+    lo[exact] = hi[exact]
+    span = tt[hi] - tt[lo]
+    w = np.where(span > 0, (ct - tt[lo]) / np.where(span > 0, span, 1.0), 1.0)
+    return lo, hi, np.clip(w, 0.0, 1.0)
+
+
 def _tags_estimate(base: Path, out: Path, table, domains) -> Path:
-    """Scenario concentration files from the base's conc and tag files (module docstring)."""
+    """Scenario concentration files from the base's conc and tag files (module docstring).
+
+    The tags are written every ``outputs.tag_every_hours`` and the concentrations every output
+    hour: each tag's share of its species (tag / bulk at the tag times) is interpolated linearly
+    in time to every output time and applied to that time's concentration,
+    ``c' = c (1 + sum_k (f_k(t) - 1) share_k(t))``, with the factor at the output time t. At the
+    tag times this is the formula of the module docstring exactly; in between, the shares (not
+    the tags) are interpolated, so a change never exceeds the concentration of its hour. (With
+    tags every 3 h, the earlier code changed only the tag hours: daily-mean changes 1/3 of the
+    rerun's.)"""
     out.mkdir(parents=True, exist_ok=True)
     for dom in domains:
         conc_path, tag_path = base / f"conc_{dom}.nc", base / f"tags_{dom}.nc"
@@ -99,6 +122,9 @@ def _tags_estimate(base: Path, out: Path, table, domains) -> Path:
             times = pd.DatetimeIndex(tags["time"].values)
             names = sorted(set(regions) - {"initial", "boundary", "other"})
             secs = sorted(set(sectors) - {"initial", "boundary", "other", ""})
+            ctimes = pd.DatetimeIndex(conc["time"].values)
+            lo, hi, w = _share_weights(times, ctimes)
+            factors = [table.resolve(names, secs, POLLUTANTS, t) for t in ctimes]
             for s in tags.data_vars:
                 pol = SOURCE_POLLUTANT.get(str(s))
                 if pol is None or s not in conc:
@@ -108,17 +134,24 @@ def _tags_estimate(base: Path, out: Path, table, domains) -> Path:
                 k0 = list(conc["lev"].values).index(lev0)
                 tv = tags[s].sel(lev=lev0).transpose("tag", "time", "y", "x").values
                 cv = conc[s].values  # (time, lev, y, x)
-                ctimes = pd.DatetimeIndex(conc["time"].values)
-                for it, t in enumerate(times):
-                    jt = ctimes.get_loc(t)
-                    f = table.resolve(names, secs, POLLUTANTS, t)
-                    delta = np.zeros(tv.shape[2:])
+                # shares at the tag times: tag / the base concentration at those times
+                at = ctimes.get_indexer(times)
+                if (at < 0).any():
+                    raise InputFileError(f"{tag_path}: tag times {list(times[at < 0])} are not "
+                                         f"output times of {conc_path}")
+                bulk = cv[at, k0].astype(float)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    share = np.where(bulk[None] > 0, tv / bulk[None], 0.0)
+                for jt in range(len(ctimes)):
+                    f = factors[jt]
+                    rel = np.zeros(tv.shape[2:])
                     for k, (r, sec) in enumerate(zip(regions, sectors)):
                         if r in names and sec in secs:
                             fac = f[names.index(r), secs.index(sec), p]
                             if fac != 1.0:
-                                delta += (fac - 1.0) * tv[k, it]
-                    cv[jt, k0] = np.maximum(cv[jt, k0] + delta, 0.0)
+                                sk = (1.0 - w[jt]) * share[k, lo[jt]] + w[jt] * share[k, hi[jt]]
+                                rel += (fac - 1.0) * sk
+                    cv[jt, k0] = np.maximum(cv[jt, k0] * (1.0 + rel), 0.0)
                 conc[s].values = cv
         write_dataset(conc, out / f"conc_{dom}.nc", 1)   # CF-1.10, atomic
     return out
