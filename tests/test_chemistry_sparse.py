@@ -112,15 +112,20 @@ def test_sparse_and_dense_integration_agree(solver):
     assert sparse.lu == "sparse" and dense.lu == "dense"
     y, kc = _diurnal_cells(sparse, 60, seed=11)
     ys, yd = y.copy(), y.copy()
+    same = np.ones(len(y), dtype=bool)
     for _ in range(3):                                   # three 15-minute steps
         rs = sparse.integrate(ys, kc, 15.0, solver=solver)
         rd = dense.integrate(yd, kc, 15.0, solver=solver)
-        np.testing.assert_array_equal(rs.steps, rd.steps)
-        sel = np.abs(rd.integrated_rates) > 1e-12
+        # identical step sequences here (measured); a round-off difference may flip an
+        # accept/reject decision sitting exactly on the threshold on another CPU: such a cell
+        # then follows another (equally valid) step sequence and is left out
+        same &= rs.steps == rd.steps
+        sel = (np.abs(rd.integrated_rates) > 1e-12) & same[:, None]
         np.testing.assert_allclose(rs.integrated_rates[sel], rd.integrated_rates[sel], rtol=1e-10)
-    sel = yd > 1e-9
+    assert same.mean() >= 0.95
+    sel = (yd > 1e-9) & same[:, None]
     np.testing.assert_allclose(ys[sel], yd[sel], rtol=1e-10)
-    np.testing.assert_allclose(ys, yd, rtol=0.0, atol=1e-15)
+    np.testing.assert_allclose(ys[same], yd[same], rtol=0.0, atol=1e-15)
 
 
 def test_lu_option(monkeypatch):
