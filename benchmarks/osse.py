@@ -34,8 +34,11 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
 * free forecast from the unperturbed spin-up state; analysis (``aqforecast assimilate``, OI, or
   LETKF with ``aqforecast ensemble`` members of the spin-up) at T0 from the other stations'
   PM2.5, O3 and NO2; the forecast from it;
-* RMSE at the withheld stations by lead day (and by output hour, ``WORK/rmse_by_hour.csv``),
-  the lead-0 row being the analysis itself. ``--reuse`` keeps the runs already complete in WORK
+* a forecast from the truth's own initial state with the prior emissions (``perfect_init``):
+  ``gain_bound``, the most any analysis of the initial state can gain while the emission error
+  remains;
+* RMSE at the withheld stations by lead day (and by output hour,
+  ``WORK/rmse_by_hour_<method><label>.csv``), the lead-0 row being the analysis itself. ``--reuse`` keeps the runs already complete in WORK
   (spin-up, truth, free) and reruns only the analysis and its forecast.
 """
 

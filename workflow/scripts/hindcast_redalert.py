@@ -107,7 +107,10 @@ def main(argv=None) -> int:
     _run(exe, ["verify", c, "--run", str(out / "base"), "--obs", str(out / "obs" / "obs.nc"),
                "--out", str(out / "verification")], out / "verification",
          out / "logs" / "verify.log", t)
-    pd.DataFrame(t).to_csv(out / "timings.csv", index=False)
+    rows, old = pd.DataFrame(t), out / "timings.csv"
+    if old.exists():   # a resumed run: keep the steps timed before
+        rows = pd.concat([pd.read_csv(old), rows], ignore_index=True)
+    rows.to_csv(old, index=False)
     table = summarise(out, cfg)
     table.to_csv(out / "redalert.csv", index=False, float_format="%.4g")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.1f}"))
