@@ -51,6 +51,15 @@ def test_one_layout_compiles_once_for_every_view():
     for view in (a, np.asfortranarray(a)):
         exact(view, np.empty(5))
     assert len(exact.dispatcher.signatures) == 2
+    # exact, but the first argument typed 'A' always: one specialisation for C, F and strided
+    loose = OneLayout(njit(cache=False)(_row_sums.py_func), exact=True, loose=("a",))
+    for view in (a, np.asfortranarray(a), a[:, ::-1]):
+        out = np.empty(view.shape[0])
+        loose(view, out)
+        np.testing.assert_allclose(out, view.sum(axis=1), rtol=1e-14)
+    assert len(loose.dispatcher.signatures) == 1
+    with pytest.raises(ValueError, match="no parameters"):
+        OneLayout(_row_sums, exact=True, loose=("frac",))
     with pytest.raises(TypeError, match="takes 2 arguments, 1 given"):
         kernel(a)
 

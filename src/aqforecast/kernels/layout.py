@@ -63,14 +63,21 @@ class OneLayout:
     The first call with a new set of dtypes and dimensions compiles (or loads from numba's
     cache) the 'A' specialisation; every call then runs it, whatever the arrays' strides.
     ``exact=True`` keeps the arguments' own layouts (for kernels that are always given
-    contiguous arrays and are only wrapped for :meth:`prepare`).
+    contiguous arrays and are only wrapped for :meth:`prepare`), except for the parameters
+    named in ``loose``, typed 'A' always: one specialisation for an argument that arrives
+    sometimes contiguous and sometimes strided, where the kernel does not need its layout.
     """
 
-    def __init__(self, dispatcher, exact=False):
+    def __init__(self, dispatcher, exact=False, loose=()):
         self.dispatcher = dispatcher
+        params = inspect.signature(dispatcher.py_func).parameters.values()
+        names = [p.name for p in params]
+        unknown = set(loose) - set(names)
+        if unknown:
+            raise ValueError(f"{dispatcher.__name__} has no parameters {sorted(unknown)}")
+        self._loose = tuple(names.index(n) for n in loose)
         self._convert = (lambda tp: tp) if exact else any_layout
         # parameters left to their defaults are typed as numba does for a call that omits them
-        params = inspect.signature(dispatcher.py_func).parameters.values()
         self._defaults = tuple(None if p.default is p.empty else types.Omitted(p.default)
                                for p in params)
         self._signatures = set()
@@ -82,6 +89,8 @@ class OneLayout:
         """Compile (or load) the specialisation for ``args`` if needed; returns the dispatcher,
         which then runs it for these argument types from any thread."""
         sig = tuple(self._convert(fast_typeof(a)) for a in args) + self._defaults[len(args):]
+        if self._loose:
+            sig = tuple(any_layout(tp) if i in self._loose else tp for i, tp in enumerate(sig))
         if sig not in self._signatures:
             if None in sig:
                 raise TypeError(f"{self.__name__}() takes {len(self._defaults)} arguments, "

@@ -570,8 +570,11 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
 
 # exact layouts: with every array typed 'A' the gathers of contiguous mass and flux rows ran the
 # whole tagged forecast 15-25 % slower (benchmarks/forecast.py); the model passes contiguous mass
-# and fluxes for all three directions, so this is still one specialisation
-_TAGGED_TILES = OneLayout(_tagged_tiles, exact=True)
+# and fluxes for all three directions. The fractions arrive contiguous (x sweeps of all levels)
+# or strided (y, z, runs of levels) and their hot loops go through contiguous_column/_row
+# views, so they are typed 'A' always: one specialisation, not two (the kernel took 42 s of
+# the whole model's 47 s first-call compilation with two)
+_TAGGED_TILES = OneLayout(_tagged_tiles, exact=True, loose=("frac",))
 
 
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
