@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
@@ -86,18 +85,11 @@ METHODS = ("tags", "response", "brute")
 
 def base_case(work: Path) -> tuple[Path, Path]:
     """The slow tests' case and its 24 h base run (reused when done)."""
-    from forecast_case import small_config
+    from forecast_case import exact_small_config
 
     from aqforecast.cli import main
-    from aqforecast.config import read_yaml
 
-    case = small_config(work, hours=41, tags=True)
-    data = read_yaml(case)
-    data["time"]["start"] = str(data["time"]["start"])
-    data["transport"] = {"advection_scheme": "donor_cell"}
-    data["outputs"]["dtype"] = "float64"
-    data["tags"]["dtype"] = "float64"
-    case.write_text(yaml.safe_dump(data, sort_keys=False))
+    case = exact_small_config(work, hours=41)
     run = work / "base"
     if not (run / "_SUCCESS").exists():
         t = time.perf_counter()

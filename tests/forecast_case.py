@@ -55,3 +55,20 @@ def small_config(tmp: Path, hours: int = 6, tags: bool = True, chemistry: bool =
         (met / "done").write_text("ok")
     load_config(path)  # validate
     return path
+
+
+def exact_small_config(tmp: Path, hours: int = 41, tags: bool = True) -> Path:
+    """:func:`small_config` with donor-cell (linear) transport and float64 files, so that the
+    tags are each source's exact share on the files (scenario scoring, inversion Jacobians)."""
+    import yaml
+
+    from aqforecast.config import read_yaml
+
+    case = small_config(tmp, hours=hours, tags=tags)
+    data = read_yaml(case)
+    data["time"]["start"] = str(data["time"]["start"])
+    data["transport"] = {"advection_scheme": "donor_cell"}
+    data["outputs"]["dtype"] = "float64"
+    data["tags"]["dtype"] = "float64"
+    case.write_text(yaml.safe_dump(data, sort_keys=False))
+    return case

@@ -7,11 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from forecast_case import small_config
+from forecast_case import exact_small_config
 
 from aqforecast.cli import main
-from aqforecast.config import load_config, read_yaml
+from aqforecast.config import load_config
 from aqforecast.emissions.scaling import read_scaling_table
 from aqforecast.grid import grids_from_config
 from aqforecast.inversion.jacobian import build_observation_system
@@ -55,13 +54,7 @@ def _obs_from_run(case, run, path):
 @pytest.fixture(scope="module")
 def twin(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("inv")
-    case = small_config(tmp, hours=HOURS, tags=True)
-    data = read_yaml(case)
-    data["time"]["start"] = str(data["time"]["start"])
-    data["transport"] = {"advection_scheme": "donor_cell"}
-    data["outputs"]["dtype"] = "float64"
-    data["tags"]["dtype"] = "float64"
-    case.write_text(yaml.safe_dump(data, sort_keys=False))
+    case = exact_small_config(tmp, hours=HOURS)
     runs = {}
     for name, extra in (("prior", []), ("truth", ["--scaling", str(tmp / "truth.csv")])):
         (tmp / "truth.csv").write_text(TRUTH)

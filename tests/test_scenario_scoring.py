@@ -13,23 +13,15 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import pytest
-import yaml
-from forecast_case import small_config
+from forecast_case import exact_small_config
 
 from aqforecast.cli import main
-from aqforecast.config import read_yaml
 
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("scen")
-    case = small_config(tmp, hours=41, tags=True)
-    data = read_yaml(case)
-    data["time"]["start"] = str(data["time"]["start"])
-    data["transport"] = {"advection_scheme": "donor_cell"}
-    data["outputs"]["dtype"] = "float64"
-    data["tags"]["dtype"] = "float64"
-    case.write_text(yaml.safe_dump(data, sort_keys=False))
+    case = exact_small_config(tmp, hours=41)
     run = tmp / "base"
     # from local midnight (16 UTC): lead day 1 is a whole local day
     assert main(["forecast", str(case), "--start", "2026-07-20T16", "--lead-hours", "24",

@@ -125,6 +125,10 @@ def _tags_estimate(base: Path, out: Path, table, domains) -> Path:
             ctimes = pd.DatetimeIndex(conc["time"].values)
             lo, hi, w = _share_weights(times, ctimes)
             factors = [table.resolve(names, secs, POLLUTANTS, t) for t in ctimes]
+            # the source tags (those with a scaling factor): tag index, region and sector index
+            sources = [(k, names.index(r), secs.index(sec))
+                       for k, (r, sec) in enumerate(zip(regions, sectors))
+                       if r in names and sec in secs]
             for s in tags.data_vars:
                 pol = SOURCE_POLLUTANT.get(str(s))
                 if pol is None or s not in conc:
@@ -145,12 +149,11 @@ def _tags_estimate(base: Path, out: Path, table, domains) -> Path:
                 for jt in range(len(ctimes)):
                     f = factors[jt]
                     rel = np.zeros(tv.shape[2:])
-                    for k, (r, sec) in enumerate(zip(regions, sectors)):
-                        if r in names and sec in secs:
-                            fac = f[names.index(r), secs.index(sec), p]
-                            if fac != 1.0:
-                                sk = (1.0 - w[jt]) * share[k, lo[jt]] + w[jt] * share[k, hi[jt]]
-                                rel += (fac - 1.0) * sk
+                    for k, ri, si in sources:
+                        fac = f[ri, si, p]
+                        if fac != 1.0:
+                            sk = (1.0 - w[jt]) * share[k, lo[jt]] + w[jt] * share[k, hi[jt]]
+                            rel += (fac - 1.0) * sk
                     cv[jt, k0] = np.maximum(cv[jt, k0] * (1.0 + rel), 0.0)
                 conc[s].values = cv
         write_dataset(conc, out / f"conc_{dom}.nc", 1)   # CF-1.10, atomic
