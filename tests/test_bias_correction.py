@@ -165,3 +165,20 @@ def test_cli_refuses_an_unfinished_run(tmp_path, capsys):
     assert rc == 2
     assert "_SUCCESS" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_state_file_with_garbage_rows_names_file_and_column(tmp_path):
+    from aqforecast.io import InputFileError
+    from aqforecast.products.bias_correction import STATE_COLUMNS
+
+    row = {c: 1 for c in STATE_COLUMNS}
+    row.update(station="A", pollutant="PM2.5", units="", last_init="2016-12-01T00:00:00",
+               lead_hours="twelve")
+    path = tmp_path / "bias_state.csv"
+    pd.DataFrame([row]).to_csv(path, index=False)
+    with pytest.raises(InputFileError, match=r"bias_state\.csv: column lead_hours"):
+        read_state(path)
+    row.update(lead_hours=12, last_init="not a time")
+    pd.DataFrame([row]).to_csv(path, index=False)
+    with pytest.raises(InputFileError, match=r"bias_state\.csv: column last_init"):
+        read_state(path)

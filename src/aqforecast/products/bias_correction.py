@@ -56,6 +56,7 @@ import numpy as np
 import pandas as pd
 
 from ..io import InputFileError
+from ..observations.sampling import EARTH_RADIUS_KM
 from . import surface as _surf
 
 __all__ = ["DEFAULT_RATIO", "kf_update", "kf_series", "steady_gain", "empty_state", "learn",
@@ -170,7 +171,7 @@ def _km(lon1, lat1, lon2, lat2):
     lon1, lat1, lon2, lat2 = map(np.radians, (lon1, lat1, lon2, lat2))
     a = (np.sin((lat2 - lat1) / 2) ** 2
          + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2)
-    return 6371.0 * 2 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+    return EARTH_RADIUS_KM * 2 * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
 def transfer(state: pd.DataFrame, stations: pd.DataFrame, withheld=(),
@@ -249,9 +250,14 @@ def read_state(path) -> pd.DataFrame:
     missing = [c for c in STATE_COLUMNS if c not in st]
     if missing:
         raise InputFileError(f"{path}: bias state lacks column(s) {', '.join(missing)}")
-    st["last_init"] = pd.to_datetime(st["last_init"])
-    st["lead_hours"] = st["lead_hours"].astype(int)
-    st["n_updates"] = st["n_updates"].astype(int)
+    for col, convert in (("last_init", pd.to_datetime), ("lead_hours", lambda c: c.astype(int)),
+                         ("n_updates", lambda c: c.astype(int))):
+        try:
+            st[col] = convert(st[col])
+        except (ValueError, TypeError) as e:
+            raise InputFileError(f"{path}: column {col}: expected "
+                                 f"{'ISO times' if col == 'last_init' else 'integers'} ({e})") \
+                from None
     st["units"] = st["units"].fillna("")
     return st[STATE_COLUMNS]
 
