@@ -462,3 +462,69 @@ def test_tag_cell_kernels_read_and_write_padded_arrays_in_place():
     halo = np.ones(tagc.shape, bool)
     halo[inner] = False
     assert np.array_equal(tagc[halo], before[halo])
+
+
+@pytest.mark.parametrize("adjacent", [False, True])
+@pytest.mark.parametrize("closed", [0, 3, 4])
+def test_float32_tag_update_matches_float64_line_kernel(adjacent, closed):
+    """float32 fractions (the forecast's default, ``tags.transport_precision``): the tiled
+    sweep's float32 stencil (lines adjacent in memory: y, z; lines one after another: x) with
+    the deficit cells' outflow corrections gives the float64 line kernel's fractions to float32
+    round-off, on cases with many deficit cells, several tiles, partial tiles, n1 == 1 and
+    single-cell lines; the bulk and air mass stay bit for bit; fractions stay in [0, 1] and sum
+    to 1 to float32 round-off."""
+    from aqforecast.kernels.advection import TILE
+    from aqforecast.kernels.tagging import walcek_sweep_tagged
+
+    rng = np.random.default_rng(70 + 2 * closed + adjacent)
+    cases = [(3, 2 * TILE + 5, 9, 3, 2, 4), (2 * TILE + 3, 1, 12, 2, 1, 3),
+             (2, TILE, 5, 2, 2, 6), (4, 7, 1, 1, 1, 3), (1, 1, 3, 1, 1, 2)]
+    deficits = 0
+    for n0, n1, n, nspec, ntagged, ntag in cases:
+        h = 3
+        q, mass, flux, rows, frac, bl, bh = _periodic_tag_case(
+            rng, n0, n1, n, nspec, ntagged, ntag, h, "mixed", adjacent)
+        if closed != 4:  # open / closed lines: independent ghosts
+            q[..., :h] = rng.uniform(0.0, 2.0, q[..., :h].shape)
+        q1, m1, f1 = _copy_like(q), mass.copy(), _copy_like(frac)
+        walcek_lines_tagged(q1, h, m1, flux, 0.9, closed, rows, f1, bl, bh)
+        q2, m2 = _copy_like(q), mass.copy()
+        f2 = _copy_like(frac)
+        f32 = np.lib.stride_tricks.as_strided(np.empty(f2.size, np.float32), f2.shape,
+                                              tuple(s // 2 for s in f2.strides))
+        f32[...] = frac
+        walcek_sweep_tagged(q2, h, m2, flux, 0.9, closed, rows, f32, bl, bh)
+        np.testing.assert_array_equal(q2, q1)
+        np.testing.assert_array_equal(m2, m1)
+        np.testing.assert_allclose(f32, f1, rtol=0, atol=2e-6)
+        assert f32.min() >= 0.0 and f32.max() <= 1.0 + 1e-6
+        np.testing.assert_allclose(f32.sum(axis=1), 1.0, atol=5e-6)
+        if closed != 4:
+            deficits += _count_deficit_cells(q, h, mass, flux * 0.9, closed, rows)
+    if closed != 4:
+        assert deficits > 10  # the deficit corrections were exercised
+
+
+def test_float32_tag_fractions_flush_below_tiny():
+    """float32 fractions below TINY (1e-15) become 0 in the sweep (no subnormal arithmetic)
+    and nothing else changes beyond float32 round-off."""
+    from aqforecast.kernels.tag_update32 import TINY
+    from aqforecast.kernels.tagging import walcek_sweep_tagged
+
+    n0, n1, n, ntag, h = 2, 3, 8, 3, 2
+    q = np.ones((1, n0, n1, n + 2 * h))
+    mass = np.ones((n0, n1, n))
+    flux = np.full((n0, n1, n + 1), 0.3)
+    frac = np.zeros((1, ntag, n0, n1, n), np.float32)
+    frac[0, 0] = 1.0
+    frac[0, 1, ..., 0] = 1e-30  # tiny, and shrinking further as it moves
+    frac[0, 2, ..., 0] = 1e-3
+    frac[0, 0, ..., 0] -= 1e-3
+    bl = np.zeros((1, ntag, n0, n1))
+    bl[0, 0] = 1.0
+    bh = bl.copy()
+    walcek_sweep_tagged(q, h, mass, flux, 1.0, 0, np.zeros(1, np.int64), frac, bl, bh)
+    assert np.all(frac[0, 1] == 0.0)
+    assert frac[0, 2].max() > TINY
+    tiny = np.finfo(np.float32).tiny
+    assert not np.any((frac > 0) & (frac < tiny))
