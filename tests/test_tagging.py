@@ -194,6 +194,31 @@ def test_repartition_family_keeps_family_totals():
     assert corr.max() < 1e-14
 
 
+
+def test_repartition_family_equals_cell_by_cell_reference():
+    """The row-wise kernel equals the cell-by-cell rule: active cells take the per-tag family
+    shares (equal shares where the family has no tag left), inactive cells are untouched;
+    several lines (threads' chunks, the next line's prefetch), zero-family cells included."""
+    rng = np.random.default_rng(8)
+    ntag, shape = 5, (3, 4, 7)
+    a, b = rng.uniform(0, 1, (ntag,) + shape), rng.uniform(0, 1, (ntag,) + shape)
+    a[:, 1, 2, 3] = 0.0
+    b[:, 1, 2, 3] = 0.0
+    after_a, after_b = rng.uniform(0, 1, shape), rng.uniform(0, 1, shape)
+    reference = rng.uniform(0.5, 2, shape)
+    active = rng.uniform(0, 1, shape) > 0.3
+    active[1, 2, 3] = True
+    tot = (2.0 * a + b).sum(0)
+    share = np.clip((2.0 * a + b) / np.where(tot > 0, tot, 1.0), 0.0, None)
+    want_a = np.where(active, np.where(tot > 0, after_a * share, after_a / ntag), a)
+    want_b = np.where(active, np.where(tot > 0, after_b * share, after_b / ntag), b)
+    want_corr = np.where(active, np.abs(tot - reference) / reference, 0.0)
+    corr = np.empty(shape)
+    repartition_family(a, b, 2.0, 1.0, after_a, after_b, reference, active, corr)
+    np.testing.assert_allclose(a, want_a, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(b, want_b, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(corr, want_corr, rtol=1e-14, atol=0)
+
 # ----------------------------------------------------------------------- chemistry (real operator)
 def test_apportionment_keeps_sum_and_positivity_with_grs(op):
     ts = _tagset()

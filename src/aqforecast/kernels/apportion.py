@@ -35,6 +35,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .layout import prefetch_rows
 from .threads import parallel_kernel
 
 __all__ = ["apportion_production_loss", "repartition_family"]
@@ -103,6 +104,16 @@ def apportion_production_loss(start, stop, tags, a1, a2, ca2, b1, weight_a, use_
     for line in range(start, stop):
         k = line // ny
         j = line - k * ny
+        # the next line's rows of every tag (one per tag plane: more streams than the hardware
+        # prefetchers follow) are requested while this line is computed
+        nxt = line + 1 if line + 1 < stop else line
+        k1 = nxt // ny
+        j1 = nxt - k1 * ny
+        prefetch_rows(tags[:, k1, j1], 0, 1)
+        if use_precursors:
+            prefetch_rows(a1[:, k1, j1], 0, 1)
+            prefetch_rows(a2[:, k1, j1], 0, 1)
+            prefetch_rows(b1[:, k1, j1], 0, 1)
         s0[:] = 0.0
         for t in range(ntag):
             row = tags[t, k, j]
@@ -184,29 +195,42 @@ def repartition_family(start, stop, a, b, fa, fb, after_a, after_b, reference, a
     bulk family total the tag totals are compared with; active: (nz, ny, nx) bool.
     """
     ntag, nz, ny, nx = a.shape
+    tot = np.empty(nx)
     for line in range(start, stop):
         k = line // ny
         j = line - k * ny
+        nxt = line + 1 if line + 1 < stop else line
+        prefetch_rows(a[:, nxt // ny, nxt % ny], 0, 1)
+        prefetch_rows(b[:, nxt // ny, nxt % ny], 0, 1)
+        # row by row (each tag's row contiguous, SIMD along it); per cell the arithmetic and
+        # the order of the sum over tags of the cell-by-cell form
+        act = active[k, j]
+        tot[:] = 0.0
+        for t in range(ntag):
+            ra = a[t, k, j]
+            rb = b[t, k, j]
+            for i in range(nx):
+                tot[i] += fa * ra[i] + fb * rb[i]
         for i in range(nx):
-            if not active[k, j, i]:
-                correction[k, j, i] = 0.0
-                continue
-            tot = 0.0
-            for t in range(ntag):
-                tot += fa * a[t, k, j, i] + fb * b[t, k, j, i]
             ref = reference[k, j, i]
-            correction[k, j, i] = abs(tot - ref) / max(ref, _TINY) if ref > 0.0 else 0.0
-            xa = after_a[k, j, i]
-            xb = after_b[k, j, i]
-            if tot > 0.0:
-                for t in range(ntag):
-                    share = (fa * a[t, k, j, i] + fb * b[t, k, j, i]) / tot
+            correction[k, j, i] = (abs(tot[i] - ref) / max(ref, _TINY) if ref > 0.0 else 0.0) \
+                if act[i] else 0.0
+        xa_row = after_a[k, j]
+        xb_row = after_b[k, j]
+        for t in range(ntag):
+            ra = a[t, k, j]
+            rb = b[t, k, j]
+            for i in range(nx):
+                if not act[i]:
+                    continue
+                xa = xa_row[i]
+                xb = xb_row[i]
+                if tot[i] > 0.0:
+                    share = (fa * ra[i] + fb * rb[i]) / tot[i]
                     if share < 0.0:
                         share = 0.0
-                    a[t, k, j, i] = xa * share
-                    b[t, k, j, i] = xb * share
-            else:
-                for t in range(ntag):
-                    a[t, k, j, i] = xa / ntag
-                    b[t, k, j, i] = xb / ntag
-
+                    ra[i] = xa * share
+                    rb[i] = xb * share
+                else:
+                    ra[i] = xa / ntag
+                    rb[i] = xb / ntag

@@ -24,6 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from .layout import prefetch_rows
 from .threads import parallel_kernel
 
 __all__ = ["thomas_solve", "diffusion_conductance", "vertical_diffusion"]
@@ -124,7 +125,7 @@ def _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb):
 
 @njit(cache=True, inline="always", error_model="numpy")
 def _solve_row(q, s, j, h, rho_dz, deposition, emissions, dt, theta, deposited,
-               glo, ghi, bb, w, x, beta, x_last, down):
+               glo, ghi, bb, w, x, beta, x_last, down, upcoming):
     """Thomas solve of every column of row j for species s, vectorised along x.
 
     Per column the arithmetic is that of building b, d and calling :func:`thomas_solve`, except
@@ -142,6 +143,7 @@ def _solve_row(q, s, j, h, rho_dz, deposition, emissions, dt, theta, deposited,
     jh = j + h
     # forward sweep: right-hand side d_k into x[k], then elimination
     for k in range(nz):
+        prefetch_rows(upcoming, k, nz)
         kh = k + h
         qk = q[s, kh, jh, h:h + nx]
         xk = x[k]
@@ -269,5 +271,13 @@ def vertical_diffusion(start, stop, q, halo, rho_dz, conductance, deposition, em
     for j in range(start, stop):
         _column_coefficients(j, rho_dz, conductance, dt, theta, glo, ghi, bb)
         for s in range(nspec):
+            # the next species' row of every level is a jump of a whole species plane, which
+            # the hardware prefetchers cannot foresee: ask for it while this one is solved
+            nxt = s + 1 if s + 1 < nspec else 0
+            jn = j if s + 1 < nspec else min(j + 1, stop - 1)
+            prefetch_rows(emissions[nxt, :, jn], 0, 1)
+            prefetch_rows(deposition[nxt, jn:jn + 1], 0, 1)
+            prefetch_rows(deposited[nxt, jn:jn + 1], 0, 1)
             _solve_row(q, s, j, halo, rho_dz, deposition, emissions, dt, theta, deposited,
-                       glo, ghi, bb, w, x, beta, x_last, down)
+                       glo, ghi, bb, w, x, beta, x_last, down,
+                       q[nxt, halo:halo + nz, jn + halo, halo:halo + nx])

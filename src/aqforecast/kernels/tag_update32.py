@@ -37,18 +37,21 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .advection import ROW, _u
-from .layout import _element_pointer, contiguous_column
+from .advection import ROW, TILE, _tile_work, _u
+from .layout import OneLayout, _element_pointer, contiguous_column
+from .tagging import _tile_tag_weights, tile_bulk, tile_geometry, tile_mass
+from .threads import parallel_range
 
 #: Fractions and weights below this are set to 0 in the float32 path (no subnormal arithmetic)
 TINY = np.float32(1e-15)
 _ZERO = np.float32(0.0)
 
-__all__ = ["TINY", "weights_to_columns32", "weights_to_block32", "tile_update_columns",
-           "tile_update_block"]
+__all__ = ["TINY", "walcek_tiles_tagged32", "weights_to_columns32", "weights_to_block32",
+           "tile_update_columns", "tile_update_block", "deficit_cells", "deficit_outflow",
+           "deficit_correct"]
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def weights_to_columns32(tw, n, nl, w32):
     """float32 copy of the keep/left/right weight rows of ``tw`` (rows n .. 4n-1) into w32
     (rows 0 .. 3n-1, same ROW spacing)."""
@@ -61,7 +64,7 @@ def weights_to_columns32(tw, n, nl, w32):
             w32[dst + l] = _ZERO if w < TINY else w
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def weights_to_block32(tw, n, nl, wb):
     """The keep/left/right weights of ``tw`` transposed to line-major float32 rows:
     ``wb[c, l * n + i]`` for c = keep, left, right."""
@@ -74,7 +77,7 @@ def weights_to_block32(tw, n, nl, wb):
                 row[l * n + i] = _ZERO if w < TINY else w
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def tile_update_columns(v, n, nl, w32, flo, fhi, prev):
     """Update one tag's fractions of a tile in place; ``v`` (nl, n) with lines adjacent in
     memory (``v.strides[0] == v.itemsize``), float32. flo/fhi: (TILE,) float32 inflow
@@ -103,7 +106,7 @@ def tile_update_columns(v, n, nl, w32, flo, fhi, prev):
         col[l] = _ZERO if x < TINY else x
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def tile_update_block(v, n, nl, wb, flo, fhi, buf):
     """Update one tag's fractions of a tile in place; ``v`` (nl, n) float32 whose lines are
     contiguous and follow each other (``v.strides == (n * 4, 4)``). wb: (3, TILE * n) float32
@@ -134,7 +137,7 @@ def tile_update_block(v, n, nl, wb, flo, fhi, buf):
 
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def deficit_cells(n, nl, flux, tw, cells, share):
     """The tile's acting deficit cells, in the order the exact update settles them, into
     ``cells`` (3, TILE * n) int64 rows (line, position, direction) and ``share`` (TILE * n,);
@@ -178,7 +181,7 @@ def deficit_cells(n, nl, flux, tw, cells, share):
     return count
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def deficit_outflow(v, n, ncell, cells, share, flo, fhi, gval, stamp, epoch, delta):
     """Outflow fractions of one tag at the tile's acting deficit cells (:func:`deficit_cells`),
     from its pre-sweep fractions ``v`` (nl, n): ``delta[c] = g - f`` of cell c, in float64.
@@ -202,7 +205,7 @@ def deficit_outflow(v, n, ncell, cells, share, flo, fhi, gval, stamp, epoch, del
         delta[c] = g - f
 
 
-@nb.njit(cache=True, inline="always", error_model="numpy")
+@nb.njit(cache=True, error_model="numpy")
 def deficit_correct(v, n, ncell, cells, delta, tw):
     """Correct the stencil's result ``v`` (nl, n) next to the acting deficit cells: their
     neighbours took the cell's pre-sweep fraction f where the update takes its outflow
@@ -218,3 +221,95 @@ def deficit_correct(v, n, ncell, cells, delta, tw):
         if i > 0:
             x = v[l, i - 1] + d * tw[(3 * n + i - 1) * ROW + l]
             v[l, i - 1] = 0.0 if x < TINY else x
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                    bc_high):
+    """Tiles ``t0 .. t1-1`` of :func:`walcek_tiles_tagged32` (run on threads by
+    :func:`aqforecast.kernels.threads.parallel_range`)."""
+    nspec = q.shape[0]
+    n0, n1, n = mass.shape
+    ntagged = tag_rows.shape[0]
+    ntag = frac.shape[1]
+    periodic = (closed & 4) != 0
+    # work arrays once per range of tiles
+    la = np.empty(TILE, dtype=np.int64)
+    lb = np.empty(TILE, dtype=np.int64)
+    a, geo, work, out = _tile_work(n, h)
+    tw = np.empty(4 * n * ROW)
+    w32 = np.empty(3 * n * ROW, dtype=np.float32)
+    wb32 = np.empty((3, TILE * n), dtype=np.float32)
+    flo = np.empty(TILE, dtype=np.float32)
+    fhi = np.empty(TILE, dtype=np.float32)
+    prev = np.empty(TILE, dtype=np.float32)
+    buf = np.empty(TILE * n, dtype=np.float32)
+    copy = np.empty((TILE, n), dtype=np.float32)
+    cells = np.empty((3, TILE * n), dtype=np.int64)
+    share = np.empty(TILE * n)
+    delta = np.empty(TILE * n)
+    gval = np.empty(TILE * n)
+    stamp = np.zeros(TILE * n, dtype=np.int64)
+    epoch = 0
+    for t in range(t0, t1):
+        nl = tile_geometry(t, n0, n1, la, lb, flux_air, mass, scale, closed, geo)
+        for s in range(nspec):
+            tile_bulk(q, s, h, la, lb, nl, n1, a, geo, work, out, periodic)
+            prepared = False
+            ndef = 0
+            columns = False
+            for ti in range(ntagged):
+                if tag_rows[ti] != s:
+                    continue
+                if n1 == 1:
+                    v = frac[ti, :, la[0]:la[0] + nl, 0, :]
+                else:
+                    v = frac[ti, :, la[0], lb[0]:lb[0] + nl, :]
+                if not prepared:
+                    # the same for every tagged row of the species: weights, deficit cells,
+                    # memory order (lines adjacent: columns, SIMD across lines; else blocks,
+                    # SIMD along the lines, copied when they do not follow each other)
+                    deficit = _tile_tag_weights(a, h, n, nl, geo, work, tw)
+                    ndef = deficit_cells(n, nl, work, tw, cells, share) if deficit else 0
+                    columns = nl == 1 or v.strides[1] == v.itemsize
+                    if columns:
+                        weights_to_columns32(tw, n, nl, w32)
+                    else:
+                        weights_to_block32(tw, n, nl, wb32)
+                    prepared = True
+                block = v.strides[2] == v.itemsize and v.strides[1] == n * v.itemsize
+                for k in range(ntag):
+                    vk = v[k]
+                    for l in range(nl):
+                        flo[l] = bc_low[ti, k, la[l], lb[l]]
+                        fhi[l] = bc_high[ti, k, la[l], lb[l]]
+                    if ndef:
+                        epoch += 1
+                        deficit_outflow(vk, n, ndef, cells, share, flo, fhi, gval, stamp, epoch,
+                                        delta)
+                    if columns:
+                        tile_update_columns(vk, n, nl, w32, flo, fhi, prev)
+                    elif block:
+                        tile_update_block(vk, n, nl, wb32, flo, fhi, buf)
+                    else:
+                        cv = copy[:nl]
+                        cv[...] = vk
+                        tile_update_block(cv, n, nl, wb32, flo, fhi, buf)
+                        vk[...] = cv
+                    if ndef:
+                        deficit_correct(vk, n, ndef, cells, delta, tw)
+        tile_mass(mass, la, lb, nl, geo)
+
+
+_TAGGED_TILES32 = OneLayout(_tagged_tiles32, exact=True, loose=("frac",))
+
+
+def walcek_tiles_tagged32(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                          bc_high):
+    """:func:`aqforecast.kernels.tagging.walcek_tiles_tagged` for float32 fractions: the same
+    bulk and air mass bit for bit, the tags by the float32 stencil of this module (within
+    float32 round-off of the float64 update; fractions below :data:`TINY` set to 0)."""
+    n0, n1 = mass.shape[:2]
+    ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
+    parallel_range(_TAGGED_TILES32, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows,
+                   frac, bc_low, bc_high)

@@ -41,8 +41,6 @@ import numpy as np
 from .advection import ROW, TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
 from .layout import OneLayout, contiguous_column, contiguous_row
-from .tag_update32 import (deficit_cells, deficit_correct, deficit_outflow, tile_update_block,
-                           tile_update_columns, weights_to_block32, weights_to_columns32)
 from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
@@ -422,6 +420,80 @@ def _tile_q(q, s, la, lb, nl, n1):
     return q[s, la[0]:la[0] + nl, 0, :] if n1 == 1 else q[s, la[0], lb[0]:lb[0] + nl, :]
 
 
+@nb.njit(cache=True)
+def tile_geometry(t, n0, n1, la, lb, flux_air, mass, scale, closed, geo):
+    """Lines of tile ``t`` into la, lb (:func:`_tile_lines`) and their air-mass fluxes and
+    masses into the tile geometry ``geo`` (:func:`aqforecast.kernels.advection._tile_geometry`);
+    returns the number of lines."""
+    n = mass.shape[2]
+    nl = _tile_lines(t, n0, n1, la, lb)
+    for l in range(nl):
+        lu = np.uint64(l)
+        src = flux_air[la[l], lb[l]]
+        for f in range(n + 1):
+            geo[_u(2 * f) + lu] = src[f]
+        src = mass[la[l], lb[l]]
+        for i in range(n):
+            geo[_u(2 * i + 1) + lu] = src[i]
+    _tile_geometry(geo, n, nl, scale, closed)
+    return nl
+
+
+@nb.njit(cache=True, error_model="numpy")
+def tile_bulk(q, s, h, la, lb, nl, n1, a, geo, work, out, periodic):
+    """Walcek sweep of species ``s`` on a tile's lines: gathered into ``a``, swept
+    (:func:`aqforecast.kernels.advection.walcek_tile`, final tracer fluxes in ``work``), and the
+    result scattered back into q; ``a`` keeps the pre-sweep mixing ratios."""
+    nspec = q.shape[0]
+    n = q.shape[3] - 2 * h
+    nlu = np.uint64(nl)
+    # the tile's lines of q; adjacent in memory for the model's y and z sweeps
+    qt = _tile_q(q, s, la, lb, nl, n1)
+    adjacent = nl > 1 and qt.strides[0] == 8
+    if adjacent:
+        for p in range(n + 2 * h):
+            col = contiguous_column(qt, p)
+            rp = _u(p)
+            for l in range(nlu):
+                a[rp + l] = col[l]
+    else:
+        for l in range(nl):
+            src = q[s, la[l], lb[l]]
+            lu = np.uint64(l)
+            for p in range(n + 2 * h):
+                a[_u(p) + lu] = src[p]
+    # the next species' lines (adjacent lines: strided rows along the sweep, which the
+    # hardware does not prefetch) arrive while this one computes; none along x
+    s1 = s + 1 if s + 1 < nspec else s
+    nxt = _tile_q(q, s1, la, lb, nl, n1).T
+    walcek_tile(a, h, n, nl, geo, work, out, (nxt if adjacent and s1 > s else nxt[:0],),
+                periodic)
+    if adjacent:
+        for i in range(n):
+            col = contiguous_column(qt, i + h)
+            ri = _u(i)
+            for l in range(nlu):
+                col[l] = out[ri + l]
+    else:
+        for l in range(nl):
+            dst = q[s, la[l], lb[l]]
+            lu = np.uint64(l)
+            for i in range(n):
+                dst[i + h] = out[_u(i) + lu]
+
+
+@nb.njit(cache=True)
+def tile_mass(mass, la, lb, nl, geo):
+    """The tile's post-sweep air mass from its geometry, back into ``mass``."""
+    n = mass.shape[2]
+    for l in range(nl):
+        dst = mass[la[l], lb[l]]
+        lu = np.uint64(l)
+        for i in range(n):
+            j = _u(2 * i) + lu
+            dst[i] = geo[j + _TU] - geo[j + _TU + _TU] + geo[j]
+
+
 @nb.njit(cache=True, nogil=True, error_model="numpy")
 def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, bc_low, bc_high):
     """Tiles ``t0 .. t1-1`` of :func:`walcek_tiles_tagged` (run on threads by
@@ -444,70 +516,13 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
     gt = np.empty(n * ROW)
     flo = np.empty(TILE)
     fhi = np.empty(TILE)
-    # float32 fractions: the stencil's float32 weights and work (tag_update32)
-    single = frac.itemsize == 4
-    w32 = np.empty(3 * n * ROW, dtype=np.float32)
-    wb32 = np.empty((3, TILE * n), dtype=np.float32)
-    flo32 = np.empty(TILE, dtype=np.float32)
-    fhi32 = np.empty(TILE, dtype=np.float32)
-    prev32 = np.empty(TILE, dtype=np.float32)
-    buf32 = np.empty(TILE * n, dtype=np.float32)
-    dcells = np.empty((3, TILE * n), dtype=np.int64)
-    dshare = np.empty(TILE * n)
-    delta = np.empty(TILE * n)
-    gval = np.empty(TILE * n)
-    stamp = np.zeros(TILE * n, dtype=np.int64)
-    epoch = 0
-    ndef = 0
     for t in range(t0, t1):
-        nl = _tile_lines(t, n0, n1, la, lb)
-        for l in range(nl):
-            lu = np.uint64(l)
-            src = flux_air[la[l], lb[l]]
-            for f in range(n + 1):
-                geo[_u(2 * f) + lu] = src[f]
-            src = mass[la[l], lb[l]]
-            for i in range(n):
-                geo[_u(2 * i + 1) + lu] = src[i]
-        _tile_geometry(geo, n, nl, scale, closed)
+        nl = tile_geometry(t, n0, n1, la, lb, flux_air, mass, scale, closed, geo)
         nlu = np.uint64(nl)
         for s in range(nspec):
-            # the tile's lines of q; adjacent in memory for the model's y and z sweeps
-            qt = _tile_q(q, s, la, lb, nl, n1)
-            adjacent = nl > 1 and qt.strides[0] == 8
-            if adjacent:
-                for p in range(n + 2 * h):
-                    col = contiguous_column(qt, p)
-                    rp = _u(p)
-                    for l in range(nlu):
-                        a[rp + l] = col[l]
-            else:
-                for l in range(nl):
-                    src = q[s, la[l], lb[l]]
-                    lu = np.uint64(l)
-                    for p in range(n + 2 * h):
-                        a[_u(p) + lu] = src[p]
-            # the next species' lines (adjacent lines: strided rows along the sweep, which the
-            # hardware does not prefetch) arrive while this one computes; none along x
-            s1 = s + 1 if s + 1 < nspec else s
-            nxt = _tile_q(q, s1, la, lb, nl, n1).T
-            walcek_tile(a, h, n, nl, geo, work, out, (nxt if adjacent and s1 > s else nxt[:0],),
-                        periodic)
-            if adjacent:
-                for i in range(n):
-                    col = contiguous_column(qt, i + h)
-                    ri = _u(i)
-                    for l in range(nlu):
-                        col[l] = out[ri + l]
-            else:
-                for l in range(nl):
-                    dst = q[s, la[l], lb[l]]
-                    lu = np.uint64(l)
-                    for i in range(n):
-                        dst[i + h] = out[_u(i) + lu]
+            tile_bulk(q, s, h, la, lb, nl, n1, a, geo, work, out, periodic)
             weighted = False
             deficit = False
-            converted = False
             for ti in range(ntagged):
                 if tag_rows[ti] != s:
                     continue
@@ -516,40 +531,10 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                     v = frac[ti, :, la[0]:la[0] + nl, 0, :]
                 else:
                     v = frac[ti, :, la[0], lb[0]:lb[0] + nl, :]
-                adjacent_tags = nl > 1 and v.strides[1] == v.itemsize
-                # float32 fractions, lines one after another (x sweeps): the block path
-                block = single and v.strides[2] == v.itemsize and v.strides[1] == n * v.itemsize
-                if (adjacent_tags or block) and not weighted:
-                    deficit = _tile_tag_weights(a, h, n, nl, geo, work, tw)
-                    weighted = True
-                    converted = False
-                if single and (adjacent_tags or block):
-                    # the float32 stencil straight on the fractions (tag_update32); lines with
-                    # deficit cells exactly, from their pre-sweep fractions, written over it
-                    if not converted:
-                        if adjacent_tags:
-                            weights_to_columns32(tw, n, nl, w32)
-                        else:
-                            weights_to_block32(tw, n, nl, wb32)
-                        ndef = deficit_cells(n, nl, work, tw, dcells, dshare) if deficit else 0
-                        converted = True
-                    for k in range(ntag):
-                        vk = v[k]
-                        for l in range(nl):
-                            flo32[l] = bc_low[ti, k, la[l], lb[l]]
-                            fhi32[l] = bc_high[ti, k, la[l], lb[l]]
-                        if ndef:
-                            epoch += 1
-                            deficit_outflow(vk, n, ndef, dcells, dshare, flo32, fhi32, gval,
-                                            stamp, epoch, delta)
-                        if adjacent_tags:
-                            tile_update_columns(vk, n, nl, w32, flo32, fhi32, prev32)
-                        else:
-                            tile_update_block(vk, n, nl, wb32, flo32, fhi32, buf32)
-                        if ndef:
-                            deficit_correct(vk, n, ndef, dcells, delta, tw)
-                    continue
-                if adjacent_tags:
+                if nl > 1 and v.strides[1] == v.itemsize:
+                    if not weighted:
+                        deficit = _tile_tag_weights(a, h, n, nl, geo, work, tw)
+                        weighted = True
                     for k in range(ntag):
                         for l in range(nl):
                             flo[l] = bc_low[ti, k, la[l], lb[l]]
@@ -585,12 +570,7 @@ def _tagged_tiles(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac, b
                         else:
                             for i in range(n):
                                 fv[k, i] = fnew[k, i]
-        for l in range(nl):
-            dst = mass[la[l], lb[l]]
-            lu = np.uint64(l)
-            for i in range(n):
-                j = _u(2 * i) + lu
-                dst[i] = geo[j + _TU] - geo[j + _TU + _TU] + geo[j]
+        tile_mass(mass, la, lb, nl, geo)
 
 
 def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
@@ -610,6 +590,13 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     if q.dtype != np.float64 or frac.dtype not in (np.float64, np.float32):
         raise TypeError(f"mixing ratios must be float64 and tag fractions float64 or float32, "
                         f"got {q.dtype} and {frac.dtype}")
+    if frac.dtype == np.float32:
+        # the float32 stencil (its own kernel: each run compiles only the one it uses)
+        from .tag_update32 import walcek_tiles_tagged32
+
+        walcek_tiles_tagged32(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
+                              bc_high)
+        return
     n0, n1 = mass.shape[:2]
     ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
     parallel_range(_TAGGED_TILES, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows, frac,
