@@ -35,7 +35,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .layout import prefetch_rows
+from .layout import prefetch_rows_call as prefetch_rows
 from .threads import parallel_kernel
 
 __all__ = ["apportion_production_loss", "repartition_family"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from .layout import prefetch_rows
+from .layout import prefetch_rows_call as prefetch_rows
 from .threads import parallel_kernel
 
 __all__ = ["thomas_solve", "diffusion_conductance", "vertical_diffusion"]

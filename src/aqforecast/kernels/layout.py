@@ -20,7 +20,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.core.extending import intrinsic
 
-__all__ = ["OneLayout", "any_layout", "contiguous_column", "contiguous_row", "prefetch_rows"]
+__all__ = ["OneLayout", "any_layout", "contiguous_column", "contiguous_row", "prefetch_rows",
+           "prefetch_rows_call"]
 
 
 def _array_key(a):
@@ -182,3 +183,11 @@ def prefetch_rows(v, step, nsteps):
         for off in range(0, span, 64):
             _prefetch(a0 + off)
         _prefetch(a0 + span - 8)
+
+
+@numba.njit(cache=True)
+def prefetch_rows_call(v, step, nsteps):
+    """:func:`prefetch_rows` as a called (not inlined) function: one compiled copy shared by
+    the kernels that prefetch a few times per row of work, where a call costs nothing and
+    inlining each use only lengthened their compilation."""
+    prefetch_rows(v, step, nsteps)

@@ -280,9 +280,16 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
                 block = v.strides[2] == v.itemsize and v.strides[1] == n * v.itemsize
                 for k in range(ntag):
                     vk = v[k]
-                    for l in range(nl):
-                        flo[l] = bc_low[ti, k, la[l], lb[l]]
-                        fhi[l] = bc_high[ti, k, la[l], lb[l]]
+                    if n1 == 1:
+                        for l in range(nl):
+                            flo[l] = bc_low[ti, k, la[l], 0]
+                            fhi[l] = bc_high[ti, k, la[l], 0]
+                    else:  # the tile's lines are lb[0] .. lb[0] + nl - 1 of row la[0]
+                        lo_row = bc_low[ti, k, la[0]]
+                        hi_row = bc_high[ti, k, la[0]]
+                        for l in range(nl):
+                            flo[l] = lo_row[lb[0] + l]
+                            fhi[l] = hi_row[lb[0] + l]
                     if ndef:
                         epoch += 1
                         deficit_outflow(vk, n, ndef, cells, share, flo, fhi, gval, stamp, epoch,

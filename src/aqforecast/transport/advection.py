@@ -268,6 +268,7 @@ class Advection:
         self.last_substeps = (0, 0)
         self._q_lev = None  # level-layout work arrays (MPI only)
         self._frac_lev = None
+        self._bc_tag_inflow = {}  # shape -> inflow fractions all from the boundary tag
         self._courant = np.zeros(5)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -471,14 +472,21 @@ class Advection:
             return _NO_ROWS, np.zeros((0, 0) + nlead), np.zeros((0, 0) + nlead[:-1]), \
                 np.zeros((0, 0) + nlead[:-1])
         nt = len(t.rows)
-        bl = np.zeros((nt, t.ntag) + nlead[:-1])
-        bh = np.zeros((nt, t.ntag) + nlead[:-1])
+        shape = (nt, t.ntag) + nlead[:-1]
         if inflow is not None:
+            bl = np.empty(shape)
+            bh = np.empty(shape)
             bl[...], bh[...] = inflow[lo], inflow[hi]
-        elif t.bc >= 0:
-            bl[:, t.bc] = 1.0
-            bh[:, t.bc] = 1.0
-        return t.rows, frac, bl, bh
+            return t.rows, frac, bl, bh
+        # everything from the boundary tag: built once per shape (the kernels only read it;
+        # left writeable: a read-only array is another numba type, another compilation)
+        bc = self._bc_tag_inflow.get(shape)
+        if bc is None:
+            bc = np.zeros(shape)
+            if t.bc >= 0:
+                bc[:, t.bc] = 1.0
+            self._bc_tag_inflow[shape] = bc
+        return t.rows, frac, bc, bc
 
     def _hsweep(self, q, mass, flux, axis, frac, inflow):
         """One Walcek (or donor-cell) sweep of m adjacent levels along x (axis 0) or y (1).

@@ -391,7 +391,14 @@ class DomainModel:
         dense = loc(tagged.to_dense(ne))  # (ntag_em, nspec_em, ne, nyl, nxl), SI per area
         nyl, nxl = self.layout.block_shape
         bulk = np.zeros((self.nspec, ne, nyl, nxl))
-        tag_rows = np.zeros((len(self.tagged) * self.ntag, ne, nyl, nxl)) if self.ntag else None
+        tag_rows = None
+        if self.ntag:
+            # the previous hour's buffer when it has the same shape (a fresh 70 MB array for the
+            # sample case's d01 cost its page faults every hour); nothing holds the old rows
+            shape = (len(self.tagged) * self.ntag, ne, nyl, nxl)
+            old = self._emission_rows[2] if self._emission_rows is not None else None
+            tag_rows = old if old is not None and old.shape == shape else np.empty(shape)
+            tag_rows[...] = 0.0
         for e, name in enumerate(tagged.species):
             if name not in self.species:
                 continue
