@@ -20,10 +20,12 @@ include: "workflow/rules/forecast.smk"
 include: "workflow/rules/scenarios.smk"
 include: "workflow/rules/products.smk"
 include: "workflow/rules/verification.smk"
+include: "workflow/rules/bias_correction.smk"
 include: "workflow/rules/bulletin.smk"
 
 
 rule all:
-    """Every cycle's products, bulletin, scenario scores, plan and verification."""
+    """Every cycle's products, bulletin, scenario scores, plan and verification (+ the station
+    bias correction and its verification with the option bias_correct)."""
     input:
         all_outputs(),

@@ -37,6 +37,18 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
 * a forecast from the truth's own initial state with the prior emissions (``perfect_init``):
   ``gain_bound``, the most any analysis of the initial state can gain while the emission error
   remains;
+* ``--ic-sigma X|background [--window W]`` (LETKF): the ensemble has initial-state
+  perturbations (``aqforecast ensemble --ic-sigma``), and so that their spread survives to T0
+  the ensemble is made around a *W-hour control* ending at T0 (default 1 h) instead of the
+  spin-up: a cold run of ``spinup - W`` hours (``pre_<spinup - W>h``, its restart at T0 - W),
+  then ``window_letkf<label>`` from that restart to T0, whose T0 state is the spin-up's (the
+  restart resume is exact; the harness prints the largest difference), the members of its
+  ensemble W-hour forecasts from perturbed states at T0 - W (and perturbed emissions unless
+  ``--no-emission-perturbation``). The LETKF analyses that control's T0 state -- the OI's
+  background -- with that ensemble;
+* a 5-95 % bootstrap interval of each gain over the withheld stations (``gain_p05``,
+  ``gain_p95``; per-station MSE by lead day in ``WORK/mse_by_station_<method><label>.csv``, for
+  paired comparisons of two methods);
 * RMSE at the withheld stations by lead day (and by output hour,
   ``WORK/rmse_by_hour_<method><label>.csv``), the lead-0 row being the analysis itself. ``--reuse`` keeps the runs already complete in WORK
   (spin-up, truth, free) and reruns only the analysis and its forecast.
@@ -185,6 +197,17 @@ PERTURBED = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA", "O3")
 SAMPLE_QUANTITIES = ("PM25", "O3", "NO2")
 
 
+def bootstrap_gain(mse_free, mse_analysis, draws: int = 2000, seed: int = 0) -> np.ndarray:
+    """Gains ``1 - sqrt(mean mse_analysis / mean mse_free)`` over ``draws`` resamplings (with
+    replacement) of the withheld stations (their per-station MSE over a lead day): how much
+    the table's gain owes to which few stations were withheld."""
+    a, b = np.asarray(mse_free, float), np.asarray(mse_analysis, float)
+    idx = np.random.default_rng(seed).integers(0, a.size, (draws, a.size))
+    den = a[idx].mean(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, 1.0 - np.sqrt(b[idx].mean(axis=1) / den), np.nan)
+
+
 def _done(run: Path) -> bool:
     return (run / "_SUCCESS").exists()
 
@@ -192,11 +215,19 @@ def _done(run: Path) -> bool:
 def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: int = 3,
                method: str = "oi", members: int = 8, reuse: bool = False,
                config: Path | None = None, assim: dict | None = None, label: str = "",
+               ic_sigma=None, window: int = 1, ensemble_emissions: bool = True,
+               withheld_offset: int = 0, ensemble_seed: int | None = None,
                log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The OSSE on the sample case (module docstring). Returns (table by lead day, RMSE by
     output hour). ``assim``: overrides of the config's ``assimilation`` section for the
     analysis (e.g. ``{"mixed_layer_hours": 0, "vertical_decay": 0}``, the PBL at T only);
-    ``label``: suffix of the analysis' directories and tables in WORK."""
+    ``label``: suffix of the analysis' directories and tables in WORK; ``ic_sigma``: the
+    LETKF ensemble's ``--ic-sigma`` (a number or "background"; None: emission perturbations
+    of the spin-up, the former design), ``window``: hours of its control before T0;
+    ``ensemble_emissions``: also perturb the members' emissions; ``withheld_offset``: the
+    stations withheld are those with index % 3 == this (0, 1 or 2: three disjoint sets);
+    ``ensemble_seed``: the initial-state ensemble's seed (default ``seed``, the observation
+    noise's)."""
     from aqforecast.cli import main
     from aqforecast.config import load_config, resolve_path
     from aqforecast.grid import grids_from_config
@@ -260,7 +291,9 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     st, slon, slat, where = st[inside].reset_index(drop=True), slon[inside], slat[inside], \
         where[inside]
     ops = {n: StationOperator(*grids[n].lonlat, slon, slat) for n in order}
-    withheld = np.arange(len(st)) % 3 == 0
+    if withheld_offset not in (0, 1, 2):
+        raise ValueError(f"--withheld-offset {withheld_offset}: 0, 1 or 2")
+    withheld = np.arange(len(st)) % 3 == withheld_offset
     dx_km = {n: float(np.sqrt(np.mean(grids[n].cell_area)) / 1000.0) for n in order}
 
     def at_stations(q, fields: dict) -> np.ndarray:
@@ -288,13 +321,8 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     obs = work / "obs.csv"
     pd.DataFrame(rows).to_csv(obs, index=False)
 
-    if method == "letkf" and not (reuse and _done(work / "spinup" / "ensemble")):
-        tic = time.perf_counter()
-        assert main(["ensemble", str(config), "--run", str(work / "spinup"), "--members",
-                     str(members), "--workers", "1", "--seed", str(seed)]) == 0
-        walls["ensemble"] = time.perf_counter() - tic
     acfg_path = config
-    if assim:  # a copy of the config with the analysis options changed (paths absolute)
+    if assim:  # a copy of the config with assimilation options changed (paths absolute)
         import yaml
 
         from aqforecast.config import read_yaml
@@ -304,12 +332,46 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
         raw.setdefault("assimilation", {}).update(assim)
         acfg_path = work / f"config_{method}{label}.yaml"
         acfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    background = work / "spinup"
+    if method == "letkf" and ic_sigma is not None:
+        if not 1 <= window < spinup:
+            raise ValueError(f"--window {window}: 1 .. spinup - 1 hours")
+        t_w = t0 - np.timedelta64(window, "h")
+        stamp_w = str(np.datetime64(t_w, "h"))
+        pre = f"pre_{spinup - window}h"
+        forecast(pre, "--lead-hours", str(spinup - window))
+        init_w = work / pre / "restart" / stamp_w
+        wname = f"window_{method}{label}"
+        if (work / wname).exists():
+            shutil.rmtree(work / wname)
+        forecast(wname, "--start", stamp_w, "--lead-hours", str(window), "--initial",
+                 str(init_w))
+        background = work / wname
+        for n in order:  # the window control's T0 state is the spin-up's (exact resume)
+            a = xr.load_dataset(bg / f"initial_{n}.nc")
+            b = xr.load_dataset(background / "restart" / stamp / f"initial_{n}.nc")
+            diff = max(float(np.max(np.abs(a[v].values - b[v].values)) /
+                             max(float(np.max(np.abs(a[v].values))), 1e-30))
+                       for v in PERTURBED + ("NO2", "NO") if v in a and v in b)
+            log(f"window control vs spin-up at T0, {n}: max relative difference {diff:.2e}")
+        tic = time.perf_counter()
+        assert main(["ensemble", str(acfg_path), "--run", str(background), "--members",
+                     str(members), "--workers", "1", "--seed",
+                     str(seed if ensemble_seed is None else ensemble_seed), "--ic-sigma",
+                     str(ic_sigma), "--initial", str(init_w),
+                     *([] if ensemble_emissions else ["--no-emission-perturbation"])]) == 0
+        walls["ensemble"] = time.perf_counter() - tic
+    elif method == "letkf" and not (reuse and _done(work / "spinup" / "ensemble")):
+        tic = time.perf_counter()
+        assert main(["ensemble", str(config), "--run", str(work / "spinup"), "--members",
+                     str(members), "--workers", "1", "--seed", str(seed)]) == 0
+        walls["ensemble"] = time.perf_counter() - tic
     ana, fc = f"analysis_{method}{label}", f"analysed_{method}{label}"
     for d in (ana, fc):
         if (work / d).exists():
             shutil.rmtree(work / d)
     tic = time.perf_counter()
-    assert main(["assimilate", str(acfg_path), "--background", str(work / "spinup"), "--obs",
+    assert main(["assimilate", str(acfg_path), "--background", str(background), "--obs",
                  str(obs), "--out", str(work / ana), "--time", stamp, "--method", method]) == 0
     walls["assimilate"] = time.perf_counter() - tic
     forecast(fc, *start, "--initial", str(work / ana))
@@ -321,7 +383,8 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     inits = {"truth": tinit, "free": bg, "analysed": work / ana, "bound": tinit}
     times = [t for t in files["truth"][order[0]]["time"].values
              if 0 < (t - t0) / np.timedelta64(1, "h") <= lead]
-    per_hour = []
+    per_hour, per_station = [], []
+    names = st["station"].to_numpy()[withheld]
     for q in SAMPLE_QUANTITIES:
         rec = [(0.0, {k: at_stations(q, {n: _surface(xr.load_dataset(inits[k] /
                                                                          f"initial_{n}.nc"), None)
@@ -334,6 +397,9 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
             ef = (v["free"] - v["truth"])[withheld]
             ea = (v["analysed"] - v["truth"])[withheld]
             eb = (v["bound"] - v["truth"])[withheld]
+            per_station += [{"quantity": q, "hour": h, "day": int(np.ceil(h / 24.0)),
+                             "station": s_, "se_free": a ** 2, "se_analysis": b ** 2}
+                            for s_, a, b in zip(names, ef, ea)]
             per_hour.append({"quantity": q, "hour": h, "day": int(np.ceil(h / 24.0)),
                              "mse_free": float(np.mean(ef ** 2)),
                              "mse_analysis": float(np.mean(ea ** 2)),
@@ -351,6 +417,16 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
                           "rmse_analysis": np.sqrt(g["mse_analysis"])}).reset_index()
     table["gain"] = 1.0 - table["rmse_analysis"] / table["rmse_free"]
     table["gain_bound"] = 1.0 - np.sqrt(g["mse_bound"].to_numpy()) / table["rmse_free"]
+    # how much the gain depends on which 7 stations were withheld: a bootstrap over them
+    ps = pd.DataFrame(per_station).groupby(["quantity", "day", "station"], sort=False)[
+        ["se_free", "se_analysis"]].mean().reset_index()
+    ps.to_csv(work / f"mse_by_station_{method}{label}.csv", index=False)
+    lo, hi = [], []
+    for (q, d), grp in ps.groupby(["quantity", "day"], sort=False):
+        gains = bootstrap_gain(grp["se_free"].to_numpy(), grp["se_analysis"].to_numpy())
+        lo.append(np.nanpercentile(gains, 5) if np.isfinite(gains).any() else np.nan)
+        hi.append(np.nanpercentile(gains, 95) if np.isfinite(gains).any() else np.nan)
+    table["gain_p05"], table["gain_p95"] = lo, hi
     drop = ["mse_free", "mse_analysis", "mse_bound"]
     ph.drop(columns=drop).to_csv(work / f"rmse_by_hour_{method}{label}.csv", index=False)
     table.to_csv(work / f"osse_{method}{label}.csv", index=False)
@@ -375,6 +451,20 @@ def main(argv=None) -> int:
     ap.add_argument("--assim", action="append", default=[], metavar="KEY=VALUE",
                     help="sample case: override assimilation.KEY for the analysis (YAML value)")
     ap.add_argument("--label", default="", help="sample case: suffix of the analysis runs")
+    ap.add_argument("--ic-sigma", default=None, metavar="X|background",
+                    help="sample case, letkf: members with initial-state perturbations "
+                         "(aqforecast ensemble --ic-sigma) around a --window control")
+    ap.add_argument("--window", type=int, default=1,
+                    help="sample case, letkf with --ic-sigma: hours of the ensemble's control "
+                         "before T0 (1)")
+    ap.add_argument("--ensemble-seed", type=int, default=None,
+                    help="sample case, letkf with --ic-sigma: the ensemble's seed (default 3, "
+                         "the observation noise's)")
+    ap.add_argument("--withheld-offset", type=int, default=0,
+                    help="sample case: withhold the stations with index %% 3 == this (0)")
+    ap.add_argument("--no-emission-perturbation", dest="ensemble_emissions",
+                    action="store_false", help="sample case, letkf with --ic-sigma: "
+                                               "initial-state perturbations only")
     args = ap.parse_args(argv)
     if args.case == "small":
         table = run(args.days or 2, args.spinup or 6, args.work)
@@ -390,7 +480,11 @@ def main(argv=None) -> int:
         assim = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.assim)}
         table, hourly = run_sample(args.days or 3, args.spinup or 24, args.work,
                                    method=args.method, members=args.members, reuse=args.reuse,
-                                   assim=assim or None, label=args.label)
+                                   assim=assim or None, label=args.label,
+                                   ic_sigma=args.ic_sigma, window=args.window,
+                                   ensemble_emissions=args.ensemble_emissions,
+                                   withheld_offset=args.withheld_offset,
+                                   ensemble_seed=args.ensemble_seed)
     with pd.option_context("display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
         if args.hourly and hourly is not None:

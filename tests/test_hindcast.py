@@ -21,6 +21,7 @@ from aqforecast.io.wrf import WrfOutput
 from aqforecast.met import MetProvider
 from aqforecast.met.station_analysis import (
     AnalysisSettings,
+    aerosol_transmission,
     StationMet,
     barnes_analysis,
     boundary_layer,
@@ -124,6 +125,56 @@ def test_boundary_layer_day_and_night():
     assert np.all(windy["PBLH"][night][0] > 2.0 * h02)
 
 
+def test_aerosol_transmission_beer_lambert():
+    """tau = E c H; direct beam exp(-tau / sin(elevation)); global = direct + d (1 - direct)."""
+    # 200 ug m-3 over 1000 m = 0.2 g m-2; at 4 m2 g-1 tau = 0.8
+    tau, t_dir, t_glob = aerosol_transmission(200.0, 0.5, 4.0, 1000.0, 0.5)
+    assert float(tau) == pytest.approx(0.8)
+    assert float(t_dir) == pytest.approx(np.exp(-1.6))           # air mass 2
+    assert float(t_glob) == pytest.approx(np.exp(-1.6) + 0.5 * (1 - np.exp(-1.6)))
+    # clean air, night and unknown PM2.5: no dimming; a thick haze at most halves (d = 0.5)
+    _, t0, g0 = aerosol_transmission(np.array([0.0, 300.0, np.nan]), np.array([0.4, -0.2, 0.4]))
+    np.testing.assert_allclose(t0, 1.0) and np.testing.assert_allclose(g0, 1.0)
+    _, td, tg = aerosol_transmission(5000.0, 0.3)
+    assert td < 1e-20 and tg == pytest.approx(0.5)
+    # d = 1: everything scattered reaches the ground; d = 0: the direct beam alone
+    assert float(aerosol_transmission(300.0, 0.4, diffuse_fraction=1.0)[2]) == 1.0
+    assert float(aerosol_transmission(300.0, 0.4, diffuse_fraction=0.0)[2]) == \
+        pytest.approx(np.exp(-4e-6 * 300.0 * 1000.0 / 0.4))
+    # monotonic in the concentration and in the sun's height
+    g = aerosol_transmission(np.array([50.0, 150.0, 400.0]), 0.4)[2]
+    assert np.all(np.diff(g) < 0)
+    assert aerosol_transmission(150.0, 0.6)[2] > aerosol_transmission(150.0, 0.3)[2]
+    for bad in ({"mee_m2_g": 0.0}, {"haze_layer_m": -1.0}, {"diffuse_fraction": 1.5}):
+        with pytest.raises(ValueError, match="aerosol dimming"):
+            aerosol_transmission(100.0, 0.5, **bad)
+    with pytest.raises(ValueError, match="negative PM2.5"):
+        aerosol_transmission(-1.0, 0.5)
+
+
+def test_aerosol_dimming_lowers_the_daytime_boundary_layer():
+    times = np.datetime64("2016-12-01T00", "s") + np.arange(12) * np.timedelta64(1, "h")
+    shape = (12, 1, 1)
+    lon, lat, z0 = np.full((1, 1), 116.4), np.full((1, 1), 40.0), np.array([[0.5]])
+    ones = np.ones(shape)
+    args = (times, lon, lat, 2.0 * ones, 0.0 * ones, 275.0 * ones, 1.02e5 * ones,
+            0.0 * ones, z0)
+    clear = boundary_layer(*args, AnalysisSettings())
+    s = AnalysisSettings(aerosol_dimming=True)
+    clean = boundary_layer(*args, s, pm25=0.0 * ones)
+    haze = boundary_layer(*args, s, pm25=250.0 * ones)
+    np.testing.assert_allclose(clean["SWDOWN"], clear["SWDOWN"])
+    np.testing.assert_allclose(clean["PBLH"], clear["PBLH"])
+    day = clear["SWDOWN"] > 0
+    assert np.all(haze["SWDOWN"][day] < 0.8 * clear["SWDOWN"][day])
+    assert np.all(haze["SWDOWN"][day] >= 0.5 * clear["SWDOWN"][day] - 1e-9)
+    assert haze["AOD"].max() == pytest.approx(1.0)                # 4 * 250e-6 * 1000
+    noon = (np.arange(12) + 8) % 24 == 14
+    assert haze["PBLH"][noon].max() < 0.9 * clear["PBLH"][noon].max()
+    with pytest.raises(ValueError, match="PM2.5"):
+        boundary_layer(*args, s)
+
+
 # ----------------------------------------------------------------------------- wrfout files
 def _small_case(tmp: Path, nx=20, hours=5, emissions=True) -> Path:
     data = read_yaml(CASE)
@@ -213,6 +264,25 @@ def test_met_from_stations_refuses_a_period_without_data(station_met, shared_dat
     assert "station data cover" in capsys.readouterr().err
 
 
+def test_met_from_stations_aerosol_dimming(station_met, shared_data, capsys):
+    """--aerosol-dimming: daytime SWDOWN and PBLH no larger than the clear-sky files' (1 Dec
+    2016 00-04 UTC = 08-12 Beijing time), and an unknown excluded station is an input error."""
+    import xarray as xr
+
+    case, tmp = station_met
+    d = shared_data / "obs_beijing_prsa"
+    args = ["met-from-stations", str(case), "--stations", str(d / WINTER), "--coords",
+            str(d / COORDS), "--hours", "5", "--urban", "116.40,39.92,14", "--aerosol-dimming"]
+    assert main(args + ["--out", str(tmp / "met_dim")]) == 0
+    name = sorted(p.name for p in (tmp / "met").iterdir())[0]
+    with xr.open_dataset(tmp / "met" / name) as a, xr.open_dataset(tmp / "met_dim" / name) as b:
+        sw0, sw1 = a["SWDOWN"].values, b["SWDOWN"].values
+        assert np.all(sw1 <= sw0 + 1e-3) and np.any(sw1 < sw0 - 1.0)
+        assert np.all(b["PBLH"].values <= a["PBLH"].values + 1e-3)
+    rc = main(args + ["--out", str(tmp / "met_bad"), "--aerosol-exclude", "Nowhere"])
+    assert rc == 2 and "Nowhere" in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- the case
 def test_hindcast_config_and_region():
     mod = _data_script()
@@ -275,3 +345,46 @@ def test_withheld_stations_never_reach_assimilation_or_inversion(tmp_path, share
                  "2016-12-01T03"]) == 0
     inn = pd.read_csv(tmp_path / "ana_open" / "innovations.csv")
     assert set(inn["station"]) & withheld
+
+
+def _driver_script():
+    path = REPO / "workflow" / "scripts" / "hindcast.py"
+    spec = importlib.util.spec_from_file_location("hindcast_driver", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_hindcast_table_has_polluted_day_hit_rates():
+    """score_daily on crafted station-days: PM2.5 > 75 and AQI > 100 hit rates by lead day."""
+    drv = _driver_script()
+    # lead day 1: hit, miss, false alarm, correct negative; lead day 2: two hits
+    f = [90.0, 50.0, 100.0, 50.0, 150.0, 80.0]
+    o = [100.0, 100.0, 50.0, 50.0, 200.0, 76.0]
+    aqi_f, aqi_o = [120, 70, 130, 70, 200, 105], [130, 130, 70, 70, 250, 101]
+    d = pd.DataFrame({"experiment": "free", "cycle": "c", "station": list("ABCDAB"),
+                      "lead_day": [1, 1, 1, 1, 2, 2], "PM2.5_24h_f": f, "PM2.5_24h_o": o,
+                      "O3_8h_f": 50.0, "O3_8h_o": 60.0, "aqi_f": aqi_f, "aqi_o": aqi_o,
+                      "category_f": [3, 2, 3, 2, 5, 3], "category_o": [3, 3, 2, 2, 5, 3]})
+    t = drv.score_daily(d).set_index("lead_day")
+    assert t.loc[1, "PM2.5>75 obs days"] == 2 and t.loc[1, "PM2.5>75 POD %"] == 50.0
+    assert t.loc[1, "PM2.5>75 FAR %"] == 50.0
+    assert t.loc[1, "PM2.5>75 CSI %"] == pytest.approx(100 / 3)
+    assert t.loc[2, "PM2.5>75 POD %"] == 100.0 and t.loc[2, "PM2.5>75 FAR %"] == 0.0
+    assert t.loc[1, "AQI>100 POD %"] == 50.0 and t.loc[1, "AQI category acc %"] == 50.0
+    md = drv.markdown(t.reset_index())
+    assert "PM2.5>75 POD %" in md and "AQI>100 CSI %" in md
+
+
+def test_committed_last_run_is_small_and_consistent():
+    """config/hindcast_beijing/last_run/ (notebook 05's input): under 200 kB, and its
+    summary.csv is what score_daily makes of its daily.csv."""
+    drv = _driver_script()
+    d = REPO / "config" / "hindcast_beijing" / "last_run"
+    files = {p.name for p in d.iterdir()}
+    assert {"summary.csv", "daily.csv", "pm25_hourly.csv", "provenance.json"} <= files
+    assert sum(p.stat().st_size for p in d.iterdir()) < 200_000
+    summary = pd.read_csv(d / "summary.csv")
+    again = drv.score_daily(pd.read_csv(d / "daily.csv"))
+    # daily.csv holds 4 significant digits: r near 0 moves in the third decimal
+    pd.testing.assert_frame_equal(summary, again, check_dtype=False, rtol=1e-2, atol=1e-2)

@@ -191,3 +191,117 @@ def test_kalman_on_beijing_climatology_forecast(shared_data):
     a_raw = M.category_accuracy(cat(t.fcst[ok]), cat(t.obs[ok]))
     a_kf = M.category_accuracy(cat(t.fcst_kf[ok]), cat(t.obs[ok]))
     assert a_kf["exact"] > a_raw["exact"] and a_kf["within1"] > a_raw["within1"]
+
+
+def _event_pairs():
+    """Hourly pairs, 5 stations x 2 lead-day blocks from an 08:00 local start (so the blocks
+    are not calendar days), constant within each block: PM2.5 (fcst, obs) and O3 per station."""
+    init = pd.Timestamp("2016-12-01 08:00")
+    pm = {  # station: [(fcst, obs) on lead day 1, (fcst, obs) on lead day 2]
+        "A": [(90.0, 100.0), (150.0, 200.0)],   # hit, hit
+        "B": [(50.0, 100.0), (76.0, 80.0)],     # miss, hit
+        "C": [(100.0, 50.0), (20.0, 30.0)],     # false alarm, correct negative
+        "D": [(50.0, 50.0), (60.0, 120.0)],     # correct negative (AQI: hit by O3), miss
+        "E": [(200.0, 200.0), (200.0, 200.0)],  # 10 valid hours a day only: not scored
+    }
+    rows = []
+    for st, days in pm.items():
+        for k, (f, o) in enumerate(days):
+            for h in range(24 if st != "E" else 10):
+                t = init + pd.Timedelta(hours=24 * k + h)
+                rows.append((st, t, 24 * k + h, k + 1, "PM2.5", f, o))
+                o3 = 250.0 if (st == "D" and k == 0) else 20.0   # MDA8 250: IAQI > 100
+                rows.append((st, t, 24 * k + h, k + 1, "O3", o3, o3))
+    cols = ["station", "time", "lead_hours", "lead_day", "pollutant", "fcst", "obs"]
+    return pd.DataFrame(rows, columns=cols), init
+
+
+def test_polluted_day_hit_rates_on_a_crafted_series():
+    from aqforecast.products.verify import daily_event_scores
+
+    paired, init = _event_pairs()
+    ev = daily_event_scores(paired, init, "HJ633-2012").set_index("lead_day")
+    d1, d2 = ev.loc[1], ev.loc[2]
+    assert d1["pm25_day_limit"] == 75.0 and d1["aqi_day_limit"] == 100.0
+    # PM2.5 > 75: day 1 A hit, B miss, C false alarm, D correct negative (E incomplete)
+    assert (d1["pm25_day_days"], d1["pm25_day_obs_events"]) == (4, 2)
+    assert (d1["pm25_day_hits"], d1["pm25_day_misses"], d1["pm25_day_false_alarms"]) == (1, 1, 1)
+    assert d1["pm25_day_pod"] == pytest.approx(0.5) and d1["pm25_day_far"] == pytest.approx(0.5)
+    assert d1["pm25_day_csi"] == pytest.approx(1 / 3)
+    # day 2: A, B hits, D miss, C correct negative
+    assert (d2["pm25_day_hits"], d2["pm25_day_misses"], d2["pm25_day_false_alarms"]) == (2, 1, 0)
+    assert d2["pm25_day_pod"] == pytest.approx(2 / 3) and d2["pm25_day_far"] == 0.0
+    assert d2["pm25_day_csi"] == pytest.approx(2 / 3)
+    # AQI > 100: day 1 D is polluted by its O3 MDA8 in both -> a hit
+    assert (d1["aqi_day_hits"], d1["aqi_day_misses"], d1["aqi_day_false_alarms"]) == (2, 1, 1)
+    assert d1["aqi_day_pod"] == pytest.approx(2 / 3) and d1["aqi_day_far"] == pytest.approx(1 / 3)
+    assert d1["aqi_day_csi"] == pytest.approx(0.5)
+    # nothing forecast and nothing observed: POD and FAR undefined, not 0
+    calm = paired.assign(fcst=10.0, obs=10.0)
+    ev = daily_event_scores(calm, init, "HJ633-2012")
+    assert ev["pm25_day_pod"].isna().all() and ev["pm25_day_far"].isna().all()
+    with pytest.raises(ValueError, match="station"):
+        daily_event_scores(paired.drop(columns="station"), init, "HJ633-2012")
+
+
+def test_summary_has_the_polluted_day_columns_and_keeps_the_others(tmp_path):
+    from aqforecast.products.verify import EVENT_COLUMNS, write_scores
+
+    paired, init = _event_pairs()
+    hourly = paired.pivot_table(index=["time", "station"], columns="pollutant",
+                                values="fcst").reset_index().set_index("time")
+    obs = paired.pivot_table(index=["time", "station"], columns="pollutant",
+                             values="obs").reset_index()
+    cities = pd.Series({"A": "X", "B": "X", "C": "Y", "D": "Y", "E": "Y"})
+    write_scores(hourly, obs, init, cities, tmp_path, {"stage": "verify"})
+    s = pd.read_csv(tmp_path / "summary.csv")
+    assert {"pollutant", "city", "lead_day", "n", "nmb", "nme", "r", "cat_exact"} <= set(s)
+    assert {f"{e}_{c}" for e in ("pm25_day", "aqi_day") for c in EVENT_COLUMNS} <= set(s)
+    row = s.query("pollutant == 'PM2.5' and city == 'all' and lead_day == 1").iloc[0]
+    assert row["pm25_day_pod"] == pytest.approx(0.5)
+    # the same station-day scores on every pollutant's row; per city its own stations
+    o3 = s.query("pollutant == 'O3' and city == 'all' and lead_day == 1").iloc[0]
+    assert o3["pm25_day_csi"] == pytest.approx(row["pm25_day_csi"])
+    x = s.query("pollutant == 'PM2.5' and city == 'X' and lead_day == 1").iloc[0]
+    assert (x["pm25_day_hits"], x["pm25_day_misses"], x["pm25_day_false_alarms"]) == (1, 1, 0)
+
+
+def test_verify_scores_a_bias_corrected_series(tmp_path, capsys):
+    from aqforecast.cli import main
+    from aqforecast.io.rundir import write_success
+
+    REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+    paired, init = _event_pairs()
+    # varying observations (the QC flags a value stuck for hours)
+    paired["obs"] *= 1.0 + 0.2 * np.sin(paired["lead_hours"].to_numpy(float))
+    run, bias = tmp_path / "run", tmp_path / "bias"
+    run.mkdir(), bias.mkdir()
+    write_success(run, [], {"stage": "forecast"})
+    corr = paired.rename(columns={"fcst": "fcst_raw"}).drop(columns=["obs", "lead_day"])
+    corr["bias"] = 5.0
+    corr["fcst"] = (corr["fcst_raw"] - 5.0).clip(lower=0)
+    corr["source"] = corr["station"]
+    corr.to_csv(bias / "corrected.csv", index=False)
+    write_success(bias, [bias / "corrected.csv"], {"stage": "bias-correct", "run": str(run)})
+    # generic station CSV (UTC times; the Beijing case's clock is UTC+8)
+    o = paired[["station", "time", "pollutant", "obs"]].rename(
+        columns={"pollutant": "species", "obs": "value"})
+    o["time"] = (o["time"] - pd.Timedelta(hours=8)).dt.strftime("%Y-%m-%dT%H:00:00+00:00")
+    o["units"] = "ug m-3"
+    o["lon"], o["lat"] = 116.4, 39.9
+    o.to_csv(tmp_path / "obs.csv", index=False)
+    cfg = str(REPO / "config" / "hindcast_beijing" / "config.yaml")
+    rc = main(["verify", cfg, "--run", str(run), "--corrected", str(bias), "--obs",
+               str(tmp_path / "obs.csv"), "--out", str(tmp_path / "v")])
+    assert rc == 0, capsys.readouterr().err
+    p = pd.read_csv(tmp_path / "v" / "paired.csv", parse_dates=["time"])
+    m = p.merge(corr, on=["station", "time", "pollutant"])
+    assert len(m) > 0.9 * len(paired) and np.allclose(m["fcst_x"], m["fcst_y"])
+    assert np.allclose(m["fcst_x"], (m["fcst_raw"] - 5.0).clip(lower=0))
+    # another run's correction is refused, naming both
+    other = tmp_path / "other"
+    other.mkdir()
+    write_success(other, [], {"stage": "forecast"})
+    rc = main(["verify", cfg, "--run", str(other), "--corrected", str(bias), "--obs",
+               str(tmp_path / "obs.csv"), "--out", str(tmp_path / "v2")])
+    assert rc == 2 and "not --run" in capsys.readouterr().err

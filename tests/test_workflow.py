@@ -1,6 +1,7 @@
-"""The Snakemake daily cycle: lint, plans under the local and SLURM profiles, and a tiny
-two-cycle DAG that runs every stage, reruns nothing when nothing changed, and reruns exactly the
-stages that depend on the inventory when it is touched."""
+"""The Snakemake daily cycle: lint, plans under the local and SLURM profiles, the optional
+station bias correction's rules, and a tiny two-cycle DAG that runs every stage (the bias
+correction included), reruns nothing when nothing changed, and reruns exactly the stages that
+depend on the inventory when it is touched."""
 
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def _tiny_case(tmp: Path) -> tuple[Path, Path]:
         "aqf_config": str(case), "results": str(tmp / "results"), "cycles": 2,
         "cycle_step_hours": 6, "cycle_lead_hours": 6, "lead_hours": 3,
         "scenarios": [str(scen)], "target": None, "max_map_days": 1,
-        "verification_window_hours": 6}))
+        "verification_window_hours": 6, "bias_correct": True}))
     return case, wf
 
 
@@ -124,6 +125,13 @@ def test_tiny_two_cycle_dag_runs_and_reruns_only_what_changed(tmp_path):
     assert (rep["factor"] > 0).all()
     skill = pd.read_csv(root / c2 / "verification" / "skill.csv")
     assert len(skill) > 0 and (skill["n"] > 0).all()
+    # the warm cycle's station bias correction, learned from its verification of cycle 1
+    corr = pd.read_csv(root / c2 / "bias_correction" / "corrected.csv")
+    assert {"station", "time", "lead_hours", "pollutant", "fcst_raw", "bias", "fcst"} <= set(corr)
+    assert (corr["fcst"] >= 0).all() and (corr["bias"] != 0).any()
+    state = pd.read_csv(root / c2 / "bias_correction" / "bias_state.csv")
+    assert len(state) > 0 and (state["n_updates"] > 0).all()
+    assert not (root / c1 / "bias_correction").exists()
     totals = pd.read_csv(root / c2 / "emissions" / "emission_totals.csv")
     changed = totals[(totals["factor"] - 1.0).abs() > 1e-9]
     assert len(changed) > 0, "the posterior inventory did not reach the warm cycle"
@@ -143,5 +151,33 @@ def test_tiny_two_cycle_dag_runs_and_reruns_only_what_changed(tmp_path):
     jobs = _jobs(res.stdout)
     assert jobs.get("forecast") == 2 and jobs.get("emissions") == 2, jobs
     assert jobs.get("met_check") == 2 and jobs.get("bulletin") == 2, jobs
-    assert {"assimilate", "invert", "verification", "products", "scenario"} <= set(jobs)
+    assert {"assimilate", "invert", "verification", "products", "scenario",
+            "bias_correct"} <= set(jobs)
     assert not {"grid", "observations", "observations_day"} & set(jobs), jobs
+
+
+def test_bias_correction_rules_only_when_enabled(tmp_path):
+    """bias_correct: false (the default) plans no bias rule; true corrects every warm cycle
+    from the verifications so far and the previous state, and verifies each corrected forecast
+    the next cycle."""
+    off = _snake("-n", "--cores", "2", "--config", f"results={tmp_path}", "cycles=3")
+    assert off.returncode == 0, off.stderr[-3000:]
+    jobs = _jobs(off.stdout)
+    assert "bias_correct" not in jobs and "verification_corrected" not in jobs, jobs
+    on = _snake("-n", "-p", "--cores", "2", "--config", f"results={tmp_path}", "cycles=3",
+                "bias_correct=True")
+    assert on.returncode == 0, on.stderr[-3000:]
+    jobs = _jobs(on.stdout)
+    # cycles 2 and 3 are warm: corrected; cycle 3 verifies cycle 2's corrected forecast
+    assert jobs["bias_correct"] == 2 and jobs["verification_corrected"] == 1, jobs
+    assert jobs["verification"] == 2 and jobs["forecast"] == 3, jobs
+    cmds = [ln for ln in on.stdout.splitlines() if "aqforecast bias-correct" in ln]
+    c2, c3 = "2026072100", "2026072200"
+    first = next(c for c in cmds if f"{c2}/bias_correction " in c)
+    second = next(c for c in cmds if f"{c3}/bias_correction " in c)
+    assert "--state" not in first and f"--history {tmp_path}/{c2}/verification " in first
+    assert (f"--history {tmp_path}/{c2}/verification {tmp_path}/{c3}/verification" in second
+            and f"--state {tmp_path}/{c2}/bias_correction/bias_state.csv" in second), second
+    ver = [ln for ln in on.stdout.splitlines() if "--corrected" in ln]
+    assert len(ver) == 1 and f"--corrected {tmp_path}/{c2}/bias_correction " in ver[0], ver
+    assert f"--obs {tmp_path}/{c3}/verification/obs/obs.nc" in ver[0], ver

@@ -117,11 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "observing station) with OBS (obs.nc or a generic CSV) and "
                                    "write DIR/skill.csv (pollutant x station x lead day: NMB, "
                                    "NME, RMSE, r, exceedance and AQI-category scores), "
-                                   "summary.csv (per lead day, all stations and per city), "
+                                   "summary.csv (per lead day, all stations and per city, with "
+                                   "polluted-day POD/FAR/CSI), "
                                    "paired.csv and _SUCCESS.")
     _add_config(p)
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="a finished forecast run")
     p.add_argument("--obs", required=True, metavar="OBS", help="obs.nc or a generic CSV")
+    p.add_argument("--corrected", default=None, metavar="BIAS_DIR",
+                   help="an `aqforecast bias-correct` directory of RUN: score its corrected "
+                        "station series (corrected.csv) instead of the raw forecast")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
     p = sub.add_parser("bias-correct", help="Kalman-filter station bias correction of a run",
@@ -167,17 +171,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TROPOMI NO2 superobservations (satellite_no2.nc of the observation "
                         "stage; default: the one beside OBS, if any)")
 
-    p = sub.add_parser("ensemble", help="perturbed-emission members around a forecast run",
+    p = sub.add_parser("ensemble", help="perturbed-emission (and initial-state) members "
+                                        "around a forecast run",
                        description="Rerun the control run of RUN_DIR N times with emissions "
                                    "scaled by lognormal factors (inversion.sigma_ln) per region "
-                                   "x sector x pollutant, into RUN_DIR/ensemble/m<NN>/ (the "
-                                   "layout of assimilate --method letkf), through dask.")
+                                   "x sector x pollutant and, with --ic-sigma, the initial "
+                                   "state times smooth centred lognormal random fields, into "
+                                   "RUN_DIR/ensemble/m<NN>/ (the layout of assimilate --method "
+                                   "letkf), through dask.")
     _add_config(p)
     p.add_argument("--run", required=True, metavar="RUN_DIR", help="the control forecast run")
     p.add_argument("--members", type=int, default=8, metavar="N", help="number of members")
     p.add_argument("--workers", type=int, default=1, metavar="W",
                    help="dask worker processes (1: one member after another)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the perturbations")
+    p.add_argument("--ic-sigma", default=None, metavar="X|background",
+                   help="perturb the members' initial state: sigma of ln(factor) of every "
+                        "analysed quantity (a smooth field, correlation scale sqrt(3/10) "
+                        "assimilation.length_km, centred over the members, through the mixed "
+                        "and residual layer), or 'background': sqrt(ln(1 + background_error^2)) "
+                        "per quantity (default: assimilation.ensemble_ic_sigma, none)")
+    p.add_argument("--initial", default=None, metavar="DIR",
+                   help="the control's initial state (initial_<domain>.nc at its start; "
+                        "default: RUN_DIR/restart/<start>/, or the cold/warm start rebuilt)")
+    p.add_argument("--no-emission-perturbation", dest="emissions", action="store_false",
+                   default=None, help="initial-state perturbations only (default: "
+                                      "assimilation.ensemble_emissions)")
     p.add_argument("--cluster", default=None, metavar="KIND",
                    help="where the members run: local (default; --workers processes), slurm, "
                         "pbs, sge or lsf (dask-jobqueue; --workers jobs configured in dask's "
@@ -275,6 +294,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="urban land use within KM of (LON, LAT); repeatable")
     p.add_argument("--length-km", type=float, default=None, help="Barnes length scale (20)")
     p.add_argument("--bowen", type=float, default=None, help="Bowen ratio (1.5, winter)")
+    p.add_argument("--aerosol-dimming", action="store_true",
+                   help="dim the insolation by the aerosol optical depth of the stations' PM2.5 "
+                        "(Beer-Lambert direct beam; README, Hindcast)")
+    p.add_argument("--aerosol-exclude", nargs="*", default=None, metavar="STATION",
+                   help="stations whose PM2.5 the dimming does not use (default: "
+                        "verification.withheld_stations)")
 
     p = sub.add_parser("bulletin", help="the morning bulletin: one self-contained HTML page",
                        description="Write DIR/index.html (images beside it in DIR/img/) from "
@@ -376,7 +401,7 @@ def _dispatch(args) -> int:
                                   args.lead_hours):
             sys.stdout.write(f"{p}\n")
     elif args.command == "verify":
-        for p in stages.verify(args.config, args.run, args.obs, args.out):
+        for p in stages.verify(args.config, args.run, args.obs, args.out, args.corrected):
             sys.stdout.write(f"{p}\n")
     elif args.command == "bias-correct":
         for p in stages.bias_correct(args.config, args.run, args.history, args.out, args.state,
@@ -388,7 +413,8 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "ensemble":
         for p in stages.ensemble(args.config, args.run, args.members, args.workers, args.seed,
-                                  args.cluster):
+                                  args.cluster, ic_sigma=args.ic_sigma, initial=args.initial,
+                                  emissions=args.emissions):
             sys.stdout.write(f"{p}\n")
     elif args.command == "scenario":
         for p in stages.scenario(args.config, args.run, args.scenario, args.out, args.method,
@@ -414,7 +440,8 @@ def _dispatch(args) -> int:
             urban.append((lon, lat, km))
         for p in stages.met_from_stations(args.config, args.stations, args.out, args.coords,
                                           args.start, args.hours, urban, args.length_km,
-                                          args.bowen):
+                                          args.bowen, aerosol_dimming=args.aerosol_dimming,
+                                          aerosol_exclude=args.aerosol_exclude):
             sys.stdout.write(f"{p}\n")
     elif args.command == "bulletin":
         for p in stages.bulletin(args.forecast, args.products, args.out, args.analysis,

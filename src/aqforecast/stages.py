@@ -308,12 +308,14 @@ def emissions(config_path: str | Path, out_dir: str | Path, scaling: str | Path 
 
 
 def verify(config_path: str | Path, run: str | Path, obs: str | Path,
-           out_dir: str | Path) -> list[Path]:
+           out_dir: str | Path, corrected: str | Path | None = None) -> list[Path]:
     """The verification stage (:func:`aqforecast.products.verify.verify_run`): a finished
-    forecast against station observations, ``skill.csv``, ``summary.csv``, ``paired.csv``."""
+    forecast against station observations, ``skill.csv``, ``summary.csv``, ``paired.csv``;
+    ``corrected``: an ``aqforecast bias-correct`` directory of ``run`` whose corrected station
+    series are scored instead."""
     from .products.verify import verify_run
 
-    return verify_run(load_config(config_path), run, obs, out_dir)
+    return verify_run(load_config(config_path), run, obs, out_dir, corrected=corrected)
 
 
 def bias_correct(config_path: str | Path, run: str | Path, history, out_dir: str | Path,
@@ -410,12 +412,15 @@ def met_from_stations(config_path: str | Path, stations: list[str | Path], out_d
                       coords: str | Path | None = None, start: str | None = None,
                       hours: int | None = None, urban: list[tuple[float, float, float]] | None
                       = None, length_km: float | None = None, bowen: float | None = None,
-                      utc_offset_hours: float = 8.0) -> list[Path]:
+                      utc_offset_hours: float = 8.0, aerosol_dimming: bool = False,
+                      aerosol_exclude: list[str] | None = None) -> list[Path]:
     """Analysed-met forcing from station files (:mod:`aqforecast.met.station_analysis`): daily
     wrfout files of every domain in ``out_dir``, hourly from ``start`` (default the config's
     start) for ``hours`` records (default lead + 2). ``stations``: PRSA-layout hourly files
     (TEMP, PRES, DEWP, RAIN, wd, WSPM, local time UTC+``utc_offset_hours``); ``coords``: the
-    station table (default ``inputs.observations.station_coords``)."""
+    station table (default ``inputs.observations.station_coords``). ``aerosol_dimming``: dim
+    the insolation with the stations' PM2.5 (their PM2.5 column), leaving out
+    ``aerosol_exclude`` (default ``verification.withheld_stations``)."""
     from datetime import datetime
 
     import pandas as pd
@@ -446,6 +451,10 @@ def met_from_stations(config_path: str | Path, stations: list[str | Path], out_d
         settings.length_km = float(length_km)
     if bowen is not None:
         settings.bowen = float(bowen)
+    if aerosol_dimming:
+        settings.aerosol_dimming = True
+        settings.aerosol_exclude = list(cfg.verification.withheld_stations or []) \
+            if aerosol_exclude is None else list(aerosol_exclude)
     try:
         return write_station_wrfout(cfg, obs, out_dir, t0, n, settings)
     except ValueError as exc:
@@ -453,12 +462,16 @@ def met_from_stations(config_path: str | Path, stations: list[str | Path], out_d
 
 
 def ensemble(config_path: str | Path, run: str | Path, members: int, workers: int = 1,
-             seed: int = 0, cluster: str | None = None) -> list[Path]:
-    """Perturbed-emission members around a control run (:mod:`aqforecast.assimilation.
-    ensemble`), in ``run/ensemble/`` for ``assimilate --method letkf``."""
+             seed: int = 0, cluster: str | None = None, ic_sigma=None, initial=None,
+             emissions: bool | None = None) -> list[Path]:
+    """Perturbed-emission and initial-state members around a control run
+    (:mod:`aqforecast.assimilation.ensemble`; ``ic_sigma``: ``--ic-sigma``, ``initial``:
+    ``--initial``, ``emissions``: False for ``--no-emission-perturbation``), in
+    ``run/ensemble/`` for ``assimilate --method letkf``."""
     from .assimilation.ensemble import make_ensemble
 
-    return make_ensemble(config_path, run, members, workers, seed, cluster)
+    return make_ensemble(config_path, run, members, workers, seed, cluster,
+                         ic_sigma=ic_sigma, initial=initial, emissions=emissions)
 
 
 def bulletin(forecast: str | Path, products_dir: str | Path, out_dir: str | Path,

@@ -3,7 +3,9 @@
 # which also read `NO` as a species, not as YAML 1.1 false), the cycles and the result paths.
 #
 # Layout: results/<cycle>/{check,grid,emissions,observations,analysis,inversion,forecast,products,
-#         verification,scenarios/<name>,plan,bulletin,logs,benchmarks}/ with <cycle> = YYYYMMDDHH.
+#         verification,scenarios/<name>,plan,bulletin,logs,benchmarks}/ with <cycle> = YYYYMMDDHH;
+#         with bias_correct also bias_correction/ (warm cycles) and verification_corrected/
+#         (cycles after a corrected one).
 # Cycling: cycle k > 0 warm-starts from cycle k-1: the background of its analysis is cycle k-1's
 # forecast (its restart at the cycle time), its inversion's prior run is that forecast and its
 # prior inventory cycle k-1's posterior; it verifies cycle k-1's forecast against the day of
@@ -38,6 +40,8 @@ MPI_RANKS = int(config["mpi_ranks"])
 MPI_LAUNCH = config["mpi_launch"]
 HAS_OBS = bool(RUN.inputs.observations.sources) and bool(config["assimilate"])
 INVERT = HAS_OBS and bool(config["invert"]) and RUN.tags.enabled
+# the station bias correction learns from the verifications, which need observations
+BIAS = HAS_OBS and bool(config.get("bias_correct", False))
 SCENARIOS = {Path(p).stem: p for p in config["scenarios"]}
 TARGET = config.get("target") or None
 
@@ -150,6 +154,12 @@ def posterior(cycle):
     return [R(cycle, "inversion", "scaling.csv")] if INVERT and warm(cycle) else []
 
 
+def corrects(cycle):
+    """True when the cycle's forecast is bias-corrected: the option is on and the cycle is warm
+    (it has a verification of the previous forecast to learn from)."""
+    return BIAS and cycle is not None and warm(cycle)
+
+
 def full_lead(cycle):
     """Scenarios and the plan are scored on full-lead cycles only (their measures' windows are
     lead hours of the forecast; the short cycles before the last merely carry the state on)."""
@@ -164,6 +174,10 @@ def cycle_outputs(cycle):
             out.append(R(cycle, "plan", "plan.csv"))
     if warm(cycle):
         out.append(R(cycle, "verification", "skill.csv"))
+    if corrects(cycle):
+        out.append(R(cycle, "bias_correction", "corrected.csv"))
+    if warm(cycle) and corrects(previous(cycle)):
+        out.append(R(cycle, "verification_corrected", "summary.csv"))
     return out
 
 
@@ -188,6 +202,20 @@ def _prior_scaling(w):
 def _initial(w):
     return (expand(R(w.cycle, "analysis", "initial_{domain}.nc"), domain=DOMAINS)
             if warm(w.cycle) else [])
+
+
+# --- used by bias_correction.smk
+def _bias_history(w):
+    """Every warm cycle's verification up to this one (the previous forecasts against the
+    observations before each cycle): the pairs the filter may learn from."""
+    return [R(c, "verification", "summary.csv") for c in CYCLES[:index(w.cycle) + 1]
+            if warm(c)]
+
+
+def _bias_state(w):
+    """The previous cycle's filter state (none for the first corrected cycle)."""
+    prev = previous(w.cycle)
+    return [R(prev, "bias_correction", "bias_state.csv")] if corrects(prev) else []
 
 
 # --- used by bulletin.smk

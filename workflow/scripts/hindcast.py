@@ -18,6 +18,10 @@ the contract files. Layout under ``--out``::
     bias/<cycle>/bias_correction/{bias_state.csv,corrected.csv,verification/}
     summary.csv, summary.md, timings.csv
 
+and a small copy for notebook 05 (``--publish``, default ``config/hindcast_beijing/last_run/``,
+committed, < 200 kB): summary.csv, daily.csv (the station-days scored), pm25_hourly.csv (hourly
+PM2.5 at the withheld stations, observed and every forecast), provenance.json.
+
 Experiments: ``free`` -- warm start from the previous free forecast, base inventory;
 ``assim`` -- + the OI analysis of the previous assim forecast at the cycle time;
 ``inversion`` -- + the Kalman-filter inventory (prior run: the previous inversion forecast,
@@ -29,8 +33,9 @@ day before it: ``spinup/verification/``) at pairs valid before the cycle, carryi
 ``verification.withheld_stations`` never enter ``assimilate``, ``invert`` or ``bias-correct``
 (withheld stations get the bias of the nearest assimilated station); the scores are on them
 only: NMB, NME, r of 24-h PM2.5 and of O3
-MDA8 (the metrics of Emery et al. 2017), and the daily AQI-category accuracy (HJ 633 in force
-on each date: 2012 for 2016-17), by lead day.
+MDA8 (the metrics of Emery et al. 2017), the daily AQI-category accuracy (HJ 633 in force
+on each date: 2012 for 2016-17), and the hit rate (POD), false-alarm ratio and CSI of polluted
+station-days (PM2.5 24-h mean > 75 ug m-3; daily AQI > 100), by lead day.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import logging
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +58,9 @@ LABELS = {"free": "free model", "assim": "+ assimilation", "inversion": "+ inver
 #: Emery et al. (2017) goal / criteria: |NMB|, NME (%) and r (SCIENCE.md 9.3; r and PM [L])
 EMERY = {"PM2.5": {"goal": (10.0, 35.0, 0.70), "criteria": (30.0, 50.0, 0.40)},
          "O3": {"goal": (5.0, 15.0, 0.75), "criteria": (15.0, 25.0, 0.50)}}
+
+#: PM2.5 24-h grade-II limit of GB 3095-2012 (HJ 633-2012: IAQI 100), ug m-3
+PM25_LIMIT = 75.0
 
 log = logging.getLogger("hindcast")
 
@@ -191,11 +199,13 @@ def _flag(p: str, s: dict) -> str:
     return "-"
 
 
-def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[str],
-          utc_offset_h: float = 8.0) -> pd.DataFrame:
-    rows = []
+def daily_table(out: Path, experiments: list[str], cycles: list[str], withheld: list[str],
+                utc_offset_h: float = 8.0) -> pd.DataFrame:
+    """Station-days at the withheld stations: the HJ 633 daily indicators, AQI and category of
+    the forecast (``_f``) and of the observation (``_o``) per experiment, cycle, station and
+    local date, with the lead day (local date - the cycle's local start date + 1)."""
+    daily = []
     for e in experiments:
-        daily = []
         for cyc in cycles:
             p = _paired_path(out, e, cyc)
             paired = pd.read_csv(p, parse_dates=["time"])
@@ -207,11 +217,25 @@ def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[s
                            suffixes=("_f", "_o")).reset_index()
             init = (pd.Timestamp(cyc) + pd.Timedelta(hours=utc_offset_h)).normalize()
             both["lead_day"] = (pd.to_datetime(both["date"]) - init).dt.days + 1
-            both["cycle"] = cyc
+            both.insert(0, "cycle", cyc)
+            both.insert(0, "experiment", e)
             daily.append(both)
-        if not daily:
-            continue
-        d = pd.concat(daily, ignore_index=True)
+    return pd.concat(daily, ignore_index=True) if daily else pd.DataFrame()
+
+
+def score_daily(daily: pd.DataFrame) -> pd.DataFrame:
+    """The table by experiment x lead day of :func:`daily_table`'s station-days (module
+    docstring); polluted days: the hit rate (POD), false-alarm ratio (FAR) and critical
+    success index (CSI), in %, of station-days with PM2.5 24-h mean > 75 ug m-3 (the grade-II
+    limit of GB 3095-2012, HJ 633-2012's IAQI 100) and with daily AQI > 100 (category >= 3),
+    forecast against observed (NaN where undefined: no event forecast or observed)."""
+    from aqforecast.verification.metrics import categorical_scores
+
+    rows = []
+    if daily.empty:
+        return pd.DataFrame()
+    for e in [x for x in EXPERIMENTS if x in set(daily["experiment"])]:
+        d = daily[daily["experiment"] == e]
         for lead_day, g in d.groupby("lead_day"):
             row = {"experiment": e, "lead_day": int(lead_day)}
             for p, col in (("PM2.5", "PM2.5_24h"), ("O3", "O3_8h")):
@@ -223,18 +247,95 @@ def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[s
             row["AQI category acc %"] = 100.0 * float((cat["category_f"] == cat["category_o"])
                                                       .mean()) if len(cat) else np.nan
             row["obs AQI>100 days"] = int((g["aqi_o"] > 100).sum())
+            for name, col, limit in (("PM2.5>75", "PM2.5_24h", PM25_LIMIT),
+                                     ("AQI>100", "aqi", 100.0)):
+                ev = categorical_scores(g[f"{col}_f"].to_numpy(float),
+                                        g[f"{col}_o"].to_numpy(float), limit)
+                row.update({f"{name} obs days": ev["hits"] + ev["misses"],
+                            f"{name} hits": ev["hits"], f"{name} false alarms":
+                            ev["false_alarms"], f"{name} POD %": 100.0 * ev["pod"],
+                            f"{name} FAR %": 100.0 * ev["far"],
+                            f"{name} CSI %": 100.0 * ev["csi"]})
             rows.append(row)
     return pd.DataFrame(rows)
 
 
+def score(out: Path, experiments: list[str], cycles: list[str], withheld: list[str],
+          utc_offset_h: float = 8.0) -> pd.DataFrame:
+    """:func:`score_daily` of :func:`daily_table`."""
+    return score_daily(daily_table(out, experiments, cycles, withheld, utc_offset_h))
+
+
+def hourly_pm25(out: Path, experiments: list[str], cycles: list[str],
+                withheld: list[str]) -> pd.DataFrame:
+    """Hourly PM2.5 (ug m-3, naive local hour-beginning) at the withheld stations, wide: station,
+    time, obs, then one column ``<experiment> <cycle>`` per forecast (empty outside its 72 h)."""
+    parts, obs = [], []
+    for e in experiments:
+        for cyc in cycles:
+            p = pd.read_csv(_paired_path(out, e, cyc), parse_dates=["time"])
+            p = p[p["station"].isin(withheld) & (p["pollutant"] == "PM2.5")]
+            if p.empty:
+                continue
+            parts.append(p.set_index(["station", "time"])["fcst"].rename(f"{e} {cyc}"))
+            obs.append(p.set_index(["station", "time"])["obs"])
+    if not parts:
+        return pd.DataFrame()
+    o = pd.concat(obs)
+    o = o[~o.index.duplicated()].rename("obs")
+    return pd.concat([o, *parts], axis=1).sort_index().reset_index()
+
+
+def _rel(p: Path) -> str:
+    """``p`` relative to the repository when inside it."""
+    try:
+        return str(Path(p).resolve().relative_to(REPO))
+    except ValueError:
+        return str(p)
+
+
+def publish(dest: Path, table: pd.DataFrame, daily: pd.DataFrame, hourly: pd.DataFrame,
+            info: dict) -> list[Path]:
+    """The small committed copy of the result for notebook 05 (``config/hindcast_beijing/
+    last_run/``, < 200 kB): summary.csv, daily.csv (station-days), pm25_hourly.csv and
+    provenance.json (when, from which commit, with which options)."""
+    import json
+    import subprocess as sp
+
+    dest.mkdir(parents=True, exist_ok=True)
+    table.to_csv(dest / "summary.csv", index=False, float_format="%.4g")
+    keep = ["experiment", "cycle", "station", "date", "lead_day", "PM2.5_24h_f", "PM2.5_24h_o",
+            "O3_8h_f", "O3_8h_o", "aqi_f", "aqi_o", "category_f", "category_o"]
+    daily[[c for c in keep if c in daily]].to_csv(dest / "daily.csv", index=False,
+                                                   float_format="%.4g")
+    hourly.to_csv(dest / "pm25_hourly.csv", index=False, float_format="%.1f",
+                  date_format="%Y-%m-%dT%H:%M")
+    try:
+        commit = sp.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                        text=True, check=False).stdout.strip() or None
+    except OSError:
+        commit = None
+    timings = REPO / info.get("results", "") / "timings.csv"
+    ran = (datetime.fromtimestamp(timings.stat().st_mtime, timezone.utc)
+           .strftime("%Y-%m-%dT%H:%M:%SZ") if timings.is_file() else None)
+    info = {"scored": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "runs_finished": ran, "commit_when_scored": commit, **info}
+    (dest / "provenance.json").write_text(json.dumps(info, indent=1, default=str) + "\n")
+    return [dest / n for n in ("summary.csv", "daily.csv", "pm25_hourly.csv",
+                               "provenance.json")]
+
+
 def markdown(table: pd.DataFrame) -> str:
     cols = ["experiment", "lead_day", "PM2.5 NMB %", "PM2.5 NME %", "PM2.5 r", "PM2.5 Emery",
-            "O3 NMB %", "O3 NME %", "O3 r", "O3 Emery", "AQI category acc %", "AQI days"]
+            "O3 NMB %", "O3 NME %", "O3 r", "O3 Emery", "AQI category acc %", "AQI days",
+            "PM2.5>75 obs days", "PM2.5>75 POD %", "PM2.5>75 FAR %", "PM2.5>75 CSI %",
+            "AQI>100 obs days", "AQI>100 POD %", "AQI>100 FAR %", "AQI>100 CSI %"]
     t = table.copy()
     t["experiment"] = t["experiment"].map(LABELS)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, r in t[cols].iterrows():
-        vals = [f"{v:.2f}" if isinstance(v, float) and c.endswith(" r") else
+        vals = ["-" if isinstance(v, float) and not np.isfinite(v) else
+                f"{v:.2f}" if isinstance(v, float) and c.endswith(" r") else
                 f"{v:.0f}" if isinstance(v, float) else str(v) for c, v in r.items()]
         lines.append("| " + " | ".join(vals) + " |")
     return "\n".join(lines)
@@ -250,6 +351,11 @@ def main(argv=None) -> int:
     ap.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS),
                     choices=EXPERIMENTS)
     ap.add_argument("--score-only", action="store_true", help="only recompute the table")
+    ap.add_argument("--publish", type=Path, default=REPO / "config" / "hindcast_beijing" /
+                    "last_run", help="where the small committed copy of the result goes "
+                    "(notebook 05 reads it; default %(default)s)")
+    ap.add_argument("--no-publish", dest="publish", action="store_const", const=None,
+                    help="do not write the committed copy")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from aqforecast.config import load_config
@@ -274,8 +380,19 @@ def main(argv=None) -> int:
         rows.to_csv(old, index=False)
     start = cfg.time.start.replace(tzinfo=None)
     cycles = [stamp(start + timedelta(days=c)) for c in range(1, a.cycles + 1)]
-    table = score(a.out, a.experiments, cycles, withheld, cfg.time.local_utc_offset_h)
+    daily = daily_table(a.out, a.experiments, cycles, withheld, cfg.time.local_utc_offset_h)
+    table = score_daily(daily)
     table.to_csv(a.out / "summary.csv", index=False, float_format="%.4g")
+    if a.publish is not None:
+        files = publish(a.publish, table, daily,
+                        hourly_pm25(a.out, a.experiments, cycles, withheld),
+                        {"config": _rel(a.config), "cycles": cycles,
+                         "lead_hours": a.lead_hours, "experiments": a.experiments,
+                         "withheld": withheld, "results": _rel(a.out),
+                         "command": "python workflow/scripts/hindcast.py " +
+                         " ".join(sys.argv[1:] if argv is None else argv)})
+        log.info("published %s (%.0f kB)", a.publish,
+                 sum(f.stat().st_size for f in files) / 1e3)
     md = markdown(table)
     (a.out / "summary.md").write_text(md + "\n")
     print(f"\nscores at the withheld stations {', '.join(withheld)} ({a.cycles} cycles, "

@@ -2,6 +2,7 @@
 inventory and the analysed-met wrfout files. Deterministic; run from the repository root::
 
     .venv/bin/python workflow/scripts/hindcast_beijing_data.py [--met-hours N] [--no-met]
+        [--aerosol-dimming]
 
 Writes ``config/hindcast_beijing/regions/beijing.geojson`` (committed, 2 kB),
 ``config/hindcast_beijing/data/emissions/inventory_beijing2016.nc`` and
@@ -203,10 +204,13 @@ def build_inventory() -> tuple[xr.Dataset, dict]:
     return ds, totals
 
 
-def write_met(hours: int, out: Path) -> list[Path]:
+def write_met(hours: int, out: Path, aerosol_dimming: bool = False) -> list[Path]:
+    """The analysed met; ``aerosol_dimming``: insolation dimmed by the PM2.5 of the stations
+    that are not withheld (:func:`aqforecast.met.station_analysis.aerosol_transmission`)."""
     from aqforecast.stages import met_from_stations
 
-    return met_from_stations(CONFIG, [STATIONS / WINTER], out, hours=hours, urban=URBAN)
+    return met_from_stations(CONFIG, [STATIONS / WINTER], out, hours=hours, urban=URBAN,
+                             aerosol_dimming=aerosol_dimming)
 
 
 def main(argv=None) -> int:
@@ -215,6 +219,9 @@ def main(argv=None) -> int:
                     help="hourly met records from time.start (default 146: a 24 h spin-up and "
                          "three 72-h cycles)")
     ap.add_argument("--no-met", action="store_true", help="regions and inventory only")
+    ap.add_argument("--aerosol-dimming", action="store_true",
+                    help="dim the met's insolation by the aerosol optical depth of the observed "
+                         "PM2.5 (withheld stations left out; README, Hindcast)")
     ap.add_argument("--out", type=Path, default=CASE / "data")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -227,7 +234,7 @@ def main(argv=None) -> int:
     for p, (bj, out) in totals.items():
         log.info("%-6s Beijing %10.0f Mg/yr, outside cells of the box %10.0f Mg/yr", p, bj, out)
     if not a.no_met:
-        paths = write_met(a.met_hours, a.out / "met")
+        paths = write_met(a.met_hours, a.out / "met", a.aerosol_dimming)
         log.info("wrote %d wrfout files to %s", len(paths), a.out / "met")
     log.info("done in %.1f s", time.perf_counter() - t0)
     return 0

@@ -524,6 +524,33 @@ class AssimilationConfig(_Model):
         description="above that depth h the log of the ratio decays as exp(-(z - h) / "
                     "(vertical_decay h)) (an entrainment-zone scale, a few tenths of h), cut "
                     "below 1 %; 0: a sharp cut at h")
+    ensemble_ic_sigma: dict[str, float] = Field(
+        default_factory=dict,
+        description="`aqforecast ensemble`: standard deviation of ln(initial-state factor) per "
+                    "analysed quantity (PM25: every PM2.5 component, NO2: NO too, O3); each "
+                    "member starts from the control's initial state x exp(sigma w f), f a "
+                    "smooth unit-variance random field centred over the members, w the "
+                    "analysis' vertical weights; {} or 0: no initial-state perturbation "
+                    "(`--ic-sigma background` takes sqrt(ln(1 + background_error^2)))")
+    ensemble_ic_length_km: float | None = Field(
+        default=None, gt=0.0, le=2000.0,
+        description="Gaussian correlation scale L (km) of the initial-state perturbation "
+                    "field, corr(d) = exp(-d^2 / (2 L^2)); null: sqrt(3/10) length_km, the "
+                    "Gaussian the analysis' Gaspari-Cohn correlation approximates")
+    ensemble_emissions: bool = Field(
+        default=True, description="`aqforecast ensemble`: also perturb the members' emissions "
+                                  "(lognormal factors, inversion.sigma_ln)")
+
+    @field_validator("ensemble_ic_sigma")
+    @classmethod
+    def _ic_sigma(cls, v):
+        bad = sorted(set(v) - set(ASSIMILATED))
+        if bad:
+            raise ValueError(f"ensemble_ic_sigma: unknown observed quantities {bad}; expected "
+                             f"{list(ASSIMILATED)}")
+        if any(not 0.0 <= x <= 2.0 for x in v.values()):
+            raise ValueError("ensemble_ic_sigma: sigma of ln(factor) must be in [0, 2]")
+        return v
 
     @field_validator("background_error")
     @classmethod

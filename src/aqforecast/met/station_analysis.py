@@ -30,6 +30,22 @@ n = 1 only where it rains):
   ``1 - 0.75 n^3.4`` = SWDOWN; net radiation (Holtslag & van Ulden 1983)
   ``Rn = [(1 - albedo) R + c1 T^6 - sigma T^4 + c2 n] / (1 + c3)``, c1 = 5.31e-13 W m-2 K-6,
   c2 = 60 W m-2, c3 = 0.12 [L];
+* optional aerosol dimming of the insolation (``AnalysisSettings.aerosol_dimming``, off by
+  default; :func:`aerosol_transmission`): an aerosol optical depth from the analysed surface
+  PM2.5, ``tau = E c H`` -- E the mass-extinction efficiency (default 4 m2 g-1 at 550 nm, the
+  upper end of dry fine-particle efficiencies, ~3-4 m2 g-1 for sulphate/nitrate/organics in
+  Hand & Malm 2007, J. Geophys. Res. 112, D16203 [L], below the hygroscopic values of humid
+  haze), c the PM2.5 mass concentration, H a haze-layer depth (default 1000 m [D: an aerosol
+  scale height of the order of the winter mixed layer and its residual layer]) -- so tau =
+  0.8 at 200 ug m-3, the lower end of the AOD 1-3 measured in Beijing's winter haze [L]; the
+  direct beam is attenuated by Beer-Lambert, ``T_dir = exp(-tau / sin(phi))``, and a fraction
+  ``d`` of the extinguished beam still reaches the ground as diffuse light (default 0.5 [D:
+  single scattering with albedo ~0.9 sends ~3/4 of it forward; multiple scattering and
+  absorption in a thick haze send less]): SWDOWN is multiplied by ``T_dir + d (1 - T_dir)``
+  (at most a halving). Stations in ``aerosol_exclude`` (the hindcast's withheld stations)
+  do not enter the PM2.5 analysis. This uses observed PM2.5 of the hours being forecast, like
+  the rest of the analysed met: it is a bound on what an aerosol-radiation feedback could give,
+  not a forecast;
 * day (Rn > 0): ``H = 0.9 Rn / (1 + 1/Bo)`` (10 % to the ground, Bowen ratio Bo), ``LH = H/Bo``;
   night: ``H = -rho c_p u* theta*`` with ``theta* = 0.09 (1 - 0.5 n^2)`` K (van Ulden &
   Holtslag 1985) and AERMET's limit ``u* theta* <= 0.05`` K m s-1 (Hanna 1986; at most ~64 W
@@ -81,6 +97,7 @@ __all__ = [
     "COMPASS_DEGREES",
     "AnalysisSettings",
     "StationMet",
+    "aerosol_transmission",
     "barnes_analysis",
     "boundary_layer",
     "column_fields",
@@ -128,6 +145,12 @@ class AnalysisSettings:
     wrf_nz: int = 20
     first_layer_m: float = 25.0
     urban: list[tuple[float, float, float]] = field(default_factory=list)  # (lon, lat, km)
+    # aerosol dimming of the insolation from the analysed surface PM2.5 (module docstring)
+    aerosol_dimming: bool = False
+    aerosol_mee_m2_g: float = 4.0    # mass-extinction efficiency at 550 nm, m2 g-1 [L]
+    haze_layer_m: float = 1000.0     # depth over which the surface PM2.5 extends [D]
+    aerosol_diffuse_fraction: float = 0.5  # share of the extinguished beam reaching the ground
+    aerosol_exclude: list[str] = field(default_factory=list)  # stations left out (withheld)
 
 
 @dataclass
@@ -135,7 +158,8 @@ class StationMet:
     """Hourly station meteorology in SI units, UTC: arrays (nt, ns), NaN where missing.
 
     ``u10``/``v10`` earth-relative (east/north) 10 m wind, m s-1; ``t2`` K; ``psfc`` Pa;
-    ``td`` dew point K; ``rain`` mm in the hour beginning at ``times``."""
+    ``td`` dew point K; ``rain`` mm in the hour beginning at ``times``; ``pm25`` PM2.5 ug m-3
+    (None when the table has none)."""
 
     times: np.ndarray
     names: list[str]
@@ -147,12 +171,13 @@ class StationMet:
     psfc: np.ndarray
     td: np.ndarray
     rain: np.ndarray
+    pm25: np.ndarray | None = None   # ug m-3 (optional: the aerosol dimming)
 
     @classmethod
     def from_table(cls, df, coords, utc_offset_hours: float = 8.0,
                    max_gap_hours: int = 6) -> StationMet:
         """From a long table (columns time [local], station, TEMP degC, PRES hPa, DEWP degC,
-        RAIN mm, WSPM m s-1, wd compass text: the PRSA layout of
+        RAIN mm, WSPM m s-1, wd compass text, optionally PM2.5 ug m-3: the PRSA layout of
         :func:`aqforecast.observations.read_prsa`) and a station table (station, lon, lat).
         Gaps up to ``max_gap_hours`` are interpolated in time per station; rain gaps are 0."""
         import pandas as pd
@@ -172,6 +197,7 @@ class StationMet:
         u[calm], v[calm] = 0.0, 0.0
         d = d.assign(_u=u, _v=v, _t=d["TEMP"] + 273.15, _p=d["PRES"] * 100.0,
                      _td=d["DEWP"] + 273.15, _r=d["RAIN"])
+        has_pm = "PM2.5" in d
 
         def wide(col, fill_rain=False):
             w = d.pivot_table(index="time", columns="station", values=col, aggfunc="mean")
@@ -185,7 +211,8 @@ class StationMet:
                    lon=c.loc[names, "lon"].to_numpy(float),
                    lat=c.loc[names, "lat"].to_numpy(float),
                    u10=wide("_u"), v10=wide("_v"), t2=wide("_t"), psfc=wide("_p"),
-                   td=wide("_td"), rain=np.maximum(wide("_r", fill_rain=True), 0.0))
+                   td=wide("_td"), rain=np.maximum(wide("_r", fill_rain=True), 0.0),
+                   pm25=wide("PM2.5") if has_pm else None)
 
 
 def wind_components(speed, direction_deg):
@@ -267,14 +294,53 @@ def dewpoint_mixing_ratio(td, p):
     return saturation_mixing_ratio(td, p)
 
 
+def aerosol_transmission(pm25, sin_elevation, mee_m2_g: float = 4.0,
+                         haze_layer_m: float = 1000.0, diffuse_fraction: float = 0.5):
+    """Aerosol dimming of the surface insolation (module docstring): returns ``(tau, t_direct,
+    t_global)``, arrays of the broadcast shape of the inputs.
+
+    ``pm25``: PM2.5 mass concentration, ug m-3 (>= 0; NaN = unknown, no dimming);
+    ``sin_elevation``: sin of the solar elevation (<= 0: night, transmissions 1);
+    ``mee_m2_g``: mass-extinction efficiency at 550 nm, m2 g-1 (> 0); ``haze_layer_m``: the
+    depth of the layer holding the surface concentration, m (> 0); ``diffuse_fraction``: the
+    share of the extinguished direct beam that still reaches the ground as diffuse light, in
+    [0, 1]. ``tau = mee * pm25 * 1e-6 * haze_layer_m`` (g m-3 x m = g m-2, times m2 g-1:
+    dimensionless), ``t_direct = exp(-tau / sin_elevation)`` (Beer-Lambert along the slant
+    path, air mass 1/sin), ``t_global = t_direct + diffuse_fraction (1 - t_direct)``."""
+    if not (mee_m2_g > 0 and haze_layer_m > 0):
+        raise ValueError(f"aerosol dimming: mass-extinction efficiency ({mee_m2_g} m2 g-1) and "
+                         f"haze-layer depth ({haze_layer_m} m) must be > 0")
+    if not 0.0 <= diffuse_fraction <= 1.0:
+        raise ValueError(f"aerosol dimming: diffuse fraction {diffuse_fraction} not in [0, 1]")
+    c = np.asarray(pm25, dtype=float)
+    if np.any(c < 0):
+        raise ValueError(f"aerosol dimming: negative PM2.5 ({np.nanmin(c)} ug m-3)")
+    tau = mee_m2_g * np.nan_to_num(c, nan=0.0) * 1e-6 * haze_layer_m
+    mu = np.asarray(sin_elevation, dtype=float)
+    with np.errstate(divide="ignore", over="ignore"):
+        t_dir = np.where(mu > 0, np.exp(-tau / np.where(mu > 0, mu, 1.0)), 1.0)
+    return tau, t_dir, t_dir + diffuse_fraction * (1.0 - t_dir)
+
+
 def boundary_layer(times, lon, lat, u10, v10, t2, psfc, rain, z0,
-                   s: AnalysisSettings) -> dict:
+                   s: AnalysisSettings, pm25=None) -> dict:
     """AERMET-style surface energy balance and mixing height (module docstring) for hourly
     fields (nt, ny, nx) at consecutive hours ``times``; returns SWDOWN, HFX, LH, UST, PBLH,
-    THETA_STAR (K) and the cloud cover n used, each (nt, ny, nx)."""
+    THETA_STAR (K), the cloud cover n used and the aerosol optical depth AOD (0 without
+    dimming), each (nt, ny, nx). ``pm25`` (ug m-3, (nt, ny, nx)): the analysed surface PM2.5,
+    required with ``s.aerosol_dimming``."""
     sin_el = sin_solar_elevation(times, lon, lat)
     n = (rain > 0.1).astype(float)
     swdown = np.maximum(990.0 * sin_el - 30.0, 0.0) * (1.0 - 0.75 * n ** 3.4)
+    aod = np.zeros_like(swdown)
+    if s.aerosol_dimming:
+        if pm25 is None:
+            raise ValueError("aerosol_dimming needs the surface PM2.5 (a PM2.5 column in the "
+                             "station table)")
+        aod, _, t_glob = aerosol_transmission(pm25, sin_el, s.aerosol_mee_m2_g, s.haze_layer_m,
+                                              s.aerosol_diffuse_fraction)
+        aod = np.broadcast_to(aod, swdown.shape).copy()
+        swdown = swdown * t_glob
     rn = ((1.0 - s.albedo) * swdown + 5.31e-13 * t2 ** 6 - SIGMA_SB * t2 ** 4 + 60.0 * n) \
         / 1.12
     rho = psfc / (R_DRY * t2)
@@ -302,7 +368,7 @@ def boundary_layer(times, lon, lat, u10, v10, t2, psfc, rain, z0,
     pblh = np.clip(pblh, s.pbl_min_m, s.pbl_max_m)
     ts = np.where(day, -hfx / (rho * CP_DRY * ust), theta_star)
     return {"SWDOWN": swdown, "HFX": hfx, "LH": lh, "UST": ust, "PBLH": pblh,
-            "THETA_STAR": ts, "CLOUD": n}
+            "THETA_STAR": ts, "CLOUD": n, "AOD": aod}
 
 
 def _land_use(lon, lat, s: AnalysisSettings):
@@ -313,6 +379,35 @@ def _land_use(lon, lat, s: AnalysisSettings):
         lu = np.where(np.hypot(x, y) <= r, 1, lu)
     z0 = np.where(lu == 1, s.z0_urban_m, s.z0_rural_m)
     return lu, z0
+
+
+def _pm25_analysis(obs: StationMet, idx, lon, lat, s: AnalysisSettings) -> np.ndarray:
+    """Surface PM2.5 (ug m-3) analysed like temperature (two-pass Barnes) from the stations
+    not in ``s.aerosol_exclude``, at the records ``idx`` of ``obs``; hours without a station
+    are interpolated in time (0 where no hour has one: no dimming)."""
+    if obs.pm25 is None:
+        raise ValueError("aerosol_dimming needs PM2.5 in the station table (the PRSA layout's "
+                         "PM2.5 column)")
+    unknown = sorted(set(s.aerosol_exclude) - set(obs.names))
+    if unknown:
+        raise ValueError(f"aerosol_exclude: unknown station(s) {unknown}; known: {obs.names}")
+    keep = np.array([n not in set(s.aerosol_exclude) for n in obs.names])
+    if not keep.any():
+        raise ValueError("aerosol_exclude leaves no station for the PM2.5 analysis")
+    vals = np.maximum(obs.pm25[idx][:, keep], 0.0)
+    a = barnes_analysis(obs.lon[keep], obs.lat[keep], vals, lon, lat, s.length_km, s.gamma,
+                        s.background_weight)
+    bad = ~np.isfinite(a).all(axis=(1, 2))
+    if bad.all():
+        log.warning("aerosol dimming: no PM2.5 in the period: no dimming")
+        return np.zeros_like(a)
+    if bad.any():
+        k = np.arange(a.shape[0])
+        flat = a.reshape(a.shape[0], -1)
+        for j in range(flat.shape[1]):
+            flat[bad, j] = np.interp(k[bad], k[~bad], flat[~bad, j])
+        a = flat.reshape(a.shape)
+    return np.maximum(a, 0.0)
 
 
 def surface_fields(obs: StationMet, grid, times, s: AnalysisSettings) -> dict:
@@ -371,7 +466,8 @@ def surface_fields(obs: StationMet, grid, times, s: AnalysisSettings) -> dict:
     td = np.minimum(ana["td"], t2)
     from_blend = np.log(10.0 / z0) / np.log(s.blending_height_m / z0)
     u10, v10 = ana["u10"] * from_blend, ana["v10"] * from_blend
-    bl = boundary_layer(times, lon, lat, u10, v10, t2, psfc, rain, z0, s)
+    pm = _pm25_analysis(obs, idx, lon, lat, s) if s.aerosol_dimming else None
+    bl = boundary_layer(times, lon, lat, u10, v10, t2, psfc, rain, z0, s, pm)
     return {"U10E": u10, "V10E": v10, "UBE": ana["u10"], "VBE": ana["v10"],
             "UBE_MEAN": np.broadcast_to(ana["u10_mean"][:, None, None], t2.shape),
             "VBE_MEAN": np.broadcast_to(ana["v10_mean"][:, None, None], t2.shape), "T2": t2,
