@@ -38,7 +38,8 @@ import numba as nb
 import numpy as np
 
 from .advection import ROW, TILE, _tile_work, _u
-from .layout import OneLayout, _element_pointer, contiguous_column
+from .layout import (OneLayout, _element_pointer, contiguous_column, prefetch_rows,
+                     prefetch_rows_call)
 from .tagging import _tile_tag_weights, tile_bulk, tile_geometry, tile_mass
 from .threads import parallel_range
 
@@ -78,15 +79,18 @@ def weights_to_block32(tw, n, nl, wb):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def tile_update_columns(v, n, nl, w32, flo, fhi, prev):
+def tile_update_columns(v, n, nl, w32, flo, fhi, prev, upcoming):
     """Update one tag's fractions of a tile in place; ``v`` (nl, n) with lines adjacent in
     memory (``v.strides[0] == v.itemsize``), float32. flo/fhi: (TILE,) float32 inflow
     fractions at the low/high boundary faces; prev: (TILE,) float32 work (the pre-sweep value
-    of the previous position)."""
+    of the previous position); upcoming: (n, nl) the next tag's tile, prefetched a column at a
+    time while this one is updated (its rows: another tag plane, a jump the hardware
+    prefetchers do not follow)."""
     nlu = np.uint64(nl)
     for l in range(nlu):
         prev[l] = flo[l]
     for i in range(n - 1):
+        prefetch_rows(upcoming, i, n)
         col = contiguous_column(v, i)
         nxt = contiguous_column(v, i + 1)
         rk = _u(i)
@@ -280,6 +284,10 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
                 block = v.strides[2] == v.itemsize and v.strides[1] == n * v.itemsize
                 for k in range(ntag):
                     vk = v[k]
+                    # the next tag's part of the tile (another tag plane: a jump the hardware
+                    # prefetchers do not follow) is requested while this one is updated
+                    if k + 1 < ntag and not columns:
+                        prefetch_rows_call(v[k + 1], 0, 1)
                     if n1 == 1:
                         for l in range(nl):
                             flo[l] = bc_low[ti, k, la[l], 0]
@@ -295,7 +303,8 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
                         deficit_outflow(vk, n, ndef, cells, share, flo, fhi, gval, stamp, epoch,
                                         delta)
                     if columns:
-                        tile_update_columns(vk, n, nl, w32, flo, fhi, prev)
+                        tile_update_columns(vk, n, nl, w32, flo, fhi, prev,
+                                            v[k + 1 if k + 1 < ntag else k].T)
                     elif block:
                         tile_update_block(vk, n, nl, wb32, flo, fhi, buf)
                     else:
