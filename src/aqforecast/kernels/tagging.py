@@ -653,29 +653,46 @@ def _tag_row_level(rk, nz, ntag):
     return r, rk - r * nz, t, r - t * ntag
 
 
-@parallel_kernel(lambda q, rows, tagc, *_: tagc.shape[0] * tagc.shape[1])
+@parallel_kernel(lambda q, rows, tagc, ntag, fallback, out: out.shape[0] * out.shape[2])
 @nb.njit(nogil=True, cache=True, error_model="numpy")
 def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
     """:func:`fractions_from_tags` on the model's arrays in place (no gathering copies).
 
     q: (nspec, nz, ny, nx) bulk mixing ratios (any strides, e.g. the interior of a halo-padded
     array); rows: (nt,) rows of q of the tagged species; tagc: (nt * ntag, nz, ny, nx) tag
-    concentrations (any strides); out: (nt, ntag, nz, ny, nx) receives the fractions, the same
-    arithmetic as :func:`fractions_from_tags`. (Into float32 ``out``, fractions below 1.2e-38
-    become subnormal; the float32 sweeps set everything below TINY to 0 as they update, and
-    flushing here too cost 0.24 s of a 5.5 s tagged hour: the select kept the loop scalar.)
+    concentrations (any strides); out: (nt, ntag, nz, ny, nx) receives the fractions. Work
+    items: (tagged species t, level k), all of t's tags. Into float64 ``out`` the arithmetic of
+    :func:`fractions_from_tags` (c_k / c); into float32 ``out`` c_k times 1/c, the reciprocal
+    once per cell for the species' tags (the quotient rounded to float32 either way: the same
+    value or one float32 ulp apart). (Fractions below 1.2e-38 become float32 subnormals; the
+    float32 sweeps set everything below TINY to 0 as they update, and flushing here too cost
+    0.24 s of a 5.5 s tagged hour: the select kept the loop scalar.)
     """
     nz, ny, nx = tagc.shape[1:]
-    for rk in range(start, stop):
-        r, k, t, kt = _tag_row_level(rk, nz, ntag)
+    inv = np.empty((ny, nx))
+    single = out.itemsize == 4
+    for tk in range(start, stop):
+        t = tk // nz
+        k = tk - t * nz
         b2 = q[rows[t], k]
-        c2 = tagc[r, k]
-        o2 = out[t, kt, k]
-        empty = 1.0 if kt == fallback else 0.0
-        for j in range(ny):
-            for i in range(nx):
-                b = b2[j, i]
-                o2[j, i] = c2[j, i] / b if b > 0.0 else empty
+        if single:
+            for j in range(ny):
+                for i in range(nx):
+                    b = b2[j, i]
+                    inv[j, i] = 1.0 / b if b > 0.0 else 0.0
+        for kt in range(ntag):
+            c2 = tagc[t * ntag + kt, k]
+            o2 = out[t, kt, k]
+            empty = 1.0 if kt == fallback else 0.0
+            if single:
+                for j in range(ny):
+                    for i in range(nx):
+                        o2[j, i] = c2[j, i] * inv[j, i] if b2[j, i] > 0.0 else empty
+            else:
+                for j in range(ny):
+                    for i in range(nx):
+                        b = b2[j, i]
+                        o2[j, i] = c2[j, i] / b if b > 0.0 else empty
 
 
 @parallel_kernel(lambda q, rows, frac, ntag, scale, out: out.shape[0] * out.shape[1])
