@@ -19,7 +19,9 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
 (24 x 21 x 8 at 3 km with a 1 km nest; met generated on the fly). Prints a table.
 
 ``python benchmarks/osse.py --case sample [--days 3] [--spinup 24] [--method oi|letkf]
-[--members 8] [--reuse] [--work DIR]``: the same design on the real sample case
+[--members 8] [--ic-sigma X|background [--window 1] [--ensemble-seed S]
+[--no-emission-perturbation]] [--withheld-offset 0|1|2] [--assim KEY=VALUE] [--label L]
+[--reuse] [--work DIR]``: the same design on the real sample case
 (config/config.yaml: 54 x 48 x 15 at 3 km + the 1 km Hangzhou nest, untagged runs):
 
 * spin-up of ``--spinup`` hours from the cold start (truth and background both start from its
@@ -29,8 +31,9 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
   scaling table ``TRUTH_SCALING`` (industry and residential x1.3), run ``--days`` x 24 h;
 * stations: the CNEMC stations of ``inputs.observations.station_coords`` inside d01, each read
   (bilinear, the assimilation's operator) in the finest domain containing it; every third
-  (in code order) withheld; the observations of the hour ending at T0 are the truth's state at
-  T0 plus Gaussian noise of the observation error of that domain's grid spacing;
+  (in code order; ``--withheld-offset k``: index % 3 == k) withheld; the observations of the
+  hour ending at T0 are the truth's state at T0 plus Gaussian noise of the observation error
+  of that domain's grid spacing;
 * free forecast from the unperturbed spin-up state; analysis (``aqforecast assimilate``, OI, or
   LETKF with ``aqforecast ensemble`` members of the spin-up) at T0 from the other stations'
   PM2.5, O3 and NO2; the forecast from it;
