@@ -645,3 +645,67 @@ def test_rotating_cone_walcek_beats_mpdata_fct(shared_data):
     assert out.min() >= 0.0
     assert out.min() >= h0 - 1e-12  # monotone: background never undershoots
     assert out.max() > 4.5  # peak preserved far better than MPDATA-FCT's 3.53
+
+
+def _plan_substeps_numpy(mass, flux_x, flux_y, flux_z, courant_max, mass_end=None):
+    """The array form of plan_substeps (NumPy temporaries, max_courant per level): the
+    reference of the one-pass kernels in kernels/substeps.py."""
+    from aqforecast.transport.advection import OUTER_DIVERGENCE_MAX
+
+    div_h = (flux_x[:, :, 1:] - flux_x[:, :, :-1]) + (flux_y[:, 1:, :] - flux_y[:, :-1, :])
+    div_z = flux_z[1:] - flux_z[:-1]
+    if mass_end is None:
+        mass_end = mass - div_h - div_z
+    m0 = np.minimum(mass, mass_end)
+    if not np.all(m0 > 0.0):
+        raise ValueError("empty")
+    worst = max(float(np.max(div_h / m0)), float(np.max(div_z / m0)))
+    if not math.isfinite(worst) or worst > 1e6:
+        raise ValueError("empty")
+    n_outer = max(1, math.ceil(worst / OUTER_DIVERGENCE_MAX - 1e-12))
+    nz = mass.shape[0]
+    out = np.zeros(5)
+    per_level = np.ones(nz, dtype=np.int64)
+    m_h = m0 - np.maximum(div_z, 0.0) / n_outer
+    zero = np.zeros((2,) + m0.shape[1:])
+    for k in range(nz):
+        kadv.max_courant(m_h[k:k + 1], flux_x[k:k + 1] / n_outer, flux_y[k:k + 1] / n_outer,
+                         zero, courant_max, out)
+        per_level[k] = max(1, math.ceil(out[3] - 1e-12))
+    zx = np.zeros(m0.shape[:2] + (m0.shape[2] + 1,))
+    zy = np.zeros((m0.shape[0], m0.shape[1] + 1, m0.shape[2]))
+    kadv.max_courant(m0 - np.maximum(div_h, 0.0) / n_outer, zx, zy, flux_z / n_outer,
+                     courant_max, out)
+    return n_outer, per_level, max(1, math.ceil(out[3] - 1e-12))
+
+
+def test_plan_substeps_equals_array_form():
+    """The one-pass planning kernels give the array form's outer steps, per-level horizontal
+    and vertical sub-step counts on random fluxes from tiny to cell-emptying (both raise on the
+    latter), with and without the end mass given."""
+    from aqforecast.transport.advection import plan_substeps
+
+    rng = np.random.default_rng(1)
+    raised = 0
+    for trial in range(120):
+        nz, ny, nx = (int(v) for v in rng.integers(1, 6, 3))
+        mass = rng.uniform(0.5, 2.0, (nz, ny, nx))
+        sc = rng.choice([0.05, 0.5, 3.0, 20.0])
+        fx = rng.normal(0, sc, (nz, ny, nx + 1))
+        fy = rng.normal(0, sc, (nz, ny + 1, nx))
+        fz = rng.normal(0, sc / 5, (nz + 1, ny, nx))
+        fz[0] = fz[-1] = 0.0
+        end = None if trial % 2 else mass - ((fx[:, :, 1:] - fx[:, :, :-1])
+                                             + (fy[:, 1:] - fy[:, :-1])) - (fz[1:] - fz[:-1])
+        cmax = float(rng.choice([0.5, 0.9, 1.0]))
+        try:
+            want = _plan_substeps_numpy(mass, fx, fy, fz, cmax, end)
+        except ValueError:
+            with pytest.raises(ValueError, match="empty a cell"):
+                plan_substeps(mass, fx, fy, fz, cmax, end)
+            raised += 1
+            continue
+        got = plan_substeps(mass, fx, fy, fz, cmax, end)
+        assert got[0] == want[0] and got[2] == want[2]
+        np.testing.assert_array_equal(got[1], want[1])
+    assert 5 < raised < 100

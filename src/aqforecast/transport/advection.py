@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels import advection as kadv
+from ..kernels import substeps as ksub
 from ..kernels import tagging as ktag
 from .layout import Layout
 
@@ -116,6 +117,10 @@ def _runs(mask):
     return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
 
 
+#: ``mass_end`` not given (the kernels then use the mass the fluxes leave)
+_NO_END = np.empty((0, 1, 1))
+
+
 def plan_substeps(mass, flux_x, flux_y, flux_z, courant_max, mass_end=None):
     """(n_outer, per-level horizontal sub-steps (nz,), vertical sub-steps per outer step).
 
@@ -128,32 +133,26 @@ def plan_substeps(mass, flux_x, flux_y, flux_z, courant_max, mass_end=None):
     :func:`kernels.advection.max_courant`) <= ``courant_max``. All arrays are global, so every
     rank gets the same plan. ``mass_end`` defaults to the mass the fluxes leave.
     """
-    div_h = (flux_x[:, :, 1:] - flux_x[:, :, :-1]) + (flux_y[:, 1:, :] - flux_y[:, :-1, :])
-    div_z = flux_z[1:] - flux_z[:-1]
-    if mass_end is None:
-        mass_end = mass - div_h - div_z
-    m0 = np.minimum(mass, mass_end)
-    if not np.all(m0 > 0.0):
+    c = np.ascontiguousarray
+    mass, flux_x, flux_y, flux_z = (c(a, dtype=np.float64) for a in (mass, flux_x, flux_y,
+                                                                     flux_z))
+    end = _NO_END if mass_end is None else c(mass_end, dtype=np.float64)
+    nz = mass.shape[0]
+    # per level: max div_h / m0, max div_z / m0, min m0 (one pass, kernels/substeps.py)
+    ratios = np.empty((nz, 3))
+    ksub.divergence_ratios(mass, end, flux_x, flux_y, flux_z, ratios)
+    if not ratios[:, 2].min() > 0.0:
         raise ValueError("air-mass fluxes empty a cell within the step (inconsistent fluxes)")
-    worst = max(float(np.max(div_h / m0)), float(np.max(div_z / m0)))
+    worst = max(float(ratios[:, 0].max()), float(ratios[:, 1].max()))
     if not math.isfinite(worst) or worst > 1e6:
         raise ValueError("air-mass fluxes empty a cell within the step (inconsistent fluxes)")
     n_outer = max(1, math.ceil(worst / OUTER_DIVERGENCE_MAX - 1e-12))
-    nz = mass.shape[0]
-    out = np.zeros(5)
-    per_level = np.ones(nz, dtype=np.int64)
-    m_h = m0 - np.maximum(div_z, 0.0) / n_outer  # the horizontal phase after a z phase
-    zero = np.zeros((2,) + m0.shape[1:])
-    for k in range(nz):
-        kadv.max_courant(m_h[k:k + 1], flux_x[k:k + 1] / n_outer, flux_y[k:k + 1] / n_outer,
-                         zero, courant_max, out)
-        per_level[k] = max(1, math.ceil(out[3] - 1e-12))
-    zx = np.zeros(m0.shape[:2] + (m0.shape[2] + 1,))
-    zy = np.zeros((m0.shape[0], m0.shape[1] + 1, m0.shape[2]))
-    # the vertical phase after a horizontal one
-    kadv.max_courant(m0 - np.maximum(div_h, 0.0) / n_outer, zx, zy, flux_z / n_outer,
-                     courant_max, out)
-    n_z = max(1, math.ceil(out[3] - 1e-12))
+    # per level: the horizontal phase after a z phase, the vertical phase after a horizontal
+    # one (max_courant's split-scheme count for the fluxes of one outer step)
+    counts = np.empty((nz, 2))
+    ksub.level_courant(mass, end, flux_x, flux_y, flux_z, n_outer, float(courant_max), counts)
+    per_level = np.maximum(1, np.ceil(counts[:, 0] - 1e-12)).astype(np.int64)
+    n_z = max(1, math.ceil(float(counts[:, 1].max()) - 1e-12))
     return n_outer, per_level, n_z
 
 
@@ -456,11 +455,17 @@ class Advection:
                         {f: v[:, :, a:b] for f, v in tag_inflow.items()}
                     self._hsweep(qk, mass[ks], fk[axis], axis,
                                  None if frac_lev is None else frac_lev[:, :, a:b], inflow)
-                f = fs[axis][active]
-                if axis == 0:
-                    mass[active] = mass[active] - f[:, :, 1:] + f[:, :, :-1]
-                else:
-                    mass[active] = mass[active] - f[:, 1:, :] + f[:, :-1, :]
+                # the same update as the kernels', level run by level run on views (boolean
+                # indexing copied the whole active block three times)
+                for a, b in _runs(active):
+                    m = mass[a:b]
+                    f = fs[axis][a:b]
+                    if axis == 0:
+                        np.subtract(m, f[:, :, 1:], out=m)
+                        np.add(m, f[:, :, :-1], out=m)
+                    else:
+                        np.subtract(m, f[:, 1:, :], out=m)
+                        np.add(m, f[:, :-1, :], out=m)
         lay.to_columns(q_lev, q)
         if frac_col is not None and not lay.serial:
             lay.to_columns(frac_lev, frac_col, padded=False)

@@ -1,0 +1,85 @@
+"""Sub-step planning of the split advection in one pass per quantity (numba).
+
+The kernels behind :func:`aqforecast.transport.advection.plan_substeps`: the per-level maxima of
+the flux divergence relative to the smallest air mass of the step, and the per-level sub-step
+counts of :func:`aqforecast.kernels.advection.max_courant` for the fluxes of one outer step,
+computed cell by cell without the dozen full-size NumPy temporaries (divergences, scaled fluxes,
+reduced masses) the array form needed. Same arithmetic as the array form (tested equal).
+Work items: levels k (threads, :mod:`.threads`).
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .advection import _courant_cell
+from .threads import parallel_kernel
+
+__all__ = ["divergence_ratios", "level_courant"]
+
+
+@parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def divergence_ratios(start, stop, mass, mass_end, flux_x, flux_y, flux_z, out):
+    """Per level k: out[k] = (max div_h / m0, max div_z / m0, min m0) with div_h, div_z the
+    horizontal and vertical flux divergence (kg per step) and m0 = min(mass, mass_end) (the
+    end mass given, or, where ``mass_end`` has no levels, mass - div_h - div_z)."""
+    nz, ny, nx = mass.shape
+    given = mass_end.shape[0] == nz
+    for k in range(start, stop):
+        wh = -np.inf
+        wz = -np.inf
+        lo = np.inf
+        for j in range(ny):
+            for i in range(nx):
+                dh = (flux_x[k, j, i + 1] - flux_x[k, j, i]) + (flux_y[k, j + 1, i]
+                                                                - flux_y[k, j, i])
+                dz = flux_z[k + 1, j, i] - flux_z[k, j, i]
+                m = mass[k, j, i]
+                me = mass_end[k, j, i] if given else m - dh - dz
+                m0 = min(m, me)
+                lo = min(lo, m0)
+                wh = max(wh, dh / m0)
+                wz = max(wz, dz / m0)
+        out[k, 0] = wh
+        out[k, 1] = wz
+        out[k, 2] = lo
+
+
+@parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def level_courant(start, stop, mass, mass_end, flux_x, flux_y, flux_z, n_outer, courant_max,
+                  out):
+    """Per level k, for one outer step (fluxes / n_outer): out[k, 0] the split-scheme sub-step
+    number of the horizontal phase after a vertical one (mass m0 - max(div_z, 0) / n_outer,
+    no vertical faces), out[k, 1] that of the vertical phase after a horizontal one (mass m0 -
+    max(div_h, 0) / n_outer, no horizontal faces), as :func:`max_courant`'s entry 3."""
+    nz, ny, nx = mass.shape
+    given = mass_end.shape[0] == nz
+    inv_cmax = 1.0 / courant_max
+    n = float(n_outer)
+    for k in range(start, stop):
+        ch = 0.0
+        cz = 0.0
+        for j in range(ny):
+            for i in range(nx):
+                w = flux_x[k, j, i]
+                e = flux_x[k, j, i + 1]
+                s = flux_y[k, j, i]
+                nn = flux_y[k, j + 1, i]
+                b = flux_z[k, j, i]
+                t = flux_z[k + 1, j, i]
+                dh = (e - w) + (nn - s)
+                dz = t - b
+                m = mass[k, j, i]
+                me = mass_end[k, j, i] if given else m - dh - dz
+                m0 = min(m, me)
+                m_h = m0 - max(dz, 0.0) / n
+                m_z = m0 - max(dh, 0.0) / n
+                c_h = _courant_cell(m_h, w / n, e / n, s / n, nn / n, 0.0, 0.0, inv_cmax)[3]
+                c_z = _courant_cell(m_z, 0.0, 0.0, 0.0, 0.0, b / n, t / n, inv_cmax)[3]
+                ch = max(ch, c_h)
+                cz = max(cz, c_z)
+        out[k, 0] = ch
+        out[k, 1] = cz
