@@ -75,10 +75,15 @@ def level_courant(start, stop, mass, mass_end, flux_x, flux_y, flux_z, n_outer, 
                 m = mass[k, j, i]
                 me = mass_end[k, j, i] if given else m - dh - dz
                 m0 = min(m, me)
-                m_h = m0 - max(dz, 0.0) / n
-                m_z = m0 - max(dh, 0.0) / n
-                c_h = _courant_cell(m_h, w / n, e / n, s / n, nn / n, 0.0, 0.0, inv_cmax)[3]
-                c_z = _courant_cell(m_z, 0.0, 0.0, 0.0, 0.0, b / n, t / n, inv_cmax)[3]
+                if n_outer > 1:  # (x / 1.0 == x: one outer step, the common case, skips them)
+                    w, e, s, nn, b, t = w / n, e / n, s / n, nn / n, b / n, t / n
+                    m_h = m0 - max(dz, 0.0) / n
+                    m_z = m0 - max(dh, 0.0) / n
+                else:
+                    m_h = m0 - max(dz, 0.0)
+                    m_z = m0 - max(dh, 0.0)
+                c_h = _courant_cell(m_h, w, e, s, nn, 0.0, 0.0, inv_cmax)[3]
+                c_z = _courant_cell(m_z, 0.0, 0.0, 0.0, 0.0, b, t, inv_cmax)[3]
                 ch = max(ch, c_h)
                 cz = max(cz, c_z)
         out[k, 0] = ch

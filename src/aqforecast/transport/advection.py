@@ -268,6 +268,7 @@ class Advection:
         self._q_lev = None  # level-layout work arrays (MPI only)
         self._frac_lev = None
         self._bc_tag_inflow = {}  # shape -> inflow fractions all from the boundary tag
+        self._work = {}  # (name, shape) -> work buffer of the sweeps' copies (_copy)
         self._courant = np.zeros(5)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -436,6 +437,7 @@ class Advection:
         if frac_col is not None and not lay.serial:
             lay.to_levels(frac_col, frac_lev, padded=False)
         n_lev = per_level[levels]
+        consecutive = len(levels) == 0 or bool(np.all(np.diff(levels) == 1))
         scale = (1.0 / (n_outer * per_level))[:, None, None]
         fx, fy, _ = self._effective(fluxes)
         fs = (fx * scale, fy * scale)  # every level: every rank moves the global mass alike
@@ -446,7 +448,9 @@ class Advection:
             for axis in ((0, 1) if (forward ^ (r % 2 == 1)) else (1, 0)):
                 for a, b in runs:
                     qk = q_lev[:, a:b + 2 * h]  # the run's levels with their z ghosts
-                    ks = levels[a:b]
+                    # this rank's levels a..b-1: a slice where they are consecutive (views,
+                    # not the copies an index array makes)
+                    ks = slice(levels[a], levels[a] + b - a) if consecutive else levels[a:b]
                     fk = (fs[0][ks], fs[1][ks], None)
                     shape = (b - a,) + self.shape[1:]
                     fill_ghosts(qk, h, shape, axis, self.boundary[axis], fk,
@@ -493,6 +497,17 @@ class Advection:
             self._bc_tag_inflow[shape] = bc
         return t.rows, frac, bc, bc
 
+    def _copy(self, name, a):
+        """A C-contiguous float64 copy of ``a`` in a work buffer kept per name and shape (a fresh
+        array per sweep cost its allocation and page faults, as much as the copy itself on large
+        grids). The buffer is overwritten by the next call with the same name and shape."""
+        key = (name, a.shape)
+        buf = self._work.get(key)
+        if buf is None:
+            buf = self._work[key] = np.empty(a.shape)
+        np.copyto(buf, a)
+        return buf
+
     def _hsweep(self, q, mass, flux, axis, frac, inflow):
         """One Walcek (or donor-cell) sweep of m adjacent levels along x (axis 0) or y (1).
 
@@ -507,14 +522,14 @@ class Advection:
         ny, nx = self.shape[1:]
         if axis == 0:
             qv = q[:, h:h + m, h:h + ny, :]
-            mv = np.array(mass, order="C")
-            fv = np.ascontiguousarray(flux)
+            mv = self._copy("mass", mass)
+            fv = flux if flux.flags.c_contiguous else self._copy("flux", flux)
             fr = frac
             lead = (m, ny, nx)
         else:
             qv = q[:, h:h + m, :, h:h + nx].transpose(0, 1, 3, 2)
-            mv = np.array(mass.transpose(0, 2, 1), order="C")
-            fv = np.ascontiguousarray(flux.transpose(0, 2, 1))
+            mv = self._copy("mass", mass.transpose(0, 2, 1))
+            fv = self._copy("flux", flux.transpose(0, 2, 1))
             fr = None if frac is None else frac.transpose(0, 1, 2, 4, 3)
             lead = (m, nx, ny)
         lo, hi = _FACES[axis]
@@ -532,10 +547,10 @@ class Advection:
         fill_ghosts(q, h, (nz, nyl, nxl), 2, self.boundary[2], (zx, zy, fzl),
                     {f: v for f, v in bvals.items() if f in ("bottom", "top")})
         qv = q[:, :, h:h + nyl, h:h + nxl].transpose(0, 2, 3, 1)
-        m = np.array(mass.transpose(1, 2, 0), order="C")  # a copy: the kernel updates it
+        m = self._copy("mass", mass.transpose(1, 2, 0))  # a copy: the kernel updates it
         fr = None if frac is None else frac.transpose(0, 1, 3, 4, 2)
         rows, fr, bl, bh = self._tag_args((nyl, nxl, nz), fr, None, "bottom", "top")
-        ktag.walcek_sweep_tagged(qv, h, m, np.ascontiguousarray(fzl.transpose(1, 2, 0)), scale,
+        ktag.walcek_sweep_tagged(qv, h, m, self._copy("flux", fzl.transpose(1, 2, 0)), scale,
                                  self._closed[2], rows, fr, bl, bh, self.scheme == "donor_cell")
 
     def _unsplit(self, q, mass, fluxes, boundary_values):
