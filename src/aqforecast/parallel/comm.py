@@ -8,6 +8,7 @@ package is the only place in aqforecast that imports :mod:`mpi4py`, and only laz
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import numpy as np
@@ -148,6 +149,10 @@ def abort_all(code: int = 1) -> None:
 
         sys.stderr.flush()
         sys.stdout.flush()
+        # the launcher forwards each rank's output asynchronously and MPI_Abort tears the job
+        # down at once: without a moment's grace the failing rank's message was sometimes lost
+        # (a fresh-clone CI run saw rc 2 and an empty stderr)
+        time.sleep(0.5)
         MPI.COMM_WORLD.Abort(code)
         # MPICH's MPI_Abort may return before the launcher ends the job (measured with the
         # mpich wheel): this rank must not go on into a collective the others wait in
