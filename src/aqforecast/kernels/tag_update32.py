@@ -40,7 +40,7 @@ import numpy as np
 from .advection import ROW, TILE, _tile_work, _u
 from .layout import (OneLayout, _element_pointer, contiguous_column, prefetch_rows,
                      prefetch_rows_call)
-from .tagging import _tile_tag_weights, tile_bulk, tile_geometry, tile_mass
+from .tagging import _tile_tag_weights, tile_bulk, tile_count, tile_geometry, tile_mass
 from .threads import parallel_range
 
 #: Fractions and weights below this are set to 0 in the float32 path (no subnormal arithmetic)
@@ -262,6 +262,7 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
             prepared = False
             ndef = 0
             columns = False
+            block = False
             for ti in range(ntagged):
                 if tag_rows[ti] != s:
                     continue
@@ -276,12 +277,12 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
                     deficit = _tile_tag_weights(a, h, n, nl, geo, work, tw)
                     ndef = deficit_cells(n, nl, work, tw, cells, share) if deficit else 0
                     columns = nl == 1 or v.strides[1] == v.itemsize
+                    block = v.strides[2] == v.itemsize and v.strides[1] == n * v.itemsize
                     if columns:
                         weights_to_columns32(tw, n, nl, w32)
                     else:
                         weights_to_block32(tw, n, nl, wb32)
                     prepared = True
-                block = v.strides[2] == v.itemsize and v.strides[1] == n * v.itemsize
                 for k in range(ntag):
                     vk = v[k]
                     # the next tag's part of the tile (another tag plane: a jump the hardware
@@ -325,7 +326,5 @@ def walcek_tiles_tagged32(q, halo, mass, flux_air, scale, closed, tag_rows, frac
     """:func:`aqforecast.kernels.tagging.walcek_tiles_tagged` for float32 fractions: the same
     bulk and air mass bit for bit, the tags by the float32 stencil of this module (within
     float32 round-off of the float64 update; fractions below :data:`TINY` set to 0)."""
-    n0, n1 = mass.shape[:2]
-    ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
-    parallel_range(_TAGGED_TILES32, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows,
-                   frac, bc_low, bc_high)
+    parallel_range(_TAGGED_TILES32, tile_count(mass), q, halo, mass, flux_air, scale, closed,
+                   tag_rows, frac, bc_low, bc_high)

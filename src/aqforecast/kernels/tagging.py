@@ -420,6 +420,12 @@ def _tile_q(q, s, la, lb, nl, n1):
     return q[s, la[0]:la[0] + nl, 0, :] if n1 == 1 else q[s, la[0], lb[0]:lb[0] + nl, :]
 
 
+def tile_count(mass):
+    """Number of tiles (:func:`_tile_lines`) of the (n0, n1, n) line grid of ``mass``."""
+    n0, n1 = mass.shape[:2]
+    return (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
+
+
 @nb.njit(cache=True)
 def tile_geometry(t, n0, n1, la, lb, flux_air, mass, scale, closed, geo):
     """Lines of tile ``t`` into la, lb (:func:`_tile_lines`) and their air-mass fluxes and
@@ -597,10 +603,8 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
         walcek_tiles_tagged32(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
                               bc_high)
         return
-    n0, n1 = mass.shape[:2]
-    ntiles = (n0 + TILE - 1) // TILE if n1 == 1 else n0 * ((n1 + TILE - 1) // TILE)
-    parallel_range(_TAGGED_TILES, ntiles, q, halo, mass, flux_air, scale, closed, tag_rows, frac,
-                   bc_low, bc_high)
+    parallel_range(_TAGGED_TILES, tile_count(mass), q, halo, mass, flux_air, scale, closed,
+                   tag_rows, frac, bc_low, bc_high)
 
 
 # exact layouts: with every array typed 'A' the gathers of contiguous mass and flux rows ran the

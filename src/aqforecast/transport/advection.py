@@ -267,6 +267,9 @@ class Advection:
         self.last_substeps = (0, 0)
         self._q_lev = None  # level-layout work arrays (MPI only)
         self._frac_lev = None
+        levels = np.asarray(self.layout.levels)
+        # this rank's levels consecutive: level runs are slices (views) of the global arrays
+        self._consecutive = len(levels) == 0 or bool(np.all(np.diff(levels) == 1))
         self._bc_tag_inflow = {}  # shape -> inflow fractions all from the boundary tag
         self._work = {}  # (name, shape) -> work buffer of the sweeps' copies (_copy)
         self._courant = np.zeros(5)
@@ -437,7 +440,6 @@ class Advection:
         if frac_col is not None and not lay.serial:
             lay.to_levels(frac_col, frac_lev, padded=False)
         n_lev = per_level[levels]
-        consecutive = len(levels) == 0 or bool(np.all(np.diff(levels) == 1))
         scale = (1.0 / (n_outer * per_level))[:, None, None]
         fx, fy, _ = self._effective(fluxes)
         fs = (fx * scale, fy * scale)  # every level: every rank moves the global mass alike
@@ -450,7 +452,8 @@ class Advection:
                     qk = q_lev[:, a:b + 2 * h]  # the run's levels with their z ghosts
                     # this rank's levels a..b-1: a slice where they are consecutive (views,
                     # not the copies an index array makes)
-                    ks = slice(levels[a], levels[a] + b - a) if consecutive else levels[a:b]
+                    ks = slice(levels[a], levels[a] + b - a) if self._consecutive \
+                        else levels[a:b]
                     fk = (fs[0][ks], fs[1][ks], None)
                     shape = (b - a,) + self.shape[1:]
                     fill_ghosts(qk, h, shape, axis, self.boundary[axis], fk,
