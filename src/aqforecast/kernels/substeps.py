@@ -13,10 +13,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .advection import _courant_cell
+from .advection import _LANES, _courant_cell
 from .threads import parallel_kernel
 
-__all__ = ["divergence_ratios", "level_courant"]
+__all__ = ["divergence_ratios", "level_courant", "plan_levels"]
 
 
 @parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
@@ -88,3 +88,74 @@ def level_courant(start, stop, mass, mass_end, flux_x, flux_y, flux_z, n_outer, 
                 cz = max(cz, c_z)
         out[k, 0] = ch
         out[k, 1] = cz
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _lane_max(row, n, lanes, sign):
+    """max(sign * row[0:n]) through ``lanes`` independent running maxima (a max over a row is a
+    reduction LLVM does not vectorise; a max into a few accumulators element by element it
+    does, as in :func:`aqforecast.kernels.advection._courant_rows`). ``sign`` -1 gives minus
+    the minimum."""
+    nl = lanes.shape[0]
+    lanes[:] = -np.inf
+    nfull = n - n % nl
+    for i0 in range(0, nfull, nl):
+        for l in range(nl):
+            lanes[l] = max(lanes[l], sign * row[i0 + l])
+    for i in range(nfull, n):
+        lanes[0] = max(lanes[0], sign * row[i])
+    b = -np.inf
+    for l in range(nl):
+        b = max(b, lanes[l])
+    return b
+
+
+@parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
+@nb.njit(nogil=True, cache=True, error_model="numpy")
+def plan_levels(start, stop, mass, mass_end, flux_x, flux_y, flux_z, courant_max, out):
+    """:func:`divergence_ratios` and :func:`level_courant` for one outer step in one pass over
+    the fluxes (the common case: a step needs one outer step): out[k, 0:3] as
+    :func:`divergence_ratios`, out[k, 3:5] as :func:`level_courant` with ``n_outer`` = 1 (the
+    same arithmetic per cell, so the same maxima bit for bit). When the ratios ask for more
+    outer steps the caller runs :func:`level_courant` with their number. Each row's cell
+    values go through a work row and lane-wise maxima (vectorised)."""
+    nz, ny, nx = mass.shape
+    given = mass_end.shape[0] == nz
+    inv_cmax = 1.0 / courant_max
+    work = np.empty((5, nx))
+    lanes = np.empty(_LANES)
+    for k in range(start, stop):
+        acc = np.full(5, -np.inf)
+        for j in range(ny):
+            fw = flux_x[k, j]
+            fs = flux_y[k, j]
+            fn = flux_y[k, j + 1]
+            fb = flux_z[k, j]
+            ft = flux_z[k + 1, j]
+            m_row = mass[k, j]
+            for i in range(nx):
+                w = fw[i]
+                e = fw[i + 1]
+                s = fs[i]
+                nn = fn[i]
+                b = fb[i]
+                t = ft[i]
+                dh = (e - w) + (nn - s)
+                dz = t - b
+                m = m_row[i]
+                me = mass_end[k, j, i] if given else m - dh - dz
+                m0 = min(m, me)
+                work[0, i] = dh / m0
+                work[1, i] = dz / m0
+                work[2, i] = m0
+                work[3, i] = _courant_cell(m0 - max(dz, 0.0), w, e, s, nn, 0.0, 0.0,
+                                           inv_cmax)[3]
+                work[4, i] = _courant_cell(m0 - max(dh, 0.0), 0.0, 0.0, 0.0, 0.0, b, t,
+                                           inv_cmax)[3]
+            for c in range(5):
+                acc[c] = max(acc[c], _lane_max(work[c], nx, lanes, -1.0 if c == 2 else 1.0))
+        out[k, 0] = acc[0]
+        out[k, 1] = acc[1]
+        out[k, 2] = -acc[2]
+        out[k, 3] = max(acc[3], 0.0)
+        out[k, 4] = max(acc[4], 0.0)

@@ -138,9 +138,10 @@ def plan_substeps(mass, flux_x, flux_y, flux_z, courant_max, mass_end=None):
                                                                      flux_z))
     end = _NO_END if mass_end is None else c(mass_end, dtype=np.float64)
     nz = mass.shape[0]
-    # per level: max div_h / m0, max div_z / m0, min m0 (one pass, kernels/substeps.py)
-    ratios = np.empty((nz, 3))
-    ksub.divergence_ratios(mass, end, flux_x, flux_y, flux_z, ratios)
+    # per level: max div_h / m0, max div_z / m0, min m0, and the sub-step counts of one outer
+    # step, in one pass (kernels/substeps.py)
+    ratios = np.empty((nz, 5))
+    ksub.plan_levels(mass, end, flux_x, flux_y, flux_z, float(courant_max), ratios)
     if not ratios[:, 2].min() > 0.0:
         raise ValueError("air-mass fluxes empty a cell within the step (inconsistent fluxes)")
     worst = max(float(ratios[:, 0].max()), float(ratios[:, 1].max()))
@@ -149,8 +150,12 @@ def plan_substeps(mass, flux_x, flux_y, flux_z, courant_max, mass_end=None):
     n_outer = max(1, math.ceil(worst / OUTER_DIVERGENCE_MAX - 1e-12))
     # per level: the horizontal phase after a z phase, the vertical phase after a horizontal
     # one (max_courant's split-scheme count for the fluxes of one outer step)
-    counts = np.empty((nz, 2))
-    ksub.level_courant(mass, end, flux_x, flux_y, flux_z, n_outer, float(courant_max), counts)
+    if n_outer == 1:
+        counts = ratios[:, 3:]
+    else:
+        counts = np.empty((nz, 2))
+        ksub.level_courant(mass, end, flux_x, flux_y, flux_z, n_outer, float(courant_max),
+                           counts)
     per_level = np.maximum(1, np.ceil(counts[:, 0] - 1e-12)).astype(np.int64)
     n_z = max(1, math.ceil(float(counts[:, 1].max()) - 1e-12))
     return n_outer, per_level, n_z
@@ -356,8 +361,7 @@ class Advection:
                     scale = 1.0 / (n_outer * n_z)
                     for _ in range(n_z):
                         self._zsweep(q, lay.local(mass), fzl, scale, bvals, fr)
-                        lo, hi = self._zfaces(fluxes[2], scale)
-                        mass[...] = mass - hi + lo
+                        self._zmass(mass, fluxes[2], scale)
         self.last_substeps = (n_outer * int(per_level.max()), n_outer * n_z)
         ratio = None
         if mass_end is not None:  # keep the tracer mass on the prescribed air mass
@@ -366,14 +370,21 @@ class Advection:
         self._finish(q, tagc, fr, ratio)
         return max(self.last_substeps)
 
-    def _zfaces(self, fz, scale):
-        """Scaled bottom and top face fluxes of every cell (0 on a closed wall)."""
-        lo, hi = fz[:-1] * scale, fz[1:] * scale
-        if self._closed[2] & 1:
-            lo[0] = 0.0
-        if self._closed[2] & 2:
-            hi[-1] = 0.0
-        return lo, hi
+    def _zmass(self, mass, fz, scale):
+        """The z sweep's air-mass update in place: mass - top + bottom face flux times
+        ``scale`` (0 on a closed wall), the same operations in the same order as the kernels',
+        into a work buffer instead of four full-size temporaries."""
+        closed = self._closed[2]
+        if scale != 1.0 or closed & 3:
+            faces = np.multiply(fz, scale, out=self._buffer("zfaces", fz.shape))
+            if closed & 1:
+                faces[0] = 0.0
+            if closed & 2:
+                faces[-1] = 0.0
+        else:  # (x * 1.0 == x: the fluxes as they are)
+            faces = fz
+        np.subtract(mass, faces[1:], out=mass)
+        np.add(mass, faces[:-1], out=mass)
 
     def _interior(self, a):
         h = self.halo
@@ -442,7 +453,13 @@ class Advection:
         n_lev = per_level[levels]
         scale = (1.0 / (n_outer * per_level))[:, None, None]
         fx, fy, _ = self._effective(fluxes)
-        fs = (fx * scale, fy * scale)  # every level: every rank moves the global mass alike
+        # every level: every rank moves the global mass alike (products into work buffers: two
+        # fresh full-size arrays per outer step cost their page faults)
+        if np.all(scale == 1.0):  # (x * 1.0 == x)
+            fs = (fx, fy)
+        else:
+            fs = (np.multiply(fx, scale, out=self._buffer("fs_x", fx.shape)),
+                  np.multiply(fy, scale, out=self._buffer("fs_y", fy.shape)))
         lateral = {f: v for f, v in bvals.items() if f not in ("bottom", "top")}
         for r in range(int(per_level.max(initial=0))):
             active = per_level > r
@@ -500,14 +517,19 @@ class Advection:
             self._bc_tag_inflow[shape] = bc
         return t.rows, frac, bc, bc
 
-    def _copy(self, name, a):
-        """A C-contiguous float64 copy of ``a`` in a work buffer kept per name and shape (a fresh
-        array per sweep cost its allocation and page faults, as much as the copy itself on large
-        grids). The buffer is overwritten by the next call with the same name and shape."""
-        key = (name, a.shape)
+    def _buffer(self, name, shape):
+        """A float64 work buffer kept per name and shape (a fresh array per sweep cost its
+        allocation and page faults, as much as filling it on large grids); overwritten by the
+        next user of the same name and shape."""
+        key = (name, tuple(shape))
         buf = self._work.get(key)
         if buf is None:
-            buf = self._work[key] = np.empty(a.shape)
+            buf = self._work[key] = np.empty(shape)
+        return buf
+
+    def _copy(self, name, a):
+        """A C-contiguous float64 copy of ``a`` in the work buffer ``name`` (:meth:`_buffer`)."""
+        buf = self._buffer(name, a.shape)
         np.copyto(buf, a)
         return buf
 
@@ -545,9 +567,8 @@ class Advection:
         h = self.halo
         nz = self.shape[0]
         nyl, nxl = self.layout.block_shape
-        zx = np.zeros((nz, nyl, nxl + 1))
-        zy = np.zeros((nz, nyl + 1, nxl))
-        fill_ghosts(q, h, (nz, nyl, nxl), 2, self.boundary[2], (zx, zy, fzl),
+        # only the z fluxes are read (the x/y entries are placeholders)
+        fill_ghosts(q, h, (nz, nyl, nxl), 2, self.boundary[2], (None, None, fzl),
                     {f: v for f, v in bvals.items() if f in ("bottom", "top")})
         qv = q[:, :, h:h + nyl, h:h + nxl].transpose(0, 2, 3, 1)
         m = self._copy("mass", mass.transpose(1, 2, 0))  # a copy: the kernel updates it
