@@ -502,10 +502,11 @@ class Advection:
                 np.zeros((0, 0) + nlead[:-1])
         nt = len(t.rows)
         shape = (nt, t.ntag) + nlead[:-1]
-        if inflow is not None:
-            bl = np.empty(shape)
-            bh = np.empty(shape)
-            bl[...], bh[...] = inflow[lo], inflow[hi]
+        if inflow is not None:  # contiguous copies in work buffers (the kernels only read)
+            bl = self._buffer("inflow_low", shape)
+            bh = self._buffer("inflow_high", shape)
+            np.copyto(bl, inflow[lo])
+            np.copyto(bh, inflow[hi])
             return t.rows, frac, bl, bh
         # everything from the boundary tag: built once per shape (the kernels only read it;
         # left writeable: a read-only array is another numba type, another compilation)

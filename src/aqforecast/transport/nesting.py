@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..grid import Nest
+from ..kernels import interp as kinterp
 
 __all__ = ["NestBoundary", "bilinear_weights"]
 
@@ -41,17 +42,22 @@ def bilinear_weights(fj: np.ndarray, fi: np.ndarray, ny: int, nx: int):
 def _interp(field, w):
     """field (..., ny, nx) at the separable positions -> (..., len(fj), len(fi)).
 
-    Only the four parent points around each output point are gathered (the boundary strips
-    are thin: interpolating whole parent rows first cost ~20x more for the tags); rows first,
-    then columns, (f00 (1 - wj) + f10 wj) (1 - wi) + (f01 (1 - wj) + f11 wj) wi.
+    Only the four parent points around each output point are read (the boundary strips are
+    thin: interpolating whole parent rows first cost ~20x more for the tags); rows first, then
+    columns, (f00 (1 - wj) + f10 wj) (1 - wi) + (f01 (1 - wj) + f11 wj) wi
+    (:func:`aqforecast.kernels.interp.bilinear_rows`, float64 arithmetic).
     """
     j0, j1, wj, i0, i1, wi = w
-    rj0, rj1 = j0[:, None], j1[:, None]
-    ci0, ci1 = i0[None, :], i1[None, :]
-    cj, dj = (1 - wj)[:, None], wj[:, None]
-    a0 = field[..., rj0, ci0] * cj + field[..., rj1, ci0] * dj
-    a1 = field[..., rj0, ci1] * cj + field[..., rj1, ci1] * dj
-    return a0 * (1 - wi) + a1 * wi
+    lead = field.shape[:-2]
+    if len(lead) != 2:  # (rows, levels) as the model has them; others through a copy
+        field = np.reshape(field, (-1, 1) + field.shape[-2:])
+    rows = field
+    out = np.empty(rows.shape[:2] + (len(j0), len(i0)))
+    c = np.ascontiguousarray
+    kinterp.bilinear_rows(rows, c(j0, dtype=np.int64), c(j1, dtype=np.int64),
+                          c(wj, dtype=np.float64), c(i0, dtype=np.int64), c(i1, dtype=np.int64),
+                          c(wi, dtype=np.float64), out)
+    return out.reshape(lead + out.shape[2:])
 
 
 class NestBoundary:
