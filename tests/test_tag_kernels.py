@@ -464,6 +464,35 @@ def test_tag_cell_kernels_read_and_write_padded_arrays_in_place():
     assert np.array_equal(tagc[halo], before[halo])
 
 
+def test_float32_fractions_finite_for_denormal_bulk():
+    """float32 fractions use one reciprocal of the bulk per cell; a bulk below 2^-1024 (NO
+    titrated at night reached 1.5e-323 in the sample case) makes it overflow and 0 * inf gave NaN
+    fractions, which the sweeps spread along their lines. Such cells now count as empty (all to
+    the fallback tag), so the tags still sum to the bulk; normal cells keep c_k * (1 / c)."""
+    from aqforecast.kernels.tagging import (MIN_RECIPROCAL_BULK, fractions_from_tag_cells,
+                                            tags_from_fraction_cells_normalised)
+
+    ntag, nz, ny, nx = 3, 2, 2, 5
+    bulk = np.full((1, nz, ny, nx), 2e-9)
+    bulk[0, 0, 0] = [1.5e-323, 5e-309, 1e-300, 2e-300, 0.0]
+    tagc = np.zeros((ntag, nz, ny, nx))
+    tagc[1] = 0.25 * bulk[0]
+    tagc[2] = 0.75 * bulk[0]
+    rows = np.zeros(1, np.int64)
+    frac = np.empty((1, ntag, nz, ny, nx), np.float32)
+    fractions_from_tag_cells(bulk, rows, tagc, ntag, 0, frac)
+    assert np.all(np.isfinite(frac))
+    tiny = bulk[0, 0, 0] <= MIN_RECIPROCAL_BULK
+    assert tiny.tolist() == [True, True, True, False, True]
+    assert np.array_equal(frac[0, :, 0, 0][:, tiny], np.repeat([[1.0], [0.0], [0.0]], 4, 1))
+    assert np.allclose(frac[0, 1][~(bulk[0] <= MIN_RECIPROCAL_BULK)], 0.25, rtol=1e-7)
+    assert np.allclose(frac[0, 2][~(bulk[0] <= MIN_RECIPROCAL_BULK)], 0.75, rtol=1e-7)
+    out = np.empty_like(tagc)
+    tags_from_fraction_cells_normalised(bulk, rows, frac, ntag, np.ones((nz, ny, nx)), out)
+    assert np.all(np.isfinite(out))
+    assert np.allclose(out.sum(axis=0), bulk[0], rtol=1e-15, atol=0)
+
+
 @pytest.mark.parametrize("adjacent", [False, True])
 @pytest.mark.parametrize("closed", [0, 3, 4])
 def test_float32_tag_update_matches_float64_line_kernel(adjacent, closed):

@@ -657,6 +657,13 @@ def _tag_row_level(rk, nz, ntag):
     return r, rk - r * nz, t, r - t * ntag
 
 
+#: Bulk values at or below this count as empty in the float32 fractions (all to the fallback
+#: tag): the reciprocal 1/b overflows to inf below 2^-1024 ~ 5.6e-309, and 0 * inf is NaN (NO
+#: titrated at night reached 1.5e-323 in the sample case after 10 h, and NaN fractions spread
+#: along the sweep's lines). The amounts concerned are below 1e-300 of a mixing ratio.
+MIN_RECIPROCAL_BULK = 1e-300
+
+
 @parallel_kernel(lambda q, rows, tagc, ntag, fallback, out: out.shape[0] * out.shape[2])
 @nb.njit(nogil=True, cache=True, error_model="numpy")
 def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
@@ -668,7 +675,8 @@ def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
     items: (tagged species t, level k), all of t's tags. Into float64 ``out`` the arithmetic of
     :func:`fractions_from_tags` (c_k / c); into float32 ``out`` c_k times 1/c, the reciprocal
     once per cell for the species' tags (the quotient rounded to float32 either way: the same
-    value or one float32 ulp apart). (Fractions below 1.2e-38 become float32 subnormals; the
+    value or one float32 ulp apart), cells with c <= :data:`MIN_RECIPROCAL_BULK` counting as
+    empty (1/c would overflow). (Fractions below 1.2e-38 become float32 subnormals; the
     float32 sweeps set everything below TINY to 0 as they update, and flushing here too cost
     0.24 s of a 5.5 s tagged hour: the select kept the loop scalar.)
     """
@@ -683,7 +691,7 @@ def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
             for j in range(ny):
                 for i in range(nx):
                     b = b2[j, i]
-                    inv[j, i] = 1.0 / b if b > 0.0 else 0.0
+                    inv[j, i] = 1.0 / b if b > MIN_RECIPROCAL_BULK else 0.0
         for kt in range(ntag):
             c2 = tagc[t * ntag + kt, k]
             o2 = out[t, kt, k]
@@ -691,7 +699,8 @@ def fractions_from_tag_cells(start, stop, q, rows, tagc, ntag, fallback, out):
             if single:
                 for j in range(ny):
                     for i in range(nx):
-                        o2[j, i] = c2[j, i] * inv[j, i] if b2[j, i] > 0.0 else empty
+                        o2[j, i] = c2[j, i] * inv[j, i] if b2[j, i] > MIN_RECIPROCAL_BULK \
+                            else empty
             else:
                 for j in range(ny):
                     for i in range(nx):
