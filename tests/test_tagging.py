@@ -487,3 +487,17 @@ def test_sulfate_tags_equal_brute_force_runs():
         ChemistryOperator(None, SPECIES, solver="ros3", rtol=1e-9)(c, 290.0, 95000.0, 1800.0, **kw)
         np.testing.assert_allclose(tags["SO4"][k], c[i4], rtol=1e-7)
         np.testing.assert_allclose(tags["SO2"][k], c[i2], rtol=1e-7)
+
+
+def test_apportion_report_keeps_nan_corrections():
+    """A NaN tag-sum correction (non-finite tags) must survive the report's running maximum
+    (Python's max(0.0, nan) is 0.0), so the warning names it."""
+    import math
+
+    from aqforecast.tagging.apportion import _worse
+
+    assert _worse(0.0, np.array([1e-9, 3e-9])) == 3e-9
+    assert _worse(5e-9, np.array([1e-9])) == 5e-9
+    assert math.isnan(_worse(0.0, np.array([1e-9, np.nan])))
+    assert math.isnan(_worse(math.nan, np.array([1e-9])))
+    assert _worse(2e-9, np.zeros(0)) == 2e-9

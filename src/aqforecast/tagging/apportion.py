@@ -56,6 +56,7 @@ cells fall back to the family (NOx) or equal shares when the species reappears.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -217,22 +218,33 @@ def apportion_chemistry(tags, before, after, diagnostics, tagset: TagSet, *,
             active = np.ascontiguousarray(delta != 0.0)
             ref = fac[a] * aft[a] + fac[b] * aft[b]       # TN, TA: conserved by the equilibrium
             repartition_family(T[a], T[b], fac[a], fac[b], aft[a], aft[b], ref, active, corr)
-            report[a] = max(report.get(a, 0.0), float(corr.max()))
-            report[b] = max(report.get(b, 0.0), float(corr.max()))
+            report[a] = _worse(report.get(a, 0.0), corr)
+            report[b] = _worse(report.get(b, 0.0), corr)
             done |= {a, b}
     for s in eq:                          # an incomplete family: own shares
         if s not in done:
             apportion_production_loss(T[s], T[s], T[s], 0.0, T[s], np.ones(shape), False, zero,
                                       kin_after[s], aft[s], corr)
-            report[s] = max(report.get(s, 0.0), float(corr.max()))
+            report[s] = _worse(report.get(s, 0.0), corr)
 
     if report:
-        worst = max(report, key=report.get)
+        # a NaN correction (non-finite tags) is the worst of all and is reported
+        worst = max(report, key=lambda k: (math.isnan(report[k]), report[k]))
         limit = 1e-5 if np.dtype(T[tagged[0]].dtype) == np.float32 else 1e-8
-        level = logging.WARNING if report[worst] > limit else logging.DEBUG
+        level = logging.WARNING if not report[worst] <= limit else logging.DEBUG
         log.log(level, "chemistry apportionment: max relative tag-sum correction %.3g (%s)",
                 report[worst], worst)
     return report
+
+
+def _worse(previous: float, corr: np.ndarray) -> float:
+    """The larger of a species' reported correction and this array's largest, NaN if either
+    holds a NaN (Python's max and NumPy's comparisons would drop it: non-finite tags must not
+    pass unreported)."""
+    new = float(np.max(corr)) if corr.size else 0.0
+    if math.isnan(previous) or math.isnan(new):
+        return math.nan
+    return max(previous, new)
 
 
 class ModelTagChemistry:
