@@ -840,6 +840,25 @@ def _courant_cell(m, w, e, s, n, b, t, inv_cmax):
 _LANES = 8
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _lane_max(row, n, lanes, sign):
+    """max(sign * row[0:n]) through ``lanes`` (:data:`_LANES` long) independent running maxima
+    (a max over a row is a reduction LLVM does not vectorise; a max into a few accumulators,
+    element by element, it does). ``sign`` -1 gives minus the minimum."""
+    nl = _LANES
+    lanes[:] = -np.inf
+    nfull = n - n % nl
+    for i0 in range(0, nfull, nl):
+        for l in range(nl):
+            lanes[l] = max(lanes[l], sign * row[i0 + l])
+    for i in range(nfull, n):
+        lanes[0] = max(lanes[0], sign * row[i])
+    b = -np.inf
+    for l in range(nl):
+        b = max(b, lanes[l])
+    return b
+
+
 @njit(cache=True, nogil=True, error_model="numpy")
 def _courant_rows(start, stop, mass, flux_x, flux_y, flux_z, courant_max, part):
     """Rows ``start .. stop-1`` (index k ny + j) of :func:`max_courant`: part (nz ny, 5)."""
@@ -847,7 +866,6 @@ def _courant_rows(start, stop, mass, flux_x, flux_y, flux_z, courant_max, part):
     inv_cmax = 1.0 / courant_max
     acc = np.empty((5, _LANES))
     work = np.empty((5, nx))
-    nfull = nx - nx % _LANES
     for kj in range(start, stop):
         k = kj // ny
         j = kj - k * ny
@@ -866,18 +884,7 @@ def _courant_rows(start, stop, mass, flux_x, flux_y, flux_z, courant_max, part):
             work[3, i] = v3
             work[4, i] = v4
         for c in range(5):
-            row = work[c]
-            lanes = acc[c]
-            lanes[:] = 0.0
-            for i0 in range(0, nfull, _LANES):
-                for l in range(_LANES):
-                    lanes[l] = max(lanes[l], row[i0 + l])
-            for i in range(nfull, nx):
-                lanes[0] = max(lanes[0], row[i])
-            b = 0.0
-            for l in range(_LANES):
-                b = max(b, lanes[l])
-            part[kj, c] = b
+            part[kj, c] = max(0.0, _lane_max(work[c], nx, acc[c], 1.0))
 
 
 _COURANT_ROWS = OneLayout(_courant_rows, exact=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .advection import _LANES, _courant_cell
+from .advection import _LANES, _courant_cell, _lane_max
 from .threads import parallel_kernel
 
 __all__ = ["divergence_ratios", "level_courant", "plan_levels"]
@@ -88,26 +88,6 @@ def level_courant(start, stop, mass, mass_end, flux_x, flux_y, flux_z, n_outer, 
                 cz = max(cz, c_z)
         out[k, 0] = ch
         out[k, 1] = cz
-
-
-@nb.njit(cache=True, nogil=True, inline="always")
-def _lane_max(row, n, lanes, sign):
-    """max(sign * row[0:n]) through ``lanes`` independent running maxima (a max over a row is a
-    reduction LLVM does not vectorise; a max into a few accumulators element by element it
-    does, as in :func:`aqforecast.kernels.advection._courant_rows`). ``sign`` -1 gives minus
-    the minimum."""
-    nl = lanes.shape[0]
-    lanes[:] = -np.inf
-    nfull = n - n % nl
-    for i0 in range(0, nfull, nl):
-        for l in range(nl):
-            lanes[l] = max(lanes[l], sign * row[i0 + l])
-    for i in range(nfull, n):
-        lanes[0] = max(lanes[0], sign * row[i])
-    b = -np.inf
-    for l in range(nl):
-        b = max(b, lanes[l])
-    return b
 
 
 @parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
