@@ -187,6 +187,9 @@ def _small_case(tmp: Path, nx=20, hours=5, emissions=True) -> Path:
                         "centre_lon": 116.42, "centre_lat": 40.08}]
     data["inputs"]["met"]["paths"] = {"d01": str(tmp / "met" / "wrfout_d01_*")}
     data["inputs"]["observations"]["window_hours"] = 2
+    # the case's analysed inflow file is generated (git-ignored); the small case uses the
+    # background profiles (tests/test_hindcast_boundary.py covers the analysed inflow)
+    data["inputs"]["boundary"] = {"kind": "profile"}
     if emissions:
         mod = _data_script()
         ds, _ = mod.build_inventory()

@@ -2,12 +2,23 @@
 inventory and the analysed-met wrfout files. Deterministic; run from the repository root::
 
     .venv/bin/python workflow/scripts/hindcast_beijing_data.py [--met-hours N] [--no-met]
-        [--aerosol-dimming]
+        [--aerosol-dimming] [--boundary {profile,observed}] [--boundary-percentile P]
 
 Writes ``config/hindcast_beijing/regions/beijing.geojson`` (committed, 2 kB),
 ``config/hindcast_beijing/data/emissions/inventory_beijing2016.nc`` and
 ``config/hindcast_beijing/data/met/wrfout_d01_*`` (both git-ignored; regenerate them with this
 script). What is real and what is not: config/hindcast_beijing/README.md.
+
+``--boundary observed`` (the default; ``--boundary profile`` skips it) also writes
+``config/hindcast_beijing/data/boundary/boundary_stations.nc`` (git-ignored), the *analysed*
+lateral inflow that ``config.yaml`` reads (``inputs.boundary.kind: file``;
+:func:`write_boundary`, :mod:`aqforecast.transport.boundary_stations`): per hour of the whole PRSA
+winter file, the ``--boundary-percentile``-th percentile (default 25; O3 the 75th) of the PM2.5,
+PM10 - PM2.5, O3, NO2, CO and SO2 observed at the stations that are not
+``verification.withheld_stations`` (the withheld ones are dropped before any number is made),
+uniform over the domain, held through the highest boundary layer of the last 24 h of the met
+files (1000 m outside them) and blended into the background profile above. It uses the
+observations of the hours it drives, like the analysed met.
 
 Inventory (SYNTHETIC, scaled to published magnitudes; the sample's machinery,
 data_sample/make_sample_emissions.py: population-like kernels around real towns, clipped to the
@@ -108,6 +119,14 @@ SHARES_OUTSIDE = {
 }
 BOX = {"lon0": 115.0, "lon1": 118.0, "lat0": 39.0, "lat1": 41.2}
 RES = 0.05
+#: the boundary file's box (uniform values): the domain 115.35-117.45 E, 39.25-40.85 N and its
+#: ghost cells with a wide margin
+BOUNDARY_BOX = {"lon": (114.0, 119.0), "lat": (38.0, 42.0)}
+#: default percentile of the analysed inflow: with the 8 assimilated stations the 25th lies
+#: between the 2nd and 3rd cleanest, the level of the network's background/suburban sites
+#: (Dingling, the network's reference site, and Huairou), robust to one station's gap or dip
+BOUNDARY_PERCENTILE = 25.0
+BOUNDARY_FILE = "boundary/boundary_stations.nc"
 
 log = logging.getLogger("hindcast_beijing_data")
 
@@ -213,6 +232,76 @@ def write_met(hours: int, out: Path, aerosol_dimming: bool = False) -> list[Path
                              aerosol_dimming=aerosol_dimming)
 
 
+def _met_mixed_layer(met_dir: Path):
+    """(times UTC, PBLH m) of the met files: the mean over the domain's outermost ring of cells
+    (the columns next to the inflow faces); None when there are no met files."""
+    files = sorted(met_dir.glob("wrfout_d01_*"))
+    if not files:
+        return None
+    times, depth = [], []
+    for f in files:
+        with xr.open_dataset(f) as ds:
+            p = np.asarray(ds["PBLH"].values, dtype=float)
+            ring = np.ones(p.shape[1:], bool)
+            ring[1:-1, 1:-1] = False
+            depth.append(p[:, ring].mean(axis=1))
+            times.append([np.datetime64(t.decode().replace("_", "T")) for t in
+                          ds["Times"].values])
+    return np.concatenate(times), np.concatenate(depth)
+
+
+def write_boundary(out: Path, met_dir: Path | None = None,
+                   percentile: float = BOUNDARY_PERCENTILE) -> Path:
+    """The analysed lateral inflow (module docstring) as a boundary-condition file: the
+    regional background of the stations that are not withheld
+    (:func:`aqforecast.transport.boundary_stations.station_background`), times in UTC over the whole
+    PRSA winter file, the mixed layer from ``met_dir``'s wrfout files where they exist
+    (:func:`aqforecast.transport.boundary_stations.rolling_max_depth`, 24 h, as
+    ``assimilation.mixed_layer_hours``)."""
+    import pandas as pd
+
+    from aqforecast.config import load_config
+    from aqforecast.io import global_attrs, write_dataset
+    from aqforecast.transport.boundary_stations import (
+        boundary_dataset,
+        rolling_max_depth,
+        station_background,
+    )
+    from aqforecast.observations.readers import read_prsa
+
+    cfg = load_config(CONFIG)
+    withheld = list(cfg.verification.withheld_stations or [])
+    table = read_prsa(STATIONS / WINTER)
+    # PRSA hours are Beijing time (UTC+8): the file's times are UTC
+    table = table.assign(time=table["time"] - pd.Timedelta(hours=cfg.time.local_utc_offset_h))
+    bg = station_background(table, percentile, exclude=withheld)
+    met = _met_mixed_layer(met_dir) if met_dir is not None else None
+    if met is None:
+        log.warning("no met files in %s: the inflow's mixed layer is 1000 m throughout",
+                    met_dir)
+        depth = np.full(len(bg), 1000.0)
+    else:
+        depth = rolling_max_depth(met[0], met[1], hours=cfg.assimilation.mixed_layer_hours,
+                                  at=bg.index)
+    attrs = global_attrs(
+        "Analysed lateral inflow for the Beijing hindcast: the regional background of the "
+        "assimilated PRSA stations", source="workflow/scripts/hindcast_beijing_data.py "
+        "--boundary observed (aqforecast.transport.boundary_stations)",
+        stations_used=" ".join(bg.attrs["stations"]), stations_excluded=" ".join(withheld),
+        percentile=f"{percentile:g} (O3 {100 - percentile:g})",
+        note="uses the observations of the hours it drives (analysed inflow, not a forecast)")
+    ds = boundary_dataset(bg, cfg.species, depth, lon=BOUNDARY_BOX["lon"],
+                          lat=BOUNDARY_BOX["lat"], decay=cfg.assimilation.vertical_decay,
+                          attrs=attrs)
+    path = write_dataset(ds, out, compression_level=4, time_chunk=24)
+    log.info("boundary: %d hours, stations %s (withheld %s left out), percentile %g; "
+             "PM2.5 %.0f-%.0f ug m-3, O3 %.0f-%.0f ppb, mixed layer %.0f-%.0f m",
+             len(bg), ", ".join(bg.attrs["stations"]), ", ".join(withheld), percentile,
+             bg["PM25"].min(), bg["PM25"].max(), bg["O3"].min(), bg["O3"].max(),
+             depth.min(), depth.max())
+    return path
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--met-hours", type=int, default=6 * 24 + 2,
@@ -222,6 +311,14 @@ def main(argv=None) -> int:
     ap.add_argument("--aerosol-dimming", action="store_true",
                     help="dim the met's insolation by the aerosol optical depth of the observed "
                          "PM2.5 (withheld stations left out; README, Hindcast)")
+    ap.add_argument("--boundary", choices=("profile", "observed"), default="observed",
+                    help="observed (default, what config.yaml reads): also write the analysed "
+                         f"lateral inflow data/{BOUNDARY_FILE} from the assimilated stations "
+                         "(README, Hindcast); profile: no file (for a config with "
+                         "inputs.boundary.kind: profile, the fixed background profiles)")
+    ap.add_argument("--boundary-percentile", type=float, default=BOUNDARY_PERCENTILE,
+                    help="percentile across the assimilated stations per hour (O3: 100 - it; "
+                         "default %(default)s)")
     ap.add_argument("--out", type=Path, default=CASE / "data")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -236,6 +333,9 @@ def main(argv=None) -> int:
     if not a.no_met:
         paths = write_met(a.met_hours, a.out / "met", a.aerosol_dimming)
         log.info("wrote %d wrfout files to %s", len(paths), a.out / "met")
+    if a.boundary == "observed":
+        path = write_boundary(a.out / BOUNDARY_FILE, a.out / "met", a.boundary_percentile)
+        log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     log.info("done in %.1f s", time.perf_counter() - t0)
     return 0
 
