@@ -53,8 +53,13 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
   ``gain_p95``; per-station MSE by lead day in ``WORK/mse_by_station_<method><label>.csv``, for
   paired comparisons of two methods);
 * RMSE at the withheld stations by lead day (and by output hour,
-  ``WORK/rmse_by_hour_<method><label>.csv``), the lead-0 row being the analysis itself. ``--reuse`` keeps the runs already complete in WORK
-  (spin-up, truth, free) and reruns only the analysis and its forecast.
+  ``WORK/rmse_by_hour_<method><label>.csv``), the lead-0 row being the analysis itself;
+* the LETKF's inflation per domain and quantity (applied, its innovation estimate, chi^2;
+  ``statistics.csv``) is logged; ``--assim inflation_adaptive=true`` (adaptive inflation),
+  ``--assim rtps_alpha=0.5`` (RTPS) compare the inflation options.
+
+``--reuse`` keeps the runs already complete in WORK (spin-up, truth, free) and reruns only the
+analysis and its forecast.
 """
 
 from __future__ import annotations
@@ -377,6 +382,13 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     assert main(["assimilate", str(acfg_path), "--background", str(background), "--obs",
                  str(obs), "--out", str(work / ana), "--time", stamp, "--method", method]) == 0
     walls["assimilate"] = time.perf_counter() - tic
+    stats_a = pd.read_csv(work / ana / "statistics.csv")
+    if "inflation" in stats_a and stats_a["inflation"].notna().any():
+        # the LETKF's inflation per domain and quantity (applied; innovation estimate)
+        log("inflation: " + "; ".join(
+            f"{r.domain} {r.quantity} {r.inflation:.3g} (estimate {r.inflation_obs:.3g} +- "
+            f"{r.inflation_obs_sd:.2g}, chi2 {r.chi2:.2f})"
+            for r in stats_a.itertuples() if np.isfinite(r.inflation)))
     forecast(fc, *start, "--initial", str(work / ana))
 
     runs = {"truth": work / "truth", "free": work / "free", "analysed": work / fc,

@@ -170,6 +170,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--satellite", default=None, metavar="FILE",
                    help="TROPOMI NO2 superobservations (satellite_no2.nc of the observation "
                         "stage; default: the one beside OBS, if any)")
+    p.add_argument("--inflation-prior", default=None, metavar="DIR|FILE",
+                   help="LETKF with assimilation.inflation_adaptive: the previous analysis "
+                        "directory (or its inflation.json) whose inflation per domain and "
+                        "quantity is this analysis' prior (default: assimilation.inflation)")
 
     p = sub.add_parser("ensemble", help="perturbed-emission (and initial-state) members "
                                         "around a forecast run",
@@ -409,7 +413,8 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,
-                                   args.time, args.method, args.satellite):
+                                   args.time, args.method, args.satellite,
+                                   args.inflation_prior):
             sys.stdout.write(f"{p}\n")
     elif args.command == "ensemble":
         for p in stages.ensemble(args.config, args.run, args.members, args.workers, args.seed,

@@ -335,11 +335,13 @@ def bias_correct(config_path: str | Path, run: str | Path, history, out_dir: str
 
 def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
                out_dir: str | Path, time: str | None = None, method: str | None = None,
-               satellite: str | Path | None = None) -> list[Path]:
+               satellite: str | Path | None = None,
+               inflation_prior: str | Path | None = None) -> list[Path]:
     """The analysis stage (:func:`aqforecast.assimilation.analysis.assimilate`): ``out_dir``
     receives ``initial_<domain>.nc`` at T (the forecast's ``--initial`` layout), increments,
-    innovations and statistics, then ``_SUCCESS``. TROPOMI NO2 superobservations: ``satellite``
-    or the ``satellite_no2.nc`` beside ``obs``."""
+    innovations and statistics (LETKF: and ``inflation.json``), then ``_SUCCESS``. TROPOMI NO2
+    superobservations: ``satellite`` or the ``satellite_no2.nc`` beside ``obs``;
+    ``inflation_prior``: a previous LETKF analysis (adaptive inflation's prior)."""
     from datetime import datetime
 
     from .assimilation.analysis import assimilate as _assimilate
@@ -352,7 +354,8 @@ def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
             when = np.datetime64(datetime.strptime(time, "%Y-%m-%dT%H"), "s")
         except ValueError:
             raise ConfigError(f"--time {time!r}: expected YYYY-MM-DDTHH (UTC)") from None
-    return _assimilate(cfg, background, obs, out_dir, when, method, satellite)
+    return _assimilate(cfg, background, obs, out_dir, when, method, satellite,
+                       inflation_prior)
 
 
 def scenario(config_path: str | Path, run: str | Path, scenario_path, out_dir: str | Path,

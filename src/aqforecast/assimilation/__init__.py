@@ -14,11 +14,16 @@ and :mod:`aqforecast.kernels` only: pure array-in, array-out steps. The cycle's 
 - :mod:`.letkf`: global ETKF and the localized ETKF of Hunt, Kostelich & Szunyogh (2007,
   Physica D 230, 112-126) with Gaspari-Cohn R-localisation and multiplicative inflation; the
   per-point loop is a numba kernel threaded over grid points.
+- :mod:`.inflation`: adaptive multiplicative inflation from the innovation statistics (Li,
+  Kalnay & Miyoshi 2009; Miyoshi 2011's Gaussian prior, spatially uniform) and relaxation to
+  prior spread (Whitaker & Hamill 2012).
 
 Shapes: states (n,) on the flattened grid, ensembles member-major (k, n), observation operators
 (nobs, n) scipy.sparse (a station = bilinear weights of up to 4 cells), coordinates in km.
 """
 
+from .inflation import (InflationEstimate, adaptive_inflation, innovation_inflation,
+                        relax_to_prior_spread)
 from .letkf import (LocalObservations, etkf_analysis, letkf_analysis, local_observations,
                     mean_preserving_rotation)
 from .oi import (DistanceCovariance, OIDiagnostics, gaspari_cohn, observation_operator,
@@ -26,4 +31,6 @@ from .oi import (DistanceCovariance, OIDiagnostics, gaspari_cohn, observation_op
 
 __all__ = ["optimal_interpolation", "observation_operator", "DistanceCovariance",
            "OIDiagnostics", "gaspari_cohn", "etkf_analysis", "letkf_analysis",
-           "local_observations", "LocalObservations", "mean_preserving_rotation"]
+           "local_observations", "LocalObservations", "mean_preserving_rotation",
+           "adaptive_inflation", "innovation_inflation", "relax_to_prior_spread",
+           "InflationEstimate"]

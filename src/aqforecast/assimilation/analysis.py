@@ -16,7 +16,11 @@
    background error comes from an ensemble of background runs,
    ``RUN/ensemble/<member>/restart/<T>/initial_<domain>.nc`` (>= 3 members; e.g. forecasts with
    perturbed emissions and initial states): :func:`.letkf.letkf_analysis` (Hunt et al. 2007;
-   Gaspari-Cohn R-localisation with half-width ``length_km``, inflation ``inflation``) analyses
+   Gaspari-Cohn R-localisation with half-width ``length_km``; multiplicative inflation: the
+   fixed ``inflation``, or with ``inflation_adaptive`` the estimate from this analysis'
+   innovations per domain and quantity (:mod:`.inflation`: Li et al. 2009 with Miyoshi 2011's
+   Gaussian prior -- the previous analysis' value, ``inflation_prior``, else ``inflation`` --
+   bounded to [1, ``inflation_max``]); ``rtps_alpha``: relaxation to prior spread) analyses
    every member of the ensemble recentred (multiplicatively, :func:`recentre`) on the control,
    so that the control's analysis is the members' mean analysis from the control's own
    innovations; each member's analysis is written to
@@ -53,7 +57,10 @@
    <domain>.nc`` (surface increments in obs units), ``DIR/innovations.csv`` (one row per
    observation: O, B, A, sigma_o, used or why not), ``DIR/statistics.csv`` (per domain and
    quantity: n used/rejected, mean and RMS of O-B and O-A, chi^2; ``NO2_column`` rows for the
-   satellite columns, chi^2 of their own block d^T (H B H^T + R)^-1 d / n), then ``_SUCCESS``.
+   satellite columns, chi^2 of their own block d^T (H B H^T + R)^-1 d / n; LETKF: the
+   inflation applied, its innovation estimate and sd, the prior), ``DIR/inflation.json``
+   (LETKF: the same per domain and quantity, the next cycle's ``inflation_prior``), then
+   ``_SUCCESS``.
 """
 
 from __future__ import annotations
@@ -77,14 +84,19 @@ from ..io.rundir import require_success, write_success
 from ..observations.operator import StationOperator, model_equivalent, observation_error
 from ..observations.table import read_observations_at
 from ..observations.satellite import superobs_column_kernels
+from .inflation import adaptive_inflation
 from .letkf import letkf_analysis
-from .oi import DistanceCovariance, optimal_interpolation
+from .oi import DistanceCovariance, gaspari_cohn, optimal_interpolation
 from .satellite import (column_observation_operator, innovation_chi2, read_superobservations,
                         satellite_file_for)
 
-__all__ = ["assimilate", "SCALED_SPECIES", "analysis_depth", "vertical_weights", "recentre"]
+__all__ = ["assimilate", "SCALED_SPECIES", "analysis_depth", "vertical_weights", "recentre",
+           "read_inflation", "INFLATION_FILE"]
 
 log = logging.getLogger(__name__)
+
+#: the analysed LETKF inflation per domain and quantity, beside statistics.csv
+INFLATION_FILE = "inflation.json"
 
 #: model species scaled by the analysis ratio of each observed quantity
 SCALED_SPECIES = {"PM25": PM25_COMPONENTS, "PM10": PM25_COMPONENTS + ("PPM10",),
@@ -179,16 +191,19 @@ def _surface_fields(ds: xr.Dataset) -> tuple[dict, np.ndarray]:
 
 
 def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir: str | Path,
-               time=None, method: str | None = None, satellite: str | Path | None = None
-               ) -> list[Path]:
+               time=None, method: str | None = None, satellite: str | Path | None = None,
+               inflation_prior: str | Path | None = None) -> list[Path]:
     """Run the analysis (module docstring); return the written paths. ``satellite``: a
-    ``satellite_no2.nc`` (default: the one beside ``obs``, if any)."""
+    ``satellite_no2.nc`` (default: the one beside ``obs``, if any); ``inflation_prior``: a
+    previous analysis directory or its ``inflation.json`` whose LETKF inflation per domain and
+    quantity is this analysis' prior (adaptive inflation; default ``assimilation.inflation``)."""
     from ..met import MetProvider
 
     method = method or cfg.assimilation.method
     if method not in ("oi", "letkf"):
         raise ConfigError(f"--method {method!r}: expected oi or letkf")
     acfg = cfg.assimilation
+    priors = read_inflation(inflation_prior) if inflation_prior is not None else {}
     bdir, t = _background_dir(Path(background), time)
     members = _ensemble_dirs(Path(background), t) if method == "letkf" else []
     table = read_observations_at(obs, t)
@@ -213,6 +228,7 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = grids_from_config(cfg)
     rows, stats, paths = [], [], []
+    inflation: dict[str, dict] = {}
     for name, grid in grids.items():
         src = initial_state_path(bdir, name)
         if not src.exists():
@@ -251,7 +267,9 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             if q == "NO2" and sat is not None:
                 # first the columns (whole-column ratio), then the stations on that (PBL ratio)
                 col = _column_analysis(sat, sat_window, t, name, ds, ens, p_int, cell_xy,
-                                       acfg, method)
+                                       acfg, method, _prior(priors, name, "NO2_column", acfg))
+                if col is not None and col.inflation is not None:
+                    inflation.setdefault(name, {})["NO2_column"] = col.inflation
                 if col is not None:
                     surface, rho = _surface_fields(ds)
                     ens_surface = [_surface_fields(m)[0] for m in ens]
@@ -271,10 +289,11 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             # bilinear mean of the background error, a close bound of sqrt(H B H^T); the
             # observation error here from the background equivalent, so that an absurd value
             # does not widen its own acceptance)
-            if ens:  # the ensemble's own spread at the stations
+            rho_b = _prior(priors, name, q, acfg)
+            if ens:  # the ensemble's own spread at the stations (inflated by the prior)
                 Xb_own = np.stack([model_equivalent(q, f, rho).ravel() for f in ens_surface])
                 Xb = recentre(Xb_own, xb.ravel())
-                b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
+                b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(rho_b)
             else:
                 b_spread = H @ sigma_b
             spread = np.sqrt(b_spread ** 2 + sig_o[use] ** 2)
@@ -288,6 +307,7 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             xa = xb.ravel().copy()
             diag_chi2 = float("nan")
             member_ratio = None
+            infl = None
             if keep.any() and not ens:
                 xa, diag = optimal_interpolation(
                     xb.ravel(), H[np.flatnonzero(keep)], y[keep], sig_o[use][keep] ** 2,
@@ -300,18 +320,19 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
                 r2 = sig_o[use][keep] ** 2
                 sx, sy = grid.to_xy(sub["lon"].to_numpy(float)[use][keep],
                                     sub["lat"].to_numpy(float)[use][keep])
-                Xa = letkf_analysis(Xb, Yb, y[keep], r2, cell_xy,
-                                    np.column_stack([sx, sy]) / 1000.0, acfg.length_km,
-                                    acfg.inflation)
+                obs_xy = np.column_stack([sx, sy]) / 1000.0
+                d = y[keep] - Hk @ xb.ravel()
+                infl = _letkf_inflation(acfg, rho_b, d, Yb, r2, obs_xy)
+                inflation.setdefault(name, {})[q] = infl
+                Xa = letkf_analysis(Xb, Yb, y[keep], r2, cell_xy, obs_xy, acfg.length_km,
+                                    infl["applied"], rtps_alpha=acfg.rtps_alpha)
                 Xa = np.maximum(Xa, 0.0)
                 # the ensemble is centred on the control: its mean analysis is the control's
                 xa = np.maximum(xb.ravel() + Xa.mean(axis=0) - Xb.mean(axis=0), 0.0)
                 # each member's analysis relative to its own background state
                 member_ratio = np.where(Xb_own > 0, Xa / np.where(Xb_own > 0, Xb_own, 1.0), 1.0)
                 member_ratio = np.clip(member_ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
-                d = y[keep] - Hk @ xb.ravel()
-                S = np.cov(Yb.T, ddof=1).reshape(len(d), len(d)) * acfg.inflation + np.diag(r2)
-                diag_chi2 = float(d @ np.linalg.solve(S, d)) / len(d)
+                diag_chi2 = _ensemble_chi2(Yb, d, r2, infl["applied"])
             xa = xa.reshape(xb.shape)
             ratio = np.where(xb > 0, xa / np.where(xb > 0, xb, 1.0), 1.0)
             ratio = np.clip(ratio, 1.0 / acfg.max_ratio, acfg.max_ratio)
@@ -340,9 +361,9 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             stats.append({"domain": name, "quantity": q, "n_used": int(used.sum()),
                           "n_rejected": int(sum(str(r).startswith("gross") for r in reason)),
                           "mean_omb": _m(omb), "rms_omb": _rms(omb), "mean_oma": _m(oma),
-                          "rms_oma": _rms(oma), "chi2": diag_chi2})
-            log.info("%s %s: %d obs used, RMS O-B %.3g -> O-A %.3g, chi2 %.2f", name, q,
-                     used.sum(), _rms(omb), _rms(oma), diag_chi2)
+                          "rms_oma": _rms(oma), "chi2": diag_chi2, **_inflation_columns(infl)})
+            log.info("%s %s: %d obs used, RMS O-B %.3g -> O-A %.3g, chi2 %.2f%s", name, q,
+                     used.sum(), _rms(omb), _rms(oma), diag_chi2, _inflation_log(infl))
             if col is not None:  # O-A of the columns on the final analysis
                 _column_rows(col, name, ds["NO2"].values.reshape(col.K.shape[1], -1) * 1e-9,
                              rows, stats)
@@ -360,6 +381,9 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
         paths.append(write_dataset(increments, out_dir / f"increments_{name}.nc", 1))
     paths.append(_write_csv(out_dir / "innovations.csv", rows))
     paths.append(_write_csv(out_dir / "statistics.csv", stats))
+    if method == "letkf":
+        paths.append(_write_inflation(out_dir / INFLATION_FILE, acfg, t, inflation,
+                                      inflation_prior))
     paths.append(write_success(out_dir, paths, {"stage": "assimilate", "time": str(t),
                                                 "method": method}))
     return paths
@@ -380,13 +404,17 @@ class _Columns:
     keep: np.ndarray      # used in the analysis
     reason: np.ndarray    # why not
     chi2: float = float("nan")
+    inflation: dict | None = None  # the LETKF's inflation estimate (_letkf_inflation)
 
 
-def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, method):
+def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, method,
+                     rho_b: float | None = None):
     """Analyse the domain's NO2 columns (:mod:`.satellite`): one ratio of the surface NO2 field
     applied to NO2 and NO in every model layer (the background profile shape kept), OI or
-    LETKF as the stations; ``ds`` and the members ``ens`` are updated in place. Returns the
-    columns with their background and use, or None when the domain has none."""
+    LETKF as the stations; ``ds`` and the members ``ens`` are updated in place. ``rho_b``: the
+    LETKF's prior inflation (default ``acfg.inflation``). Returns the columns with their
+    background and use, or None when the domain has none."""
+    rho_b = float(acfg.inflation if rho_b is None else rho_b)
     if "NO2" not in ds:
         return None
     index, cell, K = superobs_column_kernels(sat, domain, p_int)
@@ -415,7 +443,7 @@ def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, meth
         if ens else None
     Xb = recentre(Xb_own, xb) if ens else None
     if Xb is not None:
-        b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(acfg.inflation)
+        b_spread = np.std(np.asarray(H @ Xb.T), axis=1, ddof=1) * np.sqrt(rho_b)
     else:
         b_spread = H @ sigma_b
     spread = np.sqrt(b_spread ** 2 + np.where(ok, sig, 0.0) ** 2)
@@ -435,12 +463,14 @@ def _column_analysis(sat, window, t, domain, ds, ens, p_int, cell_xy, acfg, meth
         col.chi2 = innovation_chi2(Hk, (y - hb)[k], r2, B)
     else:
         Yb = np.asarray(Hk @ Xb.T).T
+        col.inflation = _letkf_inflation(acfg, rho_b, (y - hb)[k], Yb, r2, cell_xy[cell[k]])
         Xa = np.maximum(letkf_analysis(Xb, Yb, yk, r2, cell_xy, cell_xy[cell[k]],
-                                       acfg.length_km, acfg.inflation), 0.0)
+                                       acfg.length_km, col.inflation["applied"],
+                                       rtps_alpha=acfg.rtps_alpha), 0.0)
         xa = xb + Xa.mean(axis=0) - Xb.mean(axis=0)
         member_ratio = np.clip(np.where(Xb_own > 0, Xa / np.where(Xb_own > 0, Xb_own, 1.0), 1.0),
                                1.0 / acfg.max_ratio, acfg.max_ratio)
-        col.chi2 = _ensemble_chi2(Yb, (y - hb)[k], r2, acfg.inflation)
+        col.chi2 = _ensemble_chi2(Yb, (y - hb)[k], r2, col.inflation["applied"])
     xa = np.maximum(xa, 0.0)
     ratio = np.clip(np.where(xb > 0, xa / np.where(xb > 0, xb, 1.0), 1.0),
                     1.0 / acfg.max_ratio, acfg.max_ratio).reshape(ds["NO2"].shape[1:])
@@ -493,9 +523,97 @@ def _column_rows(col: _Columns, domain, vmr_a, rows, stats):
     stats.append({"domain": domain, "quantity": "NO2_column", "n_used": int(col.keep.sum()),
                   "n_rejected": int(sum(str(r).startswith("gross") for r in col.reason)),
                   "mean_omb": _m(omb), "rms_omb": _rms(omb), "mean_oma": _m(oma),
-                  "rms_oma": _rms(oma), "chi2": col.chi2})
+                  "rms_oma": _rms(oma), "chi2": col.chi2, **_inflation_columns(col.inflation)})
     log.info("%s NO2 columns: %d used, RMS O-B %.3g -> O-A %.3g mol m-2, chi2 %.2f", domain,
              col.keep.sum(), _rms(omb), _rms(oma), col.chi2)
+
+
+def _prior(priors: dict, domain: str, quantity: str, acfg) -> float:
+    """The prior inflation of ``quantity`` in ``domain``: the previous analysis' (``priors``,
+    :func:`read_inflation`) when adaptive and given, else ``acfg.inflation``."""
+    if acfg.inflation_adaptive:
+        v = priors.get(domain, {}).get(quantity)
+        if v is not None and np.isfinite(v):
+            return float(np.clip(v, 1.0, acfg.inflation_max))
+    return float(acfg.inflation)
+
+
+def _letkf_inflation(acfg, rho_b: float, d, Yb, r2, obs_xy) -> dict:
+    """The innovation estimate of the multiplicative inflation (:func:`.inflation.
+    adaptive_inflation`; its variance with the observation-observation covariance localised
+    by the analysis' Gaspari-Cohn function) and the inflation applied: the estimate when
+    ``inflation_adaptive``, else the fixed ``inflation`` (the estimate is then a diagnostic)."""
+    xy = np.asarray(obs_xy, dtype=float)
+    dist = np.hypot(xy[:, None, 0] - xy[None, :, 0], xy[:, None, 1] - xy[None, :, 1])
+    est = adaptive_inflation(d, Yb, r2, prior=rho_b, prior_sd=acfg.inflation_prior_sd,
+                             bounds=(1.0, acfg.inflation_max),
+                             loc=gaspari_cohn(dist, acfg.length_km))
+    out = est.as_dict()
+    out["applied"] = float(est.rho if acfg.inflation_adaptive else acfg.inflation)
+    out["adaptive"] = bool(acfg.inflation_adaptive)
+    return out
+
+
+def _inflation_columns(infl: dict | None) -> dict:
+    """statistics.csv columns of the LETKF inflation (NaN for the OI): applied, the innovation
+    estimate rho_o and its standard deviation, the prior."""
+    if infl is None:
+        nan = float("nan")
+        return {"inflation": nan, "inflation_obs": nan, "inflation_obs_sd": nan,
+                "inflation_prior": nan}
+    return {"inflation": infl["applied"], "inflation_obs": infl["rho_obs"],
+            "inflation_obs_sd": float(np.sqrt(infl["var_obs"])),
+            "inflation_prior": infl["rho_prior"]}
+
+
+def _inflation_log(infl: dict | None) -> str:
+    if infl is None:
+        return ""
+    return (f", inflation {infl['applied']:.3g} ({'adaptive' if infl['adaptive'] else 'fixed'};"
+            f" innovation estimate {infl['rho_obs']:.3g} +- {np.sqrt(infl['var_obs']):.2g}, "
+            f"prior {infl['rho_prior']:.3g})")
+
+
+def read_inflation(path: str | Path) -> dict[str, dict[str, float]]:
+    """The inflation applied per domain and quantity by a previous analysis: ``path`` is its
+    directory or its ``inflation.json`` (:data:`INFLATION_FILE`). Returns {domain: {quantity:
+    rho}}."""
+    import json
+
+    p = Path(path)
+    if p.is_dir():
+        p = p / INFLATION_FILE
+    if not p.exists():
+        raise InputFileError(f"{p}: no inflation file of a previous LETKF analysis "
+                             f"(--inflation-prior takes an analysis directory or its "
+                             f"{INFLATION_FILE})")
+    try:
+        data = json.loads(p.read_text())
+        return {dom: {q: float(v["applied"]) for q, v in qs.items()}
+                for dom, qs in data["inflation"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputFileError(f"{p}: not an inflation file of aqforecast assimilate "
+                             f"({exc})") from None
+
+
+def _write_inflation(path: Path, acfg, t, inflation: dict, prior_source) -> Path:
+    """``inflation.json``: per domain and quantity the inflation applied, its innovation
+    estimate (rho_obs, var_obs, d~^T d~, tr C~, n) and prior; the next cycle's prior
+    (``--inflation-prior``)."""
+    import json
+
+    meta = {"time": str(t), "adaptive": bool(acfg.inflation_adaptive),
+            "inflation": float(acfg.inflation), "inflation_max": float(acfg.inflation_max),
+            "inflation_prior_sd": float(acfg.inflation_prior_sd),
+            "rtps_alpha": float(acfg.rtps_alpha),
+            "prior_from": None if prior_source is None else str(prior_source)}
+    body = {"meta": meta, "inflation": {
+        dom: {q: {k: (None if isinstance(v, float) and not np.isfinite(v) else v)
+                  for k, v in est.items()} for q, est in qs.items()}
+        for dom, qs in inflation.items()}}
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(body, indent=1))
+    return path
 
 
 def _m(a) -> float:

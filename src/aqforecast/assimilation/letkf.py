@@ -12,8 +12,10 @@ perturbations ``Yb' = H(x_m) - mean_m H(x_m)``, each analysis point solves in en
     xa_m  = xbar + sum_a Xb'_a (W_am + wbar_a)
 
 ``rho`` >= 1 is multiplicative covariance inflation (Hunt sec. 2.3: the background covariance
-is rho Xb'^T Xb' / (k - 1)). The symmetric square root keeps the analysis perturbations
-mean-free and closest to the background ones.
+is rho Xb'^T Xb' / (k - 1)); :mod:`.inflation` estimates it from the innovations (adaptive,
+Li et al. 2009 / Miyoshi 2011) and relaxes the analysis spread to the prior's (RTPS). The
+symmetric square root keeps the analysis perturbations mean-free and closest to the background
+ones.
 
 Localisation (LETKF) is R-localisation (Hunt sec. 2.3, eq. 26 alternative): at grid point i the
 observations within ``2 c`` are used, each with inverse error variance ``rho_ij / R_j`` where
@@ -241,7 +243,7 @@ def etkf_analysis(Xb, Yb, y, R_diag, inflation: float = 1.0, rotation=None) -> n
 
 def letkf_analysis(Xb, Yb, y, R_diag, cell_xy, obs_xy, radius_km, inflation: float = 1.0, *,
                    period=None, local: LocalObservations | None = None,
-                   rotation=None) -> np.ndarray:
+                   rotation=None, rtps_alpha: float = 0.0) -> np.ndarray:
     """Local ensemble transform Kalman filter analysis (Hunt, Kostelich & Szunyogh 2007).
 
     Xb: (k, n) background members on n grid points; Yb: (k, nobs) observed members ``H(x_m)``;
@@ -251,8 +253,10 @@ def letkf_analysis(Xb, Yb, y, R_diag, cell_xy, obs_xy, radius_km, inflation: flo
     period: optional (Px, Py) km of a periodic domain (0 = not periodic); local: precomputed
     :func:`local_observations` (then cell_xy, obs_xy, radius_km, period are not used; reuse it
     when the network is fixed); rotation: None or a numpy Generator for one random
-    mean-preserving rotation shared by all points. Each point is solved independently (numba,
-    threaded over points). Returns Xa (k, n).
+    mean-preserving rotation shared by all points; rtps_alpha: relaxation of the analysis
+    spread to the background's (Whitaker & Hamill 2012, :func:`.inflation.
+    relax_to_prior_spread`; 0 = off). Each point is solved independently (numba, threaded
+    over points). Returns Xa (k, n).
     """
     Xb, xmean, Xp, Yp, d, rinv = _prepare(Xb, Yb, y, R_diag)
     k, n = Xb.shape
@@ -265,4 +269,8 @@ def letkf_analysis(Xb, Yb, y, R_diag, cell_xy, obs_xy, radius_km, inflation: flo
     _letkf_points(Xa, Xb, xmean, np.ascontiguousarray(Xp), np.ascontiguousarray(Yp.T), d, rinv,
                   local.indptr, local.idx, np.ascontiguousarray(local.rho, dtype=np.float64),
                   float(inflation), omega)
+    if rtps_alpha:
+        from .inflation import relax_to_prior_spread
+
+        Xa = relax_to_prior_spread(Xa, Xb, rtps_alpha)
     return Xa
