@@ -196,7 +196,8 @@ def _build(cfg: RunConfig, comm, tags: bool, end, scaling) -> list[DomainModel]:
                             comm=comm, process_grid=cfg.parallel.process_grid,
                             advection_scheme=cfg.transport.advection_scheme,
                             courant_max=cfg.time.cfl, parent=parent,
-                            tag_precision=cfg.tags.transport_precision)
+                            tag_precision=cfg.tags.transport_precision,
+                            tag_storage=cfg.tags.storage_precision)
         # lid and cold start of every domain from the file, lateral of the outer ones
         background = FileBoundary(bfile, model) if bfile is not None else None
         if parent is not None:

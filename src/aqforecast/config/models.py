@@ -259,9 +259,18 @@ class TagConfig(_Model):
         default="float32",
         description="float type of the tag fractions during advection (the tagged sweeps' "
                     "largest array): float32 halves their memory traffic at ~1e-7 relative "
-                    "error in a tag's share per step; the tags still sum to the bulk to "
-                    "float64 round-off (the fractions are renormalised). float64 for "
-                    "identities to round-off (tags = single-source runs under donor cell)")
+                    "error in a tag's share per step; with float64 storage the tags still sum "
+                    "to the bulk to float64 round-off (the fractions are renormalised). float64 "
+                    "for identities to round-off (tags = single-source runs under donor cell)")
+    storage_precision: Literal["float32", "float64"] = Field(
+        default="float32",
+        description="float type of the tag concentrations the model holds between its "
+                    "operators (and in restarts): float32 halves the largest array of a tagged "
+                    "run and the memory traffic of the tags' vertical mixing, conversions and "
+                    "chemistry apportionment; the tags then sum to the bulk within float32 "
+                    "rounding (~2e-7 relative; every step renormalises them to the float64 "
+                    "bulk, so the error does not grow), as CAMx and CMAQ-ISAM store them. "
+                    "float64 (with transport_precision float64) for identities to round-off")
 
 
 class MetInput(_Model):
@@ -512,7 +521,32 @@ class AssimilationConfig(_Model):
                              description="analysis / background ratio clipped to "
                                          "[1/max_ratio, max_ratio]")
     inflation: float = Field(default=1.05, ge=1.0, le=2.0, description="LETKF multiplicative "
-                                                                        "inflation")
+                                                                        "inflation (with "
+                                                                        "inflation_adaptive: "
+                                                                        "the prior of a first "
+                                                                        "cycle)")
+    inflation_adaptive: bool = Field(
+        default=False,
+        description="LETKF: estimate the multiplicative inflation per domain and quantity from "
+                    "the innovations of the analysis (Li et al. 2009, QJRMS 135, 523: rho_o = "
+                    "(d^T R^-1 d - p) / tr(R^-1/2 H P^b H^T R^-1/2)) with a Gaussian prior "
+                    "(Miyoshi 2011, MWR 139, 1519), bounded to [1, inflation_max], and apply it; "
+                    "the prior is the previous analysis' value (assimilate --inflation-prior) "
+                    "or `inflation`. Off: the estimate is only reported (statistics.csv, "
+                    "inflation.json)")
+    inflation_max: float = Field(default=3.0, ge=1.0, le=10.0,
+                                 description="upper bound of the adaptive inflation")
+    inflation_prior_sd: float = Field(
+        default=0.5, ge=0.0, le=10.0,
+        description="standard deviation of the adaptive inflation's Gaussian prior (0: the "
+                    "prior is kept; cycling NWP uses ~0.04 over many cycles, a single analysis "
+                    "needs more to move)")
+    rtps_alpha: float = Field(
+        default=0.0, ge=0.0, le=1.0,
+        description="LETKF relaxation to prior spread (Whitaker & Hamill 2012, MWR 140, "
+                    "3078): the members' analysis spread becomes (1 - a) sigma_a + a sigma_b "
+                    "at every point; 0: off. Changes the members written for the next cycle, "
+                    "not the control's analysis (except where members are clipped at 0)")
     mixed_layer_hours: float = Field(
         default=24.0, ge=0.0, le=72.0,
         description="the surface analysis ratio applies in full through the highest boundary "
@@ -540,6 +574,13 @@ class AssimilationConfig(_Model):
     ensemble_emissions: bool = Field(
         default=True, description="`aqforecast ensemble`: also perturb the members' emissions "
                                   "(lognormal factors, inversion.sigma_ln)")
+
+    @model_validator(mode="after")
+    def _inflation_bounds(self):
+        if self.inflation_max < self.inflation:
+            raise ValueError(f"inflation_max {self.inflation_max} < inflation "
+                             f"{self.inflation}")
+        return self
 
     @field_validator("ensemble_ic_sigma")
     @classmethod

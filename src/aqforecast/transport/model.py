@@ -70,6 +70,11 @@ class DomainModel:
         sub-steps and air-mass update.
     tag_precision: "float64" or "float32", the float type of the tag fractions the advection
         sweeps carry (``tags.transport_precision``; :class:`~aqforecast.transport.advection.TagRows`).
+    tag_storage: "float64" or "float32", the float type of the tag concentrations held
+        between the operators, :attr:`tagc` (``tags.storage_precision``): float32 halves the
+        largest array of a tagged run and the memory traffic of the tags' vertical mixing,
+        fraction conversions and chemistry apportionment; the tags then sum to the bulk within
+        float32 rounding (~2e-7 relative) instead of float64 round-off.
     courant_max: largest outflow Courant number of one sweep (``time.cfl``; SCIENCE.md 1.5):
         the horizontal and vertical sub-steps are planned so that no sweep exceeds it.
     """
@@ -80,7 +85,7 @@ class DomainModel:
                  tag_chemistry=None, comm=None, process_grid=None, scaling=None,
                  boundary_source=None, name=None, advection_scheme="walcek",
                  courant_max=0.75, parent=None, background_source=None,
-                 tag_precision="float64"):
+                 tag_precision="float64", tag_storage="float64"):
         from ..parallel import SerialComm
 
         self.grid = grid
@@ -128,7 +133,9 @@ class DomainModel:
         self.ntag = len(self.tag_labels)
         self.tag_rows = np.array([self.species.index(s) for s in self.tagged], dtype=np.int64)
         nrow = len(self.tagged) * self.ntag
-        self.tagc = np.zeros(lay.column_shape((nrow,)))
+        if tag_storage not in ("float64", "float32"):
+            raise ValueError(f"tag_storage must be 'float64' or 'float32', got {tag_storage!r}")
+        self.tagc = np.zeros(lay.column_shape((nrow,)), dtype=tag_storage)
         self.ic_tag = self._label_index("initial")
         self.bc_tag = self._label_index("boundary")
         # operators (column layout: halo-padded interior blocks)
