@@ -13,6 +13,7 @@ Chunks are independent, so results do not depend on the thread count.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -39,9 +40,10 @@ def _pool() -> ThreadPoolExecutor:
 
 def parallel_range(kernel: OneLayout, n: int, *args) -> None:
     """Run ``kernel(start, stop, *args)`` over the work items ``0 .. n-1`` on
-    ``numba.get_num_threads()`` threads (in chunks of consecutive items; the calling thread runs
-    one of them). ``kernel`` must be a :class:`OneLayout`-wrapped ``nogil`` numba function whose
-    work items write disjoint data."""
+    ``numba.get_num_threads()`` threads (chunks of consecutive items, taken in turn by the
+    calling thread and the pool threads until none is left). ``kernel`` must be a
+    :class:`OneLayout`-wrapped ``nogil`` numba function whose work items write disjoint
+    data."""
     if n <= 0:
         return
     run = kernel.prepare(0, n, *args)
@@ -51,9 +53,23 @@ def parallel_range(kernel: OneLayout, n: int, *args) -> None:
         return
     nchunk = min(n, nthreads * CHUNKS_PER_THREAD)
     bounds = [(c * n) // nchunk for c in range(nchunk + 1)]
+    # dynamic scheduling: the calling thread and nthreads - 1 pool threads take the next chunk
+    # until none is left (itertools.count's next() is atomic under the GIL). One task per extra
+    # thread instead of one per chunk: the model's sweeps make ~400 calls of ~20 tiles per
+    # simulated hour, and waking a pool thread per chunk cost as much as the chunk
+    chunks = itertools.count()
+
+    def work():
+        while (c := next(chunks)) < nchunk:
+            run(bounds[c], bounds[c + 1], *args)
+
     pool = _pool()
-    futures = [pool.submit(run, bounds[c], bounds[c + 1], *args) for c in range(1, nchunk)]
-    run(bounds[0], bounds[1], *args)
+    futures = [pool.submit(work) for _ in range(nthreads - 1)]
+    try:
+        work()
+    finally:  # never return (or raise) while a pool thread still works on the arrays
+        for f in futures:
+            f.exception()
     for f in futures:
         f.result()
 
