@@ -116,25 +116,33 @@ def test_upwind_tag_equals_single_source_run(upwind, source):
         assert rel <= 1e-12, (source, key, rel)
 
 
-def test_float32_fractions_cost_1e7_of_the_tags(tmp_path, upwind):
-    """The forecasts' default: tag fractions carried in float32 through the sweeps. Against the
-    float64 run (itself the single-source run to round-off) every tag differs by < 1e-6 of the
-    field maximum (measured ~5e-8 after 3 h), the bulk is bit for bit the same, and the tags
-    still sum to the bulk to 1e-12 (the fractions are renormalised in float64)."""
-    cfg64, models64, _ = upwind
-    cfg32 = load_config(_config(tmp_path, "donor_cell", "float32"))
-    assert cfg32.tags.transport_precision == "float32"
-    models32 = _run(cfg32)
+def _against_float64(models32, models64):
+    """Per domain, the largest relative tag-sum error of a reduced-precision tagged run after
+    checking it against the float64 run: the bulk bit for bit the same, every tag within 1e-6
+    of its field maximum (and not identical: the precision is in use)."""
+    worst = []
     for m32, m64 in zip(models32, models64):
         np.testing.assert_array_equal(m32.conc(), m64.conc())
-        t32, t64 = m32.tag_conc(), m64.tag_conc()
+        t32, t64 = m32.tag_conc().astype(np.float64), m64.tag_conc()
         for s in range(len(m32.tagged)):
             peak = np.abs(t64[s]).max()
             err = float(np.abs(t32[s] - t64[s]).max() / peak)
             assert 0.0 < err < 1e-6, (m32.name, m32.tagged[s], err)
         bulk = m32.conc()[m32.tag_rows]
         rel = np.abs(t32.sum(axis=1) - bulk) / np.maximum(np.abs(bulk), 1e-30)
-        assert float(rel[bulk > 1e-20].max()) < 1e-12
+        worst.append(float(rel[bulk > 1e-20].max()))
+    return worst
+
+
+def test_float32_fractions_cost_1e7_of_the_tags(tmp_path, upwind):
+    """Tag fractions carried in float32 through the sweeps, float64 storage. Against the
+    float64 run (itself the single-source run to round-off) every tag differs by < 1e-6 of the
+    field maximum (measured ~5e-8 after 3 h), the bulk is bit for bit the same, and the tags
+    still sum to the bulk to 1e-12 (the fractions are renormalised in float64)."""
+    cfg64, models64, _ = upwind
+    cfg32 = load_config(_config(tmp_path, "donor_cell", "float32"))
+    assert cfg32.tags.transport_precision == "float32"
+    assert max(_against_float64(_run(cfg32), models64)) < 1e-12
 
 
 def test_float32_storage_costs_1e7_of_the_tags(tmp_path, upwind):
@@ -146,17 +154,10 @@ def test_float32_storage_costs_1e7_of_the_tags(tmp_path, upwind):
     cfg64, models64, _ = upwind
     cfg32 = load_config(_config(tmp_path, "donor_cell", "float32", "float32"))
     models32 = _run(cfg32)
-    for m32, m64 in zip(models32, models64):
-        assert m32.tagc.dtype == np.float32 and m64.tagc.dtype == np.float64
-        np.testing.assert_array_equal(m32.conc(), m64.conc())
-        t32, t64 = m32.tag_conc().astype(np.float64), m64.tag_conc()
-        for s in range(len(m32.tagged)):
-            peak = np.abs(t64[s]).max()
-            err = float(np.abs(t32[s] - t64[s]).max() / peak)
-            assert 0.0 < err < 1e-6, (m32.name, m32.tagged[s], err)
-        bulk = m32.conc()[m32.tag_rows]
-        rel = np.abs(t32.sum(axis=1) - bulk) / np.maximum(np.abs(bulk), 1e-30)
-        assert 1e-12 < float(rel[bulk > 1e-20].max()) < 1e-6
+    assert all(m.tagc.dtype == np.float32 for m in models32)
+    assert all(m.tagc.dtype == np.float64 for m in models64)
+    worst = _against_float64(models32, models64)
+    assert 1e-12 < max(worst) < 1e-6
 
 
 def test_upwind_tags_sum_to_bulk_every_hour(upwind):
