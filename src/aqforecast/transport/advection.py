@@ -40,6 +40,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..kernels import advection as kadv
+from ..kernels import ghosts as kghost
 from ..kernels import substeps as ksub
 from ..kernels import tagging as ktag
 from .layout import Layout
@@ -165,37 +166,43 @@ def fill_ghosts(q, halo, shape, axis, boundary, fluxes, boundary_values=None):
     """Fill the ghost cells of ``axis`` (0 = x, 1 = y, 2 = z) of interior rows of ``q``
     (nrow, nz+2h, ny+2h, nx+2h) with interior ``shape`` (nz, ny, nx); ``boundary`` is the axis's
     (low, high) pair; ``boundary_values`` maps face names to values broadcastable to the face's
-    ghost slab (used where the face is "inflow" and its flux points inwards)."""
+    ghost slab (used where the face is "inflow" and its flux points inwards). One pass of
+    :func:`aqforecast.kernels.ghosts.fill_axis_ghosts` over the axis's ghosts."""
     h = halo
     nz, ny, nx = shape
     n = (nx, ny, nz)[axis]
     qax = 3 - axis  # array axis of q
     inner = [slice(None), slice(h, h + nz), slice(h, h + ny), slice(h, h + nx)]
+    inner[qax] = slice(None)
+    view = np.moveaxis(q[tuple(inner)], qax, 3)  # (nrow, A, B, n + 2h), the axis last
+    lead = view.shape[:3]
+    faces = [_NO_FACE, _NO_FACE]
+    vals = [_NO_VALUES, _NO_VALUES]
+    use = [False, False]
+    periodic = boundary[0] == "periodic"
+    if boundary_values and not periodic:
+        for side, (btype, name) in enumerate(zip(boundary, _FACES[axis])):
+            values = boundary_values.get(name)
+            if btype != "inflow" or values is None:
+                continue
+            fidx = [slice(None)] * 3
+            fidx[2 - axis] = 0 if side == 0 else n
+            face = fluxes[axis][tuple(fidx)]  # (A, B) in the view's order
+            ghost = [slice(None)] * 4
+            ghost[qax] = slice(0, h)
+            slab = q[tuple(inner)][tuple(ghost)].shape  # the ghost slab's shape
+            vals[side] = np.moveaxis(np.broadcast_to(np.asarray(values, dtype=np.float64),
+                                                     slab), qax, 3)
+            faces[side] = np.ascontiguousarray(face, dtype=np.float64).reshape(lead[1:])
+            use[side] = True
+    kghost.fill_axis_ghosts(view, h, n, periodic, faces[0], faces[1], vals[0], vals[1],
+                            use[0], use[1])
 
-    def sl(start, stop):
-        idx = list(inner)
-        idx[qax] = slice(start, stop)
-        return tuple(idx)
 
-    if boundary[0] == "periodic":
-        q[sl(0, h)] = q[sl(n, n + h)]
-        q[sl(n + h, n + 2 * h)] = q[sl(h, 2 * h)]
-        return
-    q[sl(0, h)] = q[sl(h, h + 1)]
-    q[sl(n + h, n + 2 * h)] = q[sl(n + h - 1, n + h)]
-    if not boundary_values:
-        return
-    flux = fluxes[axis]
-    for btype, name, ghost, face, inward in (
-            (boundary[0], _FACES[axis][0], sl(0, h), 0, 1.0),
-            (boundary[1], _FACES[axis][1], sl(n + h, n + 2 * h), n, -1.0)):
-        values = boundary_values.get(name)
-        if btype != "inflow" or values is None:
-            continue
-        fidx = [slice(None)] * 3
-        fidx[2 - axis] = slice(face, face + 1)
-        face_flux = flux[tuple(fidx)] * inward  # shape of the face, keepdims
-        np.copyto(q[ghost], values, where=(face_flux > 0.0)[None])
+#: placeholders of fill_ghosts' inflow arguments where a face has none (read-only like the
+#: broadcast values, so one compiled specialisation serves every call)
+_NO_FACE = np.zeros((1, 1))
+_NO_VALUES = np.broadcast_to(np.zeros((1, 1, 1, 1)), (1, 1, 1, 1))
 
 
 def _level_run(values, a, b):
