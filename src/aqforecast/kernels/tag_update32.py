@@ -318,7 +318,7 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
         tile_mass(mass, la, lb, nl, geo)
 
 
-_TAGGED_TILES32 = OneLayout(_tagged_tiles32, exact=True, loose=("frac",))
+_TAGGED_TILES32 = OneLayout(_tagged_tiles32, exact=True, loose=("frac", "bc_low", "bc_high"))
 
 
 def walcek_tiles_tagged32(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,

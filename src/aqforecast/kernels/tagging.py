@@ -612,8 +612,9 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
 # and fluxes for all three directions. The fractions arrive contiguous (x sweeps of all levels)
 # or strided (y, z, runs of levels) and their hot loops go through contiguous_column/_row
 # views, so they are typed 'A' always: one specialisation, not two (the kernel took 42 s of
-# the whole model's 47 s first-call compilation with two)
-_TAGGED_TILES = OneLayout(_tagged_tiles, exact=True, loose=("frac",))
+# the whole model's 47 s first-call compilation with two); so are the inflow fractions (the
+# cached boundary-tag array or views of the nest's, read one row per tile)
+_TAGGED_TILES = OneLayout(_tagged_tiles, exact=True, loose=("frac", "bc_low", "bc_high"))
 
 
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,

@@ -509,12 +509,9 @@ class Advection:
                 np.zeros((0, 0) + nlead[:-1])
         nt = len(t.rows)
         shape = (nt, t.ntag) + nlead[:-1]
-        if inflow is not None:  # contiguous copies in work buffers (the kernels only read)
-            bl = self._buffer("inflow_low", shape)
-            bh = self._buffer("inflow_high", shape)
-            np.copyto(bl, inflow[lo])
-            np.copyto(bh, inflow[hi])
-            return t.rows, frac, bl, bh
+        if inflow is not None:  # the kernels only read them, any strides
+            return t.rows, frac, self._inflow_view("inflow_low", inflow[lo], shape), \
+                self._inflow_view("inflow_high", inflow[hi], shape)
         # everything from the boundary tag: built once per shape (the kernels only read it;
         # left writeable: a read-only array is another numba type, another compilation)
         bc = self._bc_tag_inflow.get(shape)
@@ -533,6 +530,15 @@ class Advection:
         buf = self._work.get(key)
         if buf is None:
             buf = self._work[key] = np.empty(shape)
+        return buf
+
+    def _inflow_view(self, name, a, shape):
+        """``a`` itself when it has the full ``shape`` (a view of the nest's inflow fractions),
+        else broadcast into the work buffer ``name``."""
+        if a.shape == shape and a.dtype == np.float64:
+            return a
+        buf = self._buffer(name, shape)
+        np.copyto(buf, a)
         return buf
 
     def _copy(self, name, a):
