@@ -28,6 +28,7 @@ from aqforecast.met.station_analysis import (
     wind_components,
 )
 from aqforecast.observations.readers import read_prsa, read_station_coords
+from hindcast_case import data_script
 
 REPO = Path(__file__).resolve().parents[1]
 CASE = REPO / "config" / "hindcast_beijing" / "config.yaml"
@@ -36,11 +37,7 @@ COORDS = "stations_beijing_prsa_cnemc.csv"
 
 
 def _data_script():
-    path = REPO / "workflow" / "scripts" / "hindcast_beijing_data.py"
-    spec = importlib.util.spec_from_file_location("hindcast_beijing_data", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return data_script()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ read back by the model's boundary reader."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,7 @@ from aqforecast.transport.boundary_stations import (
     station_background,
 )
 from aqforecast.transport.boundary import BACKGROUND
+from hindcast_case import data_script
 
 REPO = Path(__file__).resolve().parents[1]
 KEPT = ["A", "B", "C", "D", "E"]
@@ -162,11 +162,7 @@ def test_composition_must_sum_to_one():
 
 
 def _data_script():
-    path = REPO / "workflow" / "scripts" / "hindcast_beijing_data.py"
-    spec = importlib.util.spec_from_file_location("hindcast_beijing_data", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return data_script()
 
 
 def test_hindcast_boundary_file_leaves_the_withheld_stations_out(tmp_path):
