@@ -2,8 +2,9 @@
 
 The kernels behind :func:`aqforecast.transport.advection.plan_substeps`: the per-level maxima of
 the flux divergence relative to the smallest air mass of the step, and the per-level sub-step
-counts of :func:`aqforecast.kernels.advection.max_courant` for the fluxes of one outer step,
-computed cell by cell without the dozen full-size NumPy temporaries (divergences, scaled fluxes,
+counts of :func:`aqforecast.kernels.advection.max_courant` for the fluxes of one outer step
+(:func:`plan_levels`, both in one pass; :func:`level_courant` again when a step needs several
+outer steps), computed cell by cell without the dozen full-size NumPy temporaries (divergences, scaled fluxes,
 reduced masses) the array form needed. Same arithmetic as the array form (tested equal).
 Work items: levels k (threads, :mod:`.threads`).
 """
@@ -16,35 +17,7 @@ import numpy as np
 from .advection import _LANES, _courant_cell, _lane_max
 from .threads import parallel_kernel
 
-__all__ = ["divergence_ratios", "level_courant", "plan_levels"]
-
-
-@parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
-@nb.njit(nogil=True, cache=True, error_model="numpy")
-def divergence_ratios(start, stop, mass, mass_end, flux_x, flux_y, flux_z, out):
-    """Per level k: out[k] = (max div_h / m0, max div_z / m0, min m0) with div_h, div_z the
-    horizontal and vertical flux divergence (kg per step) and m0 = min(mass, mass_end) (the
-    end mass given, or, where ``mass_end`` has no levels, mass - div_h - div_z)."""
-    nz, ny, nx = mass.shape
-    given = mass_end.shape[0] == nz
-    for k in range(start, stop):
-        wh = -np.inf
-        wz = -np.inf
-        lo = np.inf
-        for j in range(ny):
-            for i in range(nx):
-                dh = (flux_x[k, j, i + 1] - flux_x[k, j, i]) + (flux_y[k, j + 1, i]
-                                                                - flux_y[k, j, i])
-                dz = flux_z[k + 1, j, i] - flux_z[k, j, i]
-                m = mass[k, j, i]
-                me = mass_end[k, j, i] if given else m - dh - dz
-                m0 = min(m, me)
-                lo = min(lo, m0)
-                wh = max(wh, dh / m0)
-                wz = max(wz, dz / m0)
-        out[k, 0] = wh
-        out[k, 1] = wz
-        out[k, 2] = lo
+__all__ = ["plan_levels", "level_courant"]
 
 
 @parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
@@ -93,12 +66,13 @@ def level_courant(start, stop, mass, mass_end, flux_x, flux_y, flux_z, n_outer, 
 @parallel_kernel(lambda mass, *_: mass.shape[0], exact=True)
 @nb.njit(nogil=True, cache=True, error_model="numpy")
 def plan_levels(start, stop, mass, mass_end, flux_x, flux_y, flux_z, courant_max, out):
-    """:func:`divergence_ratios` and :func:`level_courant` for one outer step in one pass over
-    the fluxes (the common case: a step needs one outer step): out[k, 0:3] as
-    :func:`divergence_ratios`, out[k, 3:5] as :func:`level_courant` with ``n_outer`` = 1 (the
-    same arithmetic per cell, so the same maxima bit for bit). When the ratios ask for more
-    outer steps the caller runs :func:`level_courant` with their number. Each row's cell
-    values go through a work row and lane-wise maxima (vectorised)."""
+    """Per level k, in one pass over the fluxes: out[k, 0:3] = (max div_h / m0, max div_z /
+    m0, min m0) with div_h, div_z the horizontal and vertical flux divergence (kg per step) and
+    m0 = min(mass, mass_end) (the end mass given, or, where ``mass_end`` has no levels, mass -
+    div_h - div_z); out[k, 3:5] as :func:`level_courant` with ``n_outer`` = 1 (the same
+    arithmetic per cell, so the same maxima bit for bit). When the ratios ask for more outer
+    steps the caller runs :func:`level_courant` with their number. Each row's cell values go
+    through a work row and lane-wise maxima (vectorised)."""
     nz, ny, nx = mass.shape
     given = mass_end.shape[0] == nz
     inv_cmax = 1.0 / courant_max

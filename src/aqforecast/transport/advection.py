@@ -174,26 +174,25 @@ def fill_ghosts(q, halo, shape, axis, boundary, fluxes, boundary_values=None):
     qax = 3 - axis  # array axis of q
     inner = [slice(None), slice(h, h + nz), slice(h, h + ny), slice(h, h + nx)]
     inner[qax] = slice(None)
-    view = np.moveaxis(q[tuple(inner)], qax, 3)  # (nrow, A, B, n + 2h), the axis last
-    lead = view.shape[:3]
+    lines = q[tuple(inner)]
+    view = np.moveaxis(lines, qax, 3)  # (nrow, A, B, n + 2h), the axis last
     faces = [_NO_FACE, _NO_FACE]
     vals = [_NO_VALUES, _NO_VALUES]
     use = [False, False]
     periodic = boundary[0] == "periodic"
     if boundary_values and not periodic:
+        slab = list(lines.shape)  # the shape of one face's ghost slab
+        slab[qax] = h
         for side, (btype, name) in enumerate(zip(boundary, _FACES[axis])):
             values = boundary_values.get(name)
             if btype != "inflow" or values is None:
                 continue
             fidx = [slice(None)] * 3
             fidx[2 - axis] = 0 if side == 0 else n
-            face = fluxes[axis][tuple(fidx)]  # (A, B) in the view's order
-            ghost = [slice(None)] * 4
-            ghost[qax] = slice(0, h)
-            slab = q[tuple(inner)][tuple(ghost)].shape  # the ghost slab's shape
+            # the face's fluxes, (A, B) in the view's order
+            faces[side] = np.ascontiguousarray(fluxes[axis][tuple(fidx)], dtype=np.float64)
             vals[side] = np.moveaxis(np.broadcast_to(np.asarray(values, dtype=np.float64),
-                                                     slab), qax, 3)
-            faces[side] = np.ascontiguousarray(face, dtype=np.float64).reshape(lead[1:])
+                                                     tuple(slab)), qax, 3)
             use[side] = True
     kghost.fill_axis_ghosts(view, h, n, periodic, faces[0], faces[1], vals[0], vals[1],
                             use[0], use[1])

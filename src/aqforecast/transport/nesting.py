@@ -51,10 +51,9 @@ def _interp(field, w):
     lead = field.shape[:-2]
     if len(lead) != 2:  # (rows, levels) as the model has them; others through a copy
         field = np.reshape(field, (-1, 1) + field.shape[-2:])
-    rows = field
-    out = np.empty(rows.shape[:2] + (len(j0), len(i0)))
+    out = np.empty(field.shape[:2] + (len(j0), len(i0)))
     c = np.ascontiguousarray
-    kinterp.bilinear_rows(rows, c(j0, dtype=np.int64), c(j1, dtype=np.int64),
+    kinterp.bilinear_rows(field, c(j0, dtype=np.int64), c(j1, dtype=np.int64),
                           c(wj, dtype=np.float64), c(i0, dtype=np.int64), c(i1, dtype=np.int64),
                           c(wi, dtype=np.float64), out)
     return out.reshape(lead + out.shape[2:])
