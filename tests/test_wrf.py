@@ -173,3 +173,26 @@ def test_cloud_fraction_proxy():
     rh = np.array([0.5, 0.8, 0.9, 1.0, 1.2])
     np.testing.assert_allclose(cloud_fraction_proxy(rh),
                                [0.0, 0.0, 1 - np.sqrt(0.5), 1.0, 1.0])
+
+
+def test_few_files_held_open_and_reopened(tmp_path, monkeypatch):
+    # six files, at most two open: reading every record (forward, then back to the first
+    # file) reopens closed files and gives the same values as with every file held open
+    for d in range(6):
+        _mini_wrfout(tmp_path / f"wrfout_d01_2026-07-2{d}_00:00:00",
+                     [f"2026-07-2{d}_00:00:00", f"2026-07-2{d}_12:00:00"],
+                     [0.0, d + 1.0], [0.0, 2.0 * d])
+    pattern = str(tmp_path / "wrfout_d01_*")
+    with WrfOutput(pattern, required=RAIN_VARS) as wo:
+        assert len(wo._handles) <= wo.max_open
+        every = [wo._var("RAINNC", i).copy() for i in range(len(wo))]
+    monkeypatch.setattr(WrfOutput, "max_open", 2)
+    with WrfOutput(pattern, required=RAIN_VARS) as wo:
+        assert len(wo._handles) <= 2
+        order = list(range(len(wo))) + [0, 11, 1]
+        got = {}
+        for i in order:
+            got[i] = wo._var("RAINNC", i)
+            assert len(wo._handles) <= 2
+        assert all(np.array_equal(got[i], every[i]) for i in range(len(wo)))
+        assert wo.has("RAINC")
