@@ -3,6 +3,14 @@ stations, for four experiments that add one stage at a time, then print the scor
 
     .venv/bin/python workflow/scripts/hindcast.py [--config config/hindcast_beijing/config.yaml]
         [--cycles 3] [--lead-hours 72] [--out results/hindcast_beijing] [--jobs 1]
+        [--start YYYY-MM-DDTHH]
+
+``--start`` (UTC; default the config's ``time.start``) runs another window of the same case:
+the spin-up starts there and the cycles follow daily; the config every step reads is then
+``<out>/config.yaml``, the ``--config`` with ``time.start`` set to it (:func:`config_with_start`;
+the committed config is not edited). The met and inflow must cover the hours: for the Beijing
+case ``hindcast_beijing_data.py --start <same> --met-hours <24 cycles + lead + 2>`` (its own
+``--out`` also writes a config pointing at its files, which ``--config`` can take instead).
 
 Why a driver and not the Snakemake DAG: the DAG runs one experiment (every stage on) and
 verifies lead day 1 only (yesterday's forecast against today's window); the comparison needs
@@ -42,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import subprocess
 import sys
 import time
@@ -67,6 +76,42 @@ log = logging.getLogger("hindcast")
 
 def stamp(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H")
+
+
+def parse_start(text: str) -> datetime:
+    """``YYYY-MM-DDTHH`` (UTC, as ``aqforecast forecast --start``) as a naive datetime."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DDTHH (UTC)") from None
+
+
+def config_with_start(src: Path, dest: Path, start: datetime) -> Path:
+    """Write ``dest``: the config ``src`` with ``time.start`` set to ``start`` (naive UTC) and
+    ``base_dir`` made absolute (so ``dest`` may live under ``--out``). Edited as text: a YAML
+    round trip would turn the species ``NO`` into ``False``. Checked by ``load_config``."""
+    from aqforecast.config import load_config
+
+    src, dest = Path(src), Path(dest)
+    base = load_config(src).base_dir
+    text = src.read_text()
+    new = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    text, n = re.subn(r"^(time:[ \t]*\n(?:[ \t]*(?:#.*)?\n|[ \t]+(?!start:)\S.*\n)*?"
+                      r"[ \t]+start:[ \t]*)\S+", lambda m: m.group(1) + new, text, count=1,
+                      flags=re.MULTILINE)
+    if n != 1:
+        raise SystemExit(f"{src}: no time.start line to edit")
+    if re.search(r"^base_dir:", text, flags=re.MULTILINE):
+        text = re.sub(r"^(base_dir:[ \t]*)\S.*$", lambda m: m.group(1) + str(base), text,
+                      count=1, flags=re.MULTILINE)
+    else:
+        text = f"base_dir: {base}\n" + text
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+    got = load_config(dest).time.start.replace(tzinfo=None)
+    if got != start:
+        raise SystemExit(f"{dest}: time.start is {got}, expected {start}")
+    return dest
 
 
 class Runner:
@@ -346,6 +391,9 @@ def main(argv=None) -> int:
     ap.add_argument("--config", type=Path, default=REPO / "config" / "hindcast_beijing" /
                     "config.yaml")
     ap.add_argument("--cycles", type=int, default=3)
+    ap.add_argument("--start", type=parse_start, default=None, metavar="YYYY-MM-DDTHH",
+                    help="the spin-up's start, UTC (default the config's time.start); the "
+                         "cycles follow daily from a day later; writes OUT/config.yaml")
     ap.add_argument("--lead-hours", type=int, default=72)
     ap.add_argument("--out", type=Path, default=REPO / "results" / "hindcast_beijing")
     ap.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS),
@@ -360,6 +408,10 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     from aqforecast.config import load_config
 
+    a.out.mkdir(parents=True, exist_ok=True)
+    if a.start is not None:
+        a.config = config_with_start(a.config, a.out / "config.yaml", a.start)
+        log.info("config %s: time.start %s", a.config, a.start.isoformat())
     cfg = load_config(a.config)
     withheld = list(cfg.verification.withheld_stations)
     if not withheld:
@@ -370,7 +422,6 @@ def main(argv=None) -> int:
     run_experiments = [e for e in EXPERIMENTS if e in steps]
     a.experiments = [e for e in EXPERIMENTS if e in a.experiments]
     t0 = time.perf_counter()
-    a.out.mkdir(parents=True, exist_ok=True)
     if not a.score_only:
         runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, run_experiments, exe)
         rows = pd.DataFrame(runner.rows)
@@ -386,7 +437,7 @@ def main(argv=None) -> int:
     if a.publish is not None:
         files = publish(a.publish, table, daily,
                         hourly_pm25(a.out, a.experiments, cycles, withheld),
-                        {"config": _rel(a.config), "cycles": cycles,
+                        {"config": _rel(a.config), "start": stamp(start), "cycles": cycles,
                          "lead_hours": a.lead_hours, "experiments": a.experiments,
                          "withheld": withheld, "results": _rel(a.out),
                          "command": "python workflow/scripts/hindcast.py " +

@@ -3,6 +3,7 @@ inventory and the analysed-met wrfout files. Deterministic; run from the reposit
 
     .venv/bin/python workflow/scripts/hindcast_beijing_data.py [--met-hours N] [--no-met]
         [--aerosol-dimming] [--boundary {profile,observed}] [--boundary-percentile P]
+        [--start YYYY-MM-DDTHH] [--out DIR]
 
 Writes ``config/hindcast_beijing/regions/beijing.geojson`` (committed, 2 kB),
 ``config/hindcast_beijing/data/emissions/inventory_beijing2016.nc`` and
@@ -19,6 +20,13 @@ PM10 - PM2.5, O3, NO2, CO and SO2 observed at the stations that are not
 uniform over the domain, held through the highest boundary layer of the last 24 h of the met
 files (1000 m outside them) and blended into the background profile above. It uses the
 observations of the hours it drives, like the analysed met.
+
+``--start YYYY-MM-DDTHH`` (UTC; default ``time.start`` of ``config.yaml``) makes the met of
+another window (``--met-hours`` records from it) and also writes ``<out>/config.yaml``: the
+committed config with ``time.start`` set to it and the met, inventory and boundary paths set to
+``<out>`` (:func:`derive_config`), so ``hindcast.py --config <out>/config.yaml`` runs that
+window without editing the committed config. Give it its own ``--out`` (e.g.
+``config/hindcast_beijing/data/<name>``, git-ignored) so the default window's files are kept.
 
 Inventory (SYNTHETIC, scaled to published magnitudes; the sample's machinery,
 data_sample/make_sample_emissions.py: population-like kernels around real towns, clipped to the
@@ -46,6 +54,7 @@ import json
 import logging
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -223,13 +232,62 @@ def build_inventory() -> tuple[xr.Dataset, dict]:
     return ds, totals
 
 
-def write_met(hours: int, out: Path, aerosol_dimming: bool = False) -> list[Path]:
-    """The analysed met; ``aerosol_dimming``: insolation dimmed by the PM2.5 of the stations
-    that are not withheld (:func:`aqforecast.met.station_analysis.aerosol_transmission`)."""
+def write_met(hours: int, out: Path, aerosol_dimming: bool = False,
+              start: str | None = None) -> list[Path]:
+    """The analysed met, ``hours`` records from ``start`` (``YYYY-MM-DDTHH`` UTC; default the
+    config's ``time.start``); ``aerosol_dimming``: insolation dimmed by the PM2.5 of the
+    stations that are not withheld (:func:`aqforecast.met.station_analysis.aerosol_transmission`)."""
     from aqforecast.stages import met_from_stations
 
-    return met_from_stations(CONFIG, [STATIONS / WINTER], out, hours=hours, urban=URBAN,
-                             aerosol_dimming=aerosol_dimming)
+    return met_from_stations(CONFIG, [STATIONS / WINTER], out, start=start, hours=hours,
+                             urban=URBAN, aerosol_dimming=aerosol_dimming)
+
+
+def parse_start(text: str) -> datetime:
+    """``YYYY-MM-DDTHH`` (UTC, as ``aqforecast forecast --start``) as a naive datetime."""
+    try:
+        return datetime.strptime(text, "%Y-%m-%dT%H")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected YYYY-MM-DDTHH (UTC)") from None
+
+
+def derive_config(src: Path, dest: Path, start: datetime | None = None,
+                  data: Path | None = None) -> Path:
+    """Write ``dest``: the config ``src`` with ``time.start`` set to ``start`` (naive UTC) and,
+    with ``data``, the met (``<data>/met/wrfout_d01_*``), inventory
+    (``<data>/emissions/...``) and boundary-file (``<data>/boundary/...``) paths moved there;
+    ``base_dir`` made absolute so ``dest`` may live anywhere. Edited as text (a YAML round trip
+    would turn the species ``NO`` into ``False``); an expected key that is missing is an error.
+    The result is checked by :func:`aqforecast.config.load_config`."""
+    import re
+
+    from aqforecast.config import load_config
+
+    src = Path(src)
+    base = load_config(src).base_dir
+    text = src.read_text()
+
+    def sub(pattern: str, repl: str) -> None:
+        nonlocal text
+        text, n = re.subn(pattern, lambda m: m.group(1) + repl, text, count=1,
+                          flags=re.MULTILINE)
+        if n != 1:
+            raise SystemExit(f"{src}: expected a line matching {pattern!r} to edit")
+
+    sub(r"^(base_dir:[ \t]*)\S.*$", str(base))
+    if start is not None:
+        sub(r"^(time:\s*\n(?:[ \t]*#.*\n|[ \t]*\n)*(?:[ \t]+(?!start:)\S.*\n)*?[ \t]+"
+            r"start:\s*)\S+", start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if data is not None:
+        data = Path(data).resolve()
+        sub(r"^([ \t]+d01:[ \t]*)\S*wrfout_d01_\*[ \t]*$", str(data / "met" / "wrfout_d01_*"))
+        sub(r"^([ \t]+gridded:[ \t]*)\S+[ \t]*$", str(data / "emissions" / "inventory_beijing2016.nc"))
+        sub(r"^([ \t]+path:[ \t]*)\S*boundary\S*\.nc[ \t]*$", str(data / BOUNDARY_FILE))
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+    load_config(dest)
+    return dest
 
 
 def _met_mixed_layer(met_dir: Path):
@@ -305,8 +363,11 @@ def write_boundary(out: Path, met_dir: Path | None = None,
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--met-hours", type=int, default=6 * 24 + 2,
-                    help="hourly met records from time.start (default 146: a 24 h spin-up and "
-                         "three 72-h cycles)")
+                    help="hourly met records from time.start or --start (default 146: a 24 h "
+                         "spin-up and three 72-h cycles; N cycles need 24 N + 74)")
+    ap.add_argument("--start", type=parse_start, default=None, metavar="YYYY-MM-DDTHH",
+                    help="first met hour, UTC (default time.start of config.yaml); also writes "
+                         "OUT/config.yaml, the config with this start and its inputs in OUT")
     ap.add_argument("--no-met", action="store_true", help="regions and inventory only")
     ap.add_argument("--aerosol-dimming", action="store_true",
                     help="dim the met's insolation by the aerosol optical depth of the observed "
@@ -331,11 +392,15 @@ def main(argv=None) -> int:
     for p, (bj, out) in totals.items():
         log.info("%-6s Beijing %10.0f Mg/yr, outside cells of the box %10.0f Mg/yr", p, bj, out)
     if not a.no_met:
-        paths = write_met(a.met_hours, a.out / "met", a.aerosol_dimming)
+        paths = write_met(a.met_hours, a.out / "met", a.aerosol_dimming,
+                          None if a.start is None else a.start.strftime("%Y-%m-%dT%H"))
         log.info("wrote %d wrfout files to %s", len(paths), a.out / "met")
     if a.boundary == "observed":
         path = write_boundary(a.out / BOUNDARY_FILE, a.out / "met", a.boundary_percentile)
         log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
+    if a.start is not None:
+        cfg = derive_config(CONFIG, a.out / "config.yaml", a.start, a.out)
+        log.info("wrote %s (time.start %s, inputs in %s)", cfg, a.start.isoformat(), a.out)
     log.info("done in %.1f s", time.perf_counter() - t0)
     return 0
 
