@@ -43,7 +43,8 @@ from ..grid import LambertGrid
 from ..io.netcdf import InputFileError, grid_dataset
 from ..io.wrf import R_VAPOUR_OVER_DRY, REQUIRED_CTM, WrfOutput
 from .boundary_layer import kz_minimum, kz_profile
-from .vertical import interface_dry_pressure, interp_columns, remap_mass_weighted
+from .vertical import (MassWeightedRemap, interface_dry_pressure, interp_columns,
+                       remap_mass_weighted)
 
 __all__ = ["MetProvider", "MetState", "AirMassFluxes", "MetGridError", "grid_window",
            "as_datetime64"]
@@ -317,10 +318,11 @@ class MetProvider:
         mu_w = f.mu_dry[sy, sx]
         pw, pm = pressures(mu_w)
         c = (slice(None), sy, sx)
-        theta = remap_mass_weighted(pw, f.theta[c], pm)
-        qv = remap_mass_weighted(pw, f.qv[c], pm)
-        qc = np.maximum(remap_mass_weighted(pw, f.qc[c], pm), 0.0)
-        cld = np.clip(remap_mass_weighted(pw, f.cldfra[c], pm), 0.0, 1.0)
+        remap = MassWeightedRemap(pw, pm)  # the mass points' fields share their pressures
+        theta = remap(f.theta[c])
+        qv = remap(f.qv[c])
+        qc = np.maximum(remap(f.qc[c]), 0.0)
+        cld = np.clip(remap(f.cldfra[c]), 0.0, 1.0)
         pwc = 0.5 * (pw[1:] + pw[:-1])
         pmc = 0.5 * (pm[1:] + pm[:-1])
         p = interp_columns(pwc, f.p[c], pmc)
