@@ -10,6 +10,7 @@ the peak memory growth against the state plus one output interval; and what floa
 fractions cost in accuracy (largest tag difference) and gain in time, from the same run.
 
     python benchmarks/forecast.py [--hours 6] [--config config/config.yaml] [--compile]
+                                  [--sequential | --compare-sequential]
 
 ``--compile`` also measures the JIT time of the whole model's first call (both domains,
 chemistry and tags on: building the models and one synchronisation step) in fresh processes,
@@ -62,11 +63,14 @@ def _rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _child(config, hours, tags, precision, save):
-    """One configuration in this (fresh) process; prints a JSON line."""
+def _child(config, hours, tags, precision, save, concurrent=None):
+    """One configuration in this (fresh) process; prints a JSON line. The timed hours run with
+    a no-op output writer on the forecast's output interval (``time.output_every_hours``), so
+    that nests stepped beside their parents drain where a forecast's outputs do;
+    ``concurrent``: Simulation's option (None: its default)."""
     from aqforecast.config import load_config
     from aqforecast.forecast import build_models
-    from aqforecast.transport.simulation import Simulation
+    from aqforecast.transport.simulation import Callback, Simulation, TimeInterval
 
     cfg = load_config(config)
     cfg = cfg.model_copy(update={"tags": cfg.tags.model_copy(
@@ -79,7 +83,11 @@ def _child(config, hours, tags, precision, save):
     # the first hour pays numba's compilation (or cache loading)
     Simulation(models, start + np.timedelta64(1, "h"), cfg.time.sync_step_s).run()
     t0, c0 = time.perf_counter(), time.process_time()
-    sim = Simulation(models, start + np.timedelta64(1 + hours, "h"), cfg.time.sync_step_s)
+    outputs = {"outputs": Callback(lambda sim: None,
+                                   TimeInterval(3600 * cfg.time.output_every_hours))}
+    sim = Simulation(models, start + np.timedelta64(1 + hours, "h"), cfg.time.sync_step_s,
+                     output_writers=outputs, concurrent=concurrent)
+    concurrent_used = sim._use_concurrent()
     sim.run()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -88,16 +96,19 @@ def _child(config, hours, tags, precision, save):
                  **{f"{m.name}_conc": m.conc() for m in models})
     print(json.dumps({"wall": wall, "cpu": cpu, "ntag": models[0].ntag if tags else 0,
                       "ntagged": len(models[0].tagged) if tags else 0,
+                      "concurrent": concurrent_used,
                       "substeps": [list(m.last_substeps) for m in models],
                       "peak_mb": peak, "base_mb": base_rss,
                       "state_mb": _state_bytes(models) / 2**20,
                       "output_mb": _output_bytes(cfg, models) / 2**20}))
 
 
-def _run(config, hours, tags, precision="float32", save=None):
+def _run(config, hours, tags, precision="float32", save=None, concurrent=None):
     """:func:`_child` in a fresh process (its own peak memory); returns its JSON result."""
     cmd = [sys.executable, __file__, "--config", config, "--hours", str(hours), "--child",
            "tags" if tags else "notags", precision, save or ""]
+    if concurrent is not None:
+        cmd.append("--concurrent" if concurrent else "--sequential")
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -173,13 +184,21 @@ def main(argv=None):
     ap.add_argument("--compile-only", action="store_true", help="only the --compile measurement")
     ap.add_argument("--no-float64", action="store_true",
                     help="skip the tagged run with float64 tag fractions")
+    ap.add_argument("--sequential", action="store_true",
+                    help="step the domains one after the other (Simulation(concurrent=False)); "
+                         "default: nests beside their parents where Simulation allows it")
+    ap.add_argument("--concurrent", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--compare-sequential", action="store_true",
+                    help="also run untagged and tagged with the domains stepped one after the "
+                         "other, and print the ratios")
     ap.add_argument("--child", nargs=3, metavar=("TAGS", "PRECISION", "SAVE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.child:
         tags, precision, save = args.child
-        _child(args.config, args.hours, tags == "tags", precision, save or None)
+        concurrent = False if args.sequential else (True if args.concurrent else None)
+        _child(args.config, args.hours, tags == "tags", precision, save or None, concurrent)
         return
     from aqforecast.config import load_config
 
@@ -193,8 +212,14 @@ def main(argv=None):
         return
     out = tempfile.mkdtemp()
     try:
-        plain = _run(args.config, args.hours, False)
-        f32 = _run(args.config, args.hours, True, "float32", os.path.join(out, "f32.npz"))
+        mode = False if args.sequential else None
+        plain = _run(args.config, args.hours, False, concurrent=mode)
+        f32 = _run(args.config, args.hours, True, "float32", os.path.join(out, "f32.npz"),
+                   concurrent=mode)
+        seq = None
+        if args.compare_sequential and not args.sequential:
+            seq = (_run(args.config, args.hours, False, concurrent=False),
+                   _run(args.config, args.hours, True, "float32", concurrent=False))
         f64 = None if args.no_float64 else _run(args.config, args.hours, True, "float64",
                                                 os.path.join(out, "f64.npz"))
         err = same = None
@@ -207,7 +232,9 @@ def main(argv=None):
     print(f"sample case {args.config}: {cfg.domains[0].nx}x{cfg.domains[0].ny} (3 km) + "
           f"{cfg.domains[1].nx}x{cfg.domains[1].ny} (1 km) x {cfg.vertical.n_layers} levels, "
           f"sync step {cfg.time.sync_step_s} s, numba threads {threads}, {args.hours} h timed "
-          f"after a 1 h warm-up, each run in a fresh process")
+          f"after a 1 h warm-up, each run in a fresh process; nests stepped beside their "
+          f"parents: {'yes' if plain.get('concurrent') else 'no'} (outputs every "
+          f"{cfg.time.output_every_hours} h drain them)")
     print(f"{'run':<24} {'ntag':>5} {'tagged sp':>9} {'wall (s)':>9} {'s/sim-day':>10} "
           f"{'15-day (min)':>12} {'CPU s/day':>10} {'peak MB':>8} {'state MB':>9}  sub-steps (h, z)")
     rows = [("untagged", plain), ("tagged, float32 fractions", f32)]
@@ -239,6 +266,11 @@ def main(argv=None):
         print(f"float32 tag fractions: tagged run {per_day(f64) / tagged:.2f} x faster than "
               f"float64 in wall time, {f64['cpu'] / f32['cpu']:.2f} x in CPU time; tags differ by at most {err:.1e} of the species' largest tag; bulk "
               f"{'bit for bit equal' if same else 'DIFFERS'}")
+    if seq is not None:
+        for name, conc, one_by_one in (("untagged", plain, seq[0]), ("tagged", f32, seq[1])):
+            print(f"{name}: domains one after the other {per_day(one_by_one):.1f} s per simulated "
+                  f"day, nests beside their parents {per_day(conc):.1f}: "
+                  f"{per_day(one_by_one) / per_day(conc):.2f} x")
     if args.compile:
         _print_compile(cfg, args.config)
 

@@ -17,7 +17,7 @@ import xarray as xr
 
 from aqforecast.config import load_config
 from aqforecast.forecast import build_models, run_forecast
-from aqforecast.transport.simulation import Simulation
+from aqforecast.transport.simulation import Callback, Simulation
 
 from forecast_case import small_config
 
@@ -346,3 +346,55 @@ def test_runs_of_adjacent_levels():
     assert _runs(np.array([True, True, False, True, False, False, True])) == [(0, 2), (3, 4),
                                                                              (6, 7)]
     assert _runs(np.zeros(4, bool)) == [] and _runs(np.ones(3, bool)) == [(0, 3)]
+
+
+def test_nests_stepped_beside_parents_bit_for_bit(case, monkeypatch):
+    """Nests one step behind their parents on another thread (Simulation ``concurrent``) give
+    bit for bit the step-by-step run -- bulk, tags, budgets and the states the callbacks see
+    (a pure schedule every 3 steps and at the end, so segments are drained mid-run); a schedule
+    that is not pure keeps the step-by-step order."""
+    import threading
+
+    import numba
+
+    from aqforecast.transport.simulation import IterationInterval
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    cfg = load_config(case)
+    runs = {}
+    for concurrent in (False, True):
+        models = build_models(cfg)
+        for m in models:
+            m.cold_start()
+        seen = []
+
+        def record(sim):
+            seen.append((sim.iteration, str(sim.time)) + tuple(
+                (str(m.time), float(m.conc().sum()), float(m.tag_conc().sum()))
+                for m in sim.models))
+
+        calls = []  # (model, thread) of every step
+        sim = Simulation(models, models[0].time + np.timedelta64(2, "h"), cfg.time.sync_step_s,
+                         callbacks={"every3": Callback(record, IterationInterval(3))},
+                         concurrent=concurrent)
+        for m in models:
+            orig = m.step
+            monkeypatch.setattr(m, "step", lambda dt, m=m, orig=orig: (calls.append(
+                (m.name, threading.current_thread().name)), orig(dt))[1])
+        assert sim._use_concurrent() is concurrent
+        sim.run()
+        runs[concurrent] = (seen, [(m.conc().copy(), m.tag_conc().copy(),
+                                    {k: v.copy() for k, v in m.budget.items()})
+                                   for m in models], calls)
+    (seen0, state0, calls0), (seen1, state1, calls1) = runs[False], runs[True]
+    assert seen0 == seen1 and len(seen0) == 2  # 8 steps: after 3 and 6
+    for (c0, t0, b0), (c1, t1, b1) in zip(state0, state1):
+        assert np.array_equal(c0, c1) and np.array_equal(t0, t1)
+        assert all(np.array_equal(b0[k], b1[k]) for k in b0)
+    assert sorted(n for n, _ in calls0) == sorted(n for n, _ in calls1)  # 8 steps each
+    assert {t for n, t in calls1 if n == "d02"} != {threading.main_thread().name}
+    assert {t for _, t in calls0} == {threading.main_thread().name}
+    models = build_models(cfg)
+    impure = Simulation(models, models[0].time + np.timedelta64(1, "h"), cfg.time.sync_step_s,
+                        callbacks={"x": Callback(lambda s: None, lambda s: False)})
+    assert not impure._use_concurrent()

@@ -348,7 +348,8 @@ class ForwardModel:
         :class:`Simulation`."""
         sim = Simulation(self.models, np.datetime64(stop, "s"), float(self.cfg.time.sync_step_s),
                          callbacks=dict(callbacks or {}), output_writers=dict(output_writers or {}),
-                         progress=progress, rank=self.comm.rank)
+                         progress=progress, rank=self.comm.rank,
+                         concurrent=None if self.cfg.parallel.nests_beside_parents else False)
         sim.run()
         return sim
 
@@ -636,7 +637,12 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
 
     def every_or_end(hours):
         interval = TimeInterval(3600 * hours)
-        return lambda sim: interval(sim) or (sim.at_end and sim.stop_time >= stop)
+
+        def due(sim):
+            return interval(sim) or (sim.at_end and sim.stop_time >= stop)
+
+        due.pure = True  # time and end only: nests may step beside their parents (Simulation)
+        return due
 
     writers_cb = {"conc": Callback(snapshot, every_or_end(cfg.time.output_every_hours))}
     if any(m.ntag for m in models):
@@ -651,7 +657,8 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
         run_to = min(stop, models[0].time + np.timedelta64(int(stop_after_hours * 3600), "s"))
     # schedules count from the cycle start, also after a resume
     sim = Simulation(models, run_to, dt, output_writers=writers_cb, progress=progress,
-                     rank=comm.rank)
+                     rank=comm.rank,
+                     concurrent=None if cfg.parallel.nests_beside_parents else False)
     sim.start_time = start
     sim.run()
     if sim.stop_time < stop:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import species as species_registry
-from .netcdf import InputFileError, open_dataset
+from .netcdf import NETCDF_LOCK, InputFileError, open_dataset
 
 __all__ = ["BoundaryFile", "GAS_UNITS", "AEROSOL_UNITS"]
 
@@ -161,7 +161,12 @@ class BoundaryFile:
     def _record(self, it, weights, key):
         """Record ``it`` of every variable at the points of ``weights``: name -> (nlev, npts),
         in the file's units times the unit factor; cached per ``key`` (two records kept): one key
-        per point set (the weights)."""
+        per point set (the weights). Domains stepping on two threads share the file: its reads
+        and cache hold :data:`~aqforecast.io.netcdf.NETCDF_LOCK`."""
+        with NETCDF_LOCK:
+            return self._record_locked(it, weights, key)
+
+    def _record_locked(self, it, weights, key):
         ck = (key, it)
         if ck in self._records:
             return self._records[ck]

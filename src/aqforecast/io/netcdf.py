@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -56,6 +57,11 @@ CF_CONVENTIONS = "CF-1.10"
 #: Reference surface pressure of the nominal level pressures in files without met (Pa).
 REFERENCE_SURFACE_PRESSURE = 101325.0
 _SIGMA_TERMS = "ps: ps ptop: ptop"
+
+
+#: Serialises reads of open NetCDF files between threads (the HDF5 library is not built
+#: thread-safe; nested domains may step on two threads, Simulation)
+NETCDF_LOCK = threading.RLock()
 
 __all__ = [
     "CF_CONVENTIONS",

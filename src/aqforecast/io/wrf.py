@@ -45,7 +45,7 @@ import numpy as np
 import xarray as xr
 
 from ..constants import CP_DRY, GRAVITY, P0, R_DRY, THETA_BASE
-from .netcdf import InputFileError
+from .netcdf import NETCDF_LOCK, InputFileError
 
 __all__ = [
     "WrfOutput",
@@ -339,7 +339,8 @@ class WrfOutput:
                 pass
 
     def _dataset(self, fi: int) -> netCDF4.Dataset:
-        """File ``fi`` open (reopened if it was closed), marked most recently used."""
+        """File ``fi`` open (reopened if it was closed), marked most recently used. Callers hold
+        :data:`~aqforecast.io.netcdf.NETCDF_LOCK`."""
         ds = self._handles.pop(fi, None)
         if ds is None:
             try:
@@ -361,25 +362,28 @@ class WrfOutput:
                           "CEN_LAT", "CEN_LON", "DX", "DY") if k in a}
 
     def has(self, name: str) -> bool:
-        return name in self._dataset(self._records[0][1] if self._records else 0).variables
+        with NETCDF_LOCK:
+            return name in self._dataset(self._records[0][1] if self._records else 0).variables
 
     def _var(self, name: str, i: int) -> np.ndarray:
         """Record ``i`` (sorted index) of variable ``name``, float64."""
         t, fi, ri = self._records[i]
-        v = self._dataset(fi)[name]
-        if v.dimensions and v.dimensions[0] == "Time":
-            a = np.asarray(v[ri], dtype=np.float64)
-        else:
-            a = np.asarray(v[:], dtype=np.float64)
+        with NETCDF_LOCK:
+            v = self._dataset(fi)[name]
+            if v.dimensions and v.dimensions[0] == "Time":
+                a = np.asarray(v[ri], dtype=np.float64)
+            else:
+                a = np.asarray(v[:], dtype=np.float64)
         check_plausible(a, name, f"{self.paths[fi]} (record {ri}, {t})")
         return a
 
     def _first(self, name: str) -> np.ndarray | None:
-        ds = self._dataset(self._records[0][1] if self._records else 0)
-        if name not in ds.variables:
-            return None
-        v = ds[name]
-        a = np.asarray(v[0] if v.dimensions and v.dimensions[0] == "Time" else v[:])
+        with NETCDF_LOCK:
+            ds = self._dataset(self._records[0][1] if self._records else 0)
+            if name not in ds.variables:
+                return None
+            v = ds[name]
+            a = np.asarray(v[0] if v.dimensions and v.dimensions[0] == "Time" else v[:])
         return a.astype(np.float64)
 
     def _read_static(self) -> WrfStatic:

@@ -323,7 +323,18 @@ class DomainModel:
         return vals, None
 
     def set_boundary_from_parent(self) -> None:
-        """Nests read their parent lazily through ``boundary_source`` (nothing to do here)."""
+        """Take the lateral boundary from the parent's present state and keep it until
+        :meth:`release_boundary` (a nest's ``boundary_source`` with ``pin``; others read
+        lazily, nothing to do here)."""
+        pin = getattr(self.boundary_source, "pin", None)
+        if pin is not None:
+            pin()
+
+    def release_boundary(self) -> None:
+        """Read the parent lazily again (after :meth:`set_boundary_from_parent`)."""
+        unpin = getattr(self.boundary_source, "unpin", None)
+        if unpin is not None:
+            unpin()
 
     # ------------------------------------------------------------------ the step
     def step(self, dt: float) -> None:

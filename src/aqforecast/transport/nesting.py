@@ -77,6 +77,17 @@ class NestBoundary:
         self.weights = (j0 - j0.min(), j1 - j0.min(), wj, i0 - i0.min(), i1 - i0.min(), wi)
         self._cache_time = None
         self._cache = None
+        self._pinned = None
+
+    def pin(self) -> None:
+        """Compute the boundary from the parent's state now and return it until :meth:`unpin`,
+        whatever the parent does meanwhile (a nest's step stepped beside its parent's next one,
+        :class:`~aqforecast.transport.simulation.Simulation`)."""
+        self._pinned = None
+        self._pinned = self(self.child)
+
+    def unpin(self) -> None:
+        self._pinned = None
 
     def _parent_fields(self):
         p = self.parent
@@ -96,6 +107,8 @@ class NestBoundary:
         return full, tags
 
     def __call__(self, child, s=None):
+        if self._pinned is not None:
+            return self._pinned
         if self._cache_time != self.parent.time:
             self._cache = self._compute(child)
             self._cache_time = self.parent.time

@@ -29,6 +29,10 @@ __all__ = ["TimeInterval", "IterationInterval", "AtEnd", "WallTimeInterval", "Ca
 class TimeInterval:
     """Fires when simulated time since the start is a multiple of ``seconds``."""
 
+    #: a function of the simulation's time, iteration and end only (no side effects): the
+    #: simulation may ask it ahead of time (nested domains stepped concurrently, Simulation)
+    pure = True
+
     def __init__(self, seconds: float):
         if seconds <= 0:
             raise ValueError("TimeInterval needs a positive interval")
@@ -40,6 +44,8 @@ class TimeInterval:
 
 
 class IterationInterval:
+    pure = True
+
     def __init__(self, n: int):
         self.n = int(n)
 
@@ -48,6 +54,8 @@ class IterationInterval:
 
 
 class AtEnd:
+    pure = True
+
     def __call__(self, sim: "Simulation") -> bool:
         return sim.at_end
 
@@ -81,6 +89,21 @@ class Simulation:
     ``callbacks`` and ``output_writers`` are dicts of :class:`Callback`; output writers run
     after callbacks. ``progress`` shows a tqdm bar on rank 0 with simulated time, wall seconds
     per simulated day and the ETA.
+
+    **Nests step beside their parents** (``concurrent``; default: when every model is on one
+    MPI rank, numba has more than one thread and every schedule is ``pure``): a nest's step
+    from t to t + dt reads the lateral boundary from its parent at t + dt only, so once the
+    parent has made that step and the nest has taken (pinned) its boundary, the parent's next
+    step and the nest's step are independent and run on two threads -- a pipeline, the nest
+    one step behind, drained whenever a callback or output writer is due (they see every model
+    at the same time, as in the step-by-step order). The results are bit for bit those of
+    stepping the models one after the other (each model's arithmetic is unchanged; tested).
+    What it gains: the Python between each model's threaded kernels (a third of a step on 2
+    cores) overlaps the other model's kernels. A schedule is ``pure`` when it is a function of
+    the simulation's time, iteration and end only and has no side effects (``pure = True``
+    on it: :class:`TimeInterval`, :class:`IterationInterval`, :class:`AtEnd`), since it is
+    asked ahead of time where the next drain must be; anything else keeps the step-by-step
+    order.
     """
 
     models: Sequence
@@ -90,6 +113,7 @@ class Simulation:
     output_writers: dict = field(default_factory=dict)
     progress: bool = False
     rank: int = 0
+    concurrent: bool | None = None
 
     def __post_init__(self):
         self.stop_time = np.datetime64(self.stop_time, "s")
@@ -100,9 +124,12 @@ class Simulation:
         self.iteration = 0
         self.at_end = False
         self.wall_seconds = 0.0
+        self._virtual_time = None  # the time a schedule is asked about ahead (_steps_to_event)
 
     @property
     def time(self) -> np.datetime64:
+        if self._virtual_time is not None:
+            return self._virtual_time
         return np.datetime64(self.models[0].time, "s")
 
     @property
@@ -113,6 +140,102 @@ class Simulation:
         for cb in list(self.callbacks.values()) + list(self.output_writers.values()):
             if cb.schedule(self):
                 cb.func(self)
+
+    def _progress(self, bar, t0, steps) -> None:
+        if bar is None:
+            return
+        elapsed = walltime.perf_counter() - t0
+        days = self.iteration * self.dt / 86400.0
+        bar.set_description(f"{str(self.time)[:16]}", refresh=False)
+        bar.set_postfix_str(f"{elapsed / max(days, 1e-9):.0f} s/sim-day", refresh=False)
+        bar.update(steps)
+
+    def _depths(self) -> list[int] | None:
+        """Nesting depth of each model (0: no parent among the models), or None when a nest is
+        listed before its parent."""
+        index = {id(m): i for i, m in enumerate(self.models)}
+        depth = []
+        for i, m in enumerate(self.models):
+            p = getattr(m, "parent", None)
+            if p is None or id(p) not in index:
+                depth.append(0)
+            elif index[id(p)] >= i:
+                return None
+            else:
+                depth.append(depth[index[id(p)]] + 1)
+        return depth
+
+    def _use_concurrent(self) -> bool:
+        """Whether to step nests beside their parents (class docstring)."""
+        if self.concurrent is False or len(self.models) < 2:
+            return False
+        depth = self._depths()
+        if depth is None or max(depth) == 0:
+            return False
+        if not all(getattr(getattr(m, "layout", None), "serial", False) for m in self.models):
+            return False  # MPI collectives must keep one order on every rank
+        if not all(getattr(cb.schedule, "pure", False)
+                   for cb in list(self.callbacks.values()) + list(self.output_writers.values())):
+            return False
+        if self.concurrent is None:
+            import numba
+
+            return numba.get_num_threads() > 1
+        return True
+
+    def _steps_to_event(self, limit: int) -> int:
+        """Steps from now (1 .. limit) after which a callback or output writer is due."""
+        schedules = [cb.schedule for cb in
+                     list(self.callbacks.values()) + list(self.output_writers.values())]
+        if not schedules:
+            return limit
+        now, iteration, at_end = self.time, self.iteration, self.at_end
+        try:
+            for k in range(1, limit + 1):
+                self._virtual_time = now + np.timedelta64(int(round(k * self.dt)), "s")
+                self.iteration = iteration + k
+                self.at_end = self._virtual_time >= self.stop_time
+                if any(f(self) for f in schedules):
+                    return k
+            return limit
+        finally:
+            self._virtual_time = None
+            self.iteration, self.at_end = iteration, at_end
+
+    def _run_concurrent(self, nsteps: int, bar, t0) -> None:
+        """:meth:`run` with nests one step behind their parents on other threads, in segments
+        that end where a callback is due (class docstring)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        depth = self._depths()
+        lag = max(depth)
+        done = 0
+        with ThreadPoolExecutor(max_workers=len(self.models) - 1,
+                                thread_name_prefix="aqforecast-domain") as pool:
+            while done < nsteps:
+                n = self._steps_to_event(nsteps - done)
+                # stage s: model i makes its step s - depth[i] of the segment
+                for stage in range(n + lag):
+                    movers = [m for m, d in zip(self.models, depth) if 0 <= stage - d < n]
+                    for m, d in zip(self.models, depth):
+                        if d and 0 <= stage - d < n:
+                            m.set_boundary_from_parent()  # parents are at the nest's step end
+                    futures = [pool.submit(m.step, self.dt) for m in movers[1:]]
+                    try:
+                        movers[0].step(self.dt)
+                    finally:  # never go on while another model still steps
+                        for f in futures:
+                            f.exception()
+                    for f in futures:
+                        f.result()
+                    for m, d in zip(self.models, depth):
+                        if d and hasattr(m, "release_boundary"):
+                            m.release_boundary()
+                done += n
+                self.iteration += n
+                self.at_end = self.time >= self.stop_time
+                self._fire()
+                self._progress(bar, t0, n)
 
     def run(self) -> None:
         total = float((self.stop_time - self.time) / np.timedelta64(1, "s"))
@@ -127,22 +250,27 @@ class Simulation:
 
             bar = tqdm(total=nsteps, unit="step", dynamic_ncols=True, mininterval=1.0)
         t0 = walltime.perf_counter()
+        if nsteps and self._use_concurrent():
+            try:
+                self._run_concurrent(nsteps, bar, t0)
+            finally:
+                if bar is not None:
+                    bar.close()
+                self.wall_seconds += walltime.perf_counter() - t0
+            return
         try:
             for _ in range(nsteps):
                 for m in self.models:
-                    if getattr(m, "parent", None) is not None:
+                    nested = getattr(m, "parent", None) is not None
+                    if nested:
                         m.set_boundary_from_parent()
                     m.step(self.dt)
+                    if nested and hasattr(m, "release_boundary"):
+                        m.release_boundary()
                 self.iteration += 1
                 self.at_end = self.time >= self.stop_time
                 self._fire()
-                if bar is not None:
-                    elapsed = walltime.perf_counter() - t0
-                    days = self.iteration * self.dt / 86400.0
-                    bar.set_description(f"{str(self.time)[:16]}", refresh=False)
-                    bar.set_postfix_str(f"{elapsed / max(days, 1e-9):.0f} s/sim-day",
-                                        refresh=False)
-                    bar.update(1)
+                self._progress(bar, t0, 1)
         finally:
             if bar is not None:
                 bar.close()
