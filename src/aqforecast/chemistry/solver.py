@@ -43,6 +43,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,6 +78,9 @@ class IntegrationResult:
     integrated_rates: np.ndarray
     steps: np.ndarray
     last_step: np.ndarray
+
+
+_BACKGROUND_LOCK = threading.Lock()
 
 
 class CompiledMechanism:
@@ -126,11 +130,14 @@ class CompiledMechanism:
     def _wait_background(self) -> None:
         if self._background is None:
             return
-        (proc, errors), self._background = self._background, None
-        rc = proc.wait()
-        errors.seek(0)
-        err = errors.read().decode(errors="replace")
-        errors.close()
+        with _BACKGROUND_LOCK:  # two domains may make their first call on two threads
+            if self._background is None:
+                return
+            (proc, errors), self._background = self._background, None
+            rc = proc.wait()
+            errors.seek(0)
+            err = errors.read().decode(errors="replace")
+            errors.close()
         if rc != 0:
             log.warning("background compilation of %s failed (compiling here instead): %s",
                         self.mechanism.path, (err.strip().splitlines() or [""])[-1])
