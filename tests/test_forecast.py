@@ -398,3 +398,33 @@ def test_nests_stepped_beside_parents_bit_for_bit(case, monkeypatch):
     impure = Simulation(models, models[0].time + np.timedelta64(1, "h"), cfg.time.sync_step_s,
                         callbacks={"x": Callback(lambda s: None, lambda s: False)})
     assert not impure._use_concurrent()
+
+
+def test_error_in_a_nest_stepped_beside_its_parent_propagates(case, monkeypatch):
+    """An exception raised by the nest on its thread ends the run with that exception after the
+    parent's concurrent step has finished (no hang, no half-finished step left running)."""
+    import numba
+
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    cfg = load_config(case)
+    models = build_models(cfg)
+    for m in models:
+        m.cold_start()
+    parent, nest = models
+    start = parent.time
+    calls = {"n": 0}
+    orig = nest.step
+
+    def failing(dt):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise FloatingPointError("nest blew up")
+        orig(dt)
+
+    monkeypatch.setattr(nest, "step", failing)
+    sim = Simulation(models, models[0].time + np.timedelta64(2, "h"), cfg.time.sync_step_s,
+                     concurrent=True)
+    with pytest.raises(FloatingPointError, match="nest blew up"):
+        sim.run()
+    # the parent finished the step it made beside the failing one, and went no further
+    assert parent.time == start + np.timedelta64(3 * cfg.time.sync_step_s, "s")
