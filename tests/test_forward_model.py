@@ -125,6 +125,32 @@ def test_initial_from_a_restart_equals_the_straight_run(case, straight, tmp_path
             np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{name} {v}")
 
 
+def test_rerun_of_a_run_started_from_an_initial_state_starts_from_it(case, tmp_path):
+    """A run started with --initial keeps that state in restart/<start>/ (initial_<domain>.nc
+    and the restart beside it), so a rerun without scaling (what scenarios, plans, Jacobians
+    and ensemble members make) reproduces it bit for bit instead of starting from the
+    config's cold start."""
+    from aqforecast.forecast import rerun
+
+    part = tmp_path / "part"
+    run_forecast(case, 4, part, progress=False, stop_after_hours=1, tags=False)
+    rdir = part / "restart" / "2026-07-20T01"
+    base = tmp_path / "base"
+    run_forecast(case, 2, base, progress=False, start="2026-07-20T01", initial=rdir, tags=False)
+    kept = base / "restart" / "2026-07-20T01"
+    for d in ("d01", "d02"):
+        for name in (f"initial_{d}.nc", f"restart_{d}.nc"):
+            assert (kept / name).read_bytes() == (rdir / name).read_bytes()
+    again = tmp_path / "again"
+    rerun(load_config(case), base, again)
+    for d in ("d01", "d02"):
+        a = xr.open_dataset(base / f"conc_{d}.nc")
+        b = xr.open_dataset(again / f"conc_{d}.nc")
+        assert b.attrs["start_type"] == "initial"
+        for v in a.data_vars:
+            np.testing.assert_array_equal(a[v].values, b[v].values, err_msg=f"{d} {v}")
+
+
 def test_initial_state_converted_from_its_units(case, straight, tmp_path):
     """An initial state without a restart beside it (as assimilation writes it), in other CF
     units (ppm, kg m-3), starts the model at those values to round-off; tags all in IC."""

@@ -434,6 +434,23 @@ def write_state_file(model: DomainModel, path: Path, attrs=None) -> Path | None:
                                surface_pressure=dry_surface_pressure(model))
 
 
+def _keep_initial(src: Path, dest: Path, domains) -> None:
+    """Copy the initial state a run started from (``initial_<domain>.nc`` and the
+    ``restart_<domain>.nc`` beside it, if any) to ``dest`` = ``<run>/restart/<start>/``, where
+    :func:`rerun` (scenarios, plans, Jacobians, ensemble members) takes a base run's initial
+    state: without it a rerun of a run started from an analysis would start from the config's
+    cold or warm start instead, and every difference to the base would hold the analysis
+    increment."""
+    if dest.exists() and dest.resolve() == src.resolve():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in domains:
+        for path in (initial_state_path(src, name), src / f"restart_{name}.nc"):
+            if path.is_file():
+                with atomic_path(dest / path.name) as tmp:
+                    shutil.copyfile(path, tmp)
+
+
 def _write_budget(path: Path, model: DomainModel, initial: np.ndarray) -> None:
     final = model.total_mass()
     budget = {k: model.layout.allsum(v) for k, v in model.budget.items()}
@@ -531,6 +548,8 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
                       end=stop, comm=comm)
     models = fm.models
     start_type = fm.start_type
+    if initial is not None and not resume and comm.rank == 0:
+        _keep_initial(Path(initial), restart_dir / restart_stamp(start), [m.name for m in models])
     dt = float(cfg.time.sync_step_s)
     nz = models[0].shape[0]
     levels = cfg.outputs.levels if cfg.outputs.levels is not None else list(range(nz))
