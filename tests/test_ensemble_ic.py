@@ -157,8 +157,8 @@ def test_sigma_zero_reproduces_the_control(control):
     """A member started from the control's own state (--initial its restart) through the
     perturbation path with a null factor (sigma 1e-300: exp(sigma w f) == 1.0 exactly) equals
     the control at the end bit for bit; sigma 1e-3 does not. A control started from --initial
-    without that state kept needs --initial (the error names it); a wrong --initial names the
-    missing file."""
+    that did not keep that state needs --initial (the error names it); a wrong --initial names
+    the missing file."""
     import shutil
 
     from aqforecast.assimilation.ensemble import make_ensemble
@@ -173,9 +173,17 @@ def test_sigma_zero_reproduces_the_control(control):
                  "--out", str(short), "--no-progress", "--no-tags"]) == 0
     src = run.parent / "run1h" / "restart" / "2026-07-20T01"
     cfg_path = case
-    # the short control started from --initial and did not keep that state: it must be given
-    with pytest.raises(ConfigError, match="--initial"):
-        make_ensemble(cfg_path, short, 3, ic_sigma=0.1, emissions=False)
+    # the short control keeps the state it started from in restart/<start>/ (since 7 Dec
+    # 2026); one that did not keep it (moved aside here) needs --initial, the error names it
+    kept = short / "restart" / "2026-07-20T01"
+    assert (kept / "initial_d01.nc").read_bytes() == (src / "initial_d01.nc").read_bytes()
+    aside = short / "kept_aside"
+    kept.rename(aside)
+    try:
+        with pytest.raises(ConfigError, match="--initial"):
+            make_ensemble(cfg_path, short, 3, ic_sigma=0.1, emissions=False)
+    finally:
+        aside.rename(kept)
     with pytest.raises(Exception, match="initial_d01.nc"):
         make_ensemble(cfg_path, short, 3, ic_sigma=0.1, initial=run.parent, emissions=False)
     for sigma, same in ((1e-300, True), (1e-3, False)):
