@@ -388,3 +388,86 @@ def test_committed_last_run_is_small_and_consistent():
     again = drv.score_daily(pd.read_csv(d / "daily.csv"))
     # daily.csv holds 4 significant digits: r near 0 moves in the third decimal
     pd.testing.assert_frame_equal(summary, again, check_dtype=False, rtol=1e-2, atol=1e-2)
+
+
+# ----------------------------------------------------------------------------- other windows
+def test_config_with_start_keeps_the_rest(tmp_path):
+    """hindcast.py --start: the derived config differs from the committed one in time.start
+    (and an absolute base_dir) only; species NO survives; the committed file is not touched."""
+    drv = _driver_script()
+    before = CASE.read_text()
+    dest = drv.config_with_start(CASE, tmp_path / "deep" / "config.yaml",
+                                 datetime(2016, 12, 14, 16))
+    assert CASE.read_text() == before
+    new, old = load_config(dest), load_config(CASE)
+    assert new.time.start.replace(tzinfo=None) == datetime(2016, 12, 14, 16)
+    assert new.base_dir == old.base_dir
+    assert new.species == old.species and "NO" in new.species
+    assert new.inputs.met.paths == old.inputs.met.paths
+    changed = [(a, b) for a, b in zip(before.splitlines(), dest.read_text().splitlines())
+               if a != b]
+    assert len(changed) == 2 and changed[1][1].strip() == "start: 2016-12-14T16:00:00Z"
+    with pytest.raises(Exception, match="YYYY-MM-DDTHH"):
+        drv.parse_start("2016-12-14")
+
+
+@pytest.mark.parametrize("start", [None, "2016-12-20T00"])
+def test_driver_start_moves_the_spinup_and_the_cycles(tmp_path, monkeypatch, start):
+    """hindcast.py [--start]: every step reads OUT/config.yaml (time.start moved) and the spin-up
+    and the cycles start from it; without --start nothing changes (the config's start, no
+    derived config). Steps run as ``echo`` (their arguments land in their logs)."""
+    drv = _driver_script()
+    case = _small_case(tmp_path, emissions=False)
+    real = drv.run_cycles
+    monkeypatch.setattr(drv, "run_cycles", lambda *a: real(*a[:-1], "echo"))
+    seen = {}
+
+    def fake_daily(out, experiments, cycles, withheld, utc_offset_h=8.0):
+        seen["cycles"] = cycles
+        return pd.DataFrame({"experiment": "free", "cycle": cycles[0], "station": "Dongsi",
+                             "lead_day": [1], "PM2.5_24h_f": [50.0], "PM2.5_24h_o": [60.0],
+                             "O3_8h_f": 50.0, "O3_8h_o": 60.0, "aqi_f": [70], "aqi_o": [80],
+                             "category_f": [2], "category_o": [2]})
+
+    monkeypatch.setattr(drv, "daily_table", fake_daily)
+    out = tmp_path / "out"
+    argv = ["--config", str(case), "--cycles", "2", "--lead-hours", "3", "--out", str(out),
+            "--experiments", "free", "--no-publish"]
+    assert drv.main(argv + (["--start", start] if start else [])) == 0
+    t0 = datetime(2016, 12, 20) if start else datetime(2016, 12, 1)
+    names = [(t0 + pd.Timedelta(days=d)).strftime("%Y-%m-%dT%H") for d in (1, 2)]
+    assert seen["cycles"] == names
+    spin = (out / "spinup" / "forecast.log").read_text().split()
+    assert spin[spin.index("--start") + 1] == t0.strftime("%Y-%m-%dT%H")
+    cfg_used = spin[1]
+    if start:
+        assert cfg_used == str(out / "config.yaml")
+        assert load_config(cfg_used).time.start.replace(tzinfo=None) == t0
+    else:
+        assert cfg_used == str(case) and not (out / "config.yaml").exists()
+    fc = (out / "free" / names[1] / "logs" / "forecast.log").read_text().split()
+    assert fc[1] == cfg_used and fc[fc.index("--start") + 1] == names[1]
+    assert fc[fc.index("--initial") + 1].endswith(f"{names[0]}/forecast/restart/{names[1]}")
+
+
+def test_data_script_start_writes_that_window_and_a_config(tmp_path):
+    """hindcast_beijing_data.py --start: met records from that hour, and OUT/config.yaml with
+    that time.start and the met, inventory and inflow paths in OUT (the committed config's
+    inputs otherwise); the default start stays the config's."""
+    mod = _data_script()
+    files = mod.write_met(3, tmp_path / "met", start="2016-12-20T05")
+    assert [f.name for f in files] == ["wrfout_d01_2016-12-20_05:00:00"]
+    with WrfOutput(str(tmp_path / "met" / "wrfout_d01_*")) as wo:
+        t = wo.times
+    assert [str(x)[:13] for x in t] == ["2016-12-20T05", "2016-12-20T06", "2016-12-20T07"]
+    before = mod.CONFIG.read_text()
+    cfgp = mod.derive_config(mod.CONFIG, tmp_path / "config.yaml",
+                             mod.parse_start("2016-12-14T16"), tmp_path)
+    assert mod.CONFIG.read_text() == before
+    new, old = load_config(cfgp), load_config(mod.CONFIG)
+    assert new.time.start.replace(tzinfo=None) == datetime(2016, 12, 14, 16)
+    assert new.inputs.met.paths["d01"] == str(tmp_path.resolve() / "met" / "wrfout_d01_*")
+    assert Path(new.inputs.boundary.path) == tmp_path.resolve() / mod.BOUNDARY_FILE
+    assert Path(new.inputs.emissions.gridded).parent == tmp_path.resolve() / "emissions"
+    assert new.species == old.species and new.domains == old.domains
+    assert old.time.start.replace(tzinfo=None) == datetime(2016, 11, 30, 16)

@@ -236,7 +236,8 @@ def write_met(hours: int, out: Path, aerosol_dimming: bool = False,
               start: str | None = None) -> list[Path]:
     """The analysed met, ``hours`` records from ``start`` (``YYYY-MM-DDTHH`` UTC; default the
     config's ``time.start``); ``aerosol_dimming``: insolation dimmed by the PM2.5 of the
-    stations that are not withheld (:func:`aqforecast.met.station_analysis.aerosol_transmission`)."""
+    stations that are not withheld
+    (:func:`aqforecast.met.station_analysis.aerosol_transmission`)."""
     from aqforecast.stages import met_from_stations
 
     return met_from_stations(CONFIG, [STATIONS / WINTER], out, start=start, hours=hours,
@@ -281,7 +282,8 @@ def derive_config(src: Path, dest: Path, start: datetime | None = None,
     if data is not None:
         data = Path(data).resolve()
         sub(r"^([ \t]+d01:[ \t]*)\S*wrfout_d01_\*[ \t]*$", str(data / "met" / "wrfout_d01_*"))
-        sub(r"^([ \t]+gridded:[ \t]*)\S+[ \t]*$", str(data / "emissions" / "inventory_beijing2016.nc"))
+        sub(r"^([ \t]+gridded:[ \t]*)\S+[ \t]*$",
+            str(data / "emissions" / "inventory_beijing2016.nc"))
         sub(r"^([ \t]+path:[ \t]*)\S*boundary\S*\.nc[ \t]*$", str(data / BOUNDARY_FILE))
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
