@@ -10,7 +10,7 @@ the peak memory growth against the state plus one output interval; and what floa
 fractions cost in accuracy (largest tag difference) and gain in time, from the same run.
 
     python benchmarks/forecast.py [--hours 6] [--config config/config.yaml] [--compile]
-                                  [--sequential | --compare-sequential]
+                                  [--nests-beside-parents | --compare-nests]
 
 ``--compile`` also measures the JIT time of the whole model's first call (both domains,
 chemistry and tags on: building the models and one synchronisation step) in fresh processes,
@@ -63,11 +63,11 @@ def _rss_mb():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _child(config, hours, tags, precision, save, concurrent=None):
+def _child(config, hours, tags, precision, save, concurrent=False):
     """One configuration in this (fresh) process; prints a JSON line. The timed hours run with
     a no-op output writer on the forecast's output interval (``time.output_every_hours``), so
     that nests stepped beside their parents drain where a forecast's outputs do;
-    ``concurrent``: Simulation's option (None: its default)."""
+    ``concurrent``: Simulation's option (nests stepped beside their parents)."""
     from aqforecast.config import load_config
     from aqforecast.forecast import build_models
     from aqforecast.transport.simulation import Callback, Simulation, TimeInterval
@@ -103,12 +103,12 @@ def _child(config, hours, tags, precision, save, concurrent=None):
                       "output_mb": _output_bytes(cfg, models) / 2**20}))
 
 
-def _run(config, hours, tags, precision="float32", save=None, concurrent=None):
+def _run(config, hours, tags, precision="float32", save=None, concurrent=False):
     """:func:`_child` in a fresh process (its own peak memory); returns its JSON result."""
     cmd = [sys.executable, __file__, "--config", config, "--hours", str(hours), "--child",
            "tags" if tags else "notags", precision, save or ""]
-    if concurrent is not None:
-        cmd.append("--concurrent" if concurrent else "--sequential")
+    if concurrent:
+        cmd.append("--nests-beside-parents")
     res = subprocess.run(cmd, check=True, capture_output=True, text=True)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
@@ -184,20 +184,19 @@ def main(argv=None):
     ap.add_argument("--compile-only", action="store_true", help="only the --compile measurement")
     ap.add_argument("--no-float64", action="store_true",
                     help="skip the tagged run with float64 tag fractions")
-    ap.add_argument("--sequential", action="store_true",
-                    help="step the domains one after the other (Simulation(concurrent=False)); "
-                         "default: nests beside their parents where Simulation allows it")
-    ap.add_argument("--concurrent", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--compare-sequential", action="store_true",
-                    help="also run untagged and tagged with the domains stepped one after the "
-                         "other, and print the ratios")
+    ap.add_argument("--nests-beside-parents", action="store_true",
+                    help="step each nest on another thread one step behind its parent "
+                         "(Simulation(concurrent=True)); default: one domain after the other")
+    ap.add_argument("--compare-nests", action="store_true",
+                    help="also run untagged and tagged with the nests beside their parents, "
+                         "and print the ratios")
     ap.add_argument("--child", nargs=3, metavar=("TAGS", "PRECISION", "SAVE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     if args.child:
         tags, precision, save = args.child
-        concurrent = False if args.sequential else (True if args.concurrent else None)
+        concurrent = args.nests_beside_parents
         _child(args.config, args.hours, tags == "tags", precision, save or None, concurrent)
         return
     from aqforecast.config import load_config
@@ -212,14 +211,14 @@ def main(argv=None):
         return
     out = tempfile.mkdtemp()
     try:
-        mode = False if args.sequential else None
+        mode = args.nests_beside_parents
         plain = _run(args.config, args.hours, False, concurrent=mode)
         f32 = _run(args.config, args.hours, True, "float32", os.path.join(out, "f32.npz"),
                    concurrent=mode)
-        seq = None
-        if args.compare_sequential and not args.sequential:
-            seq = (_run(args.config, args.hours, False, concurrent=False),
-                   _run(args.config, args.hours, True, "float32", concurrent=False))
+        other = None
+        if args.compare_nests:
+            other = (_run(args.config, args.hours, False, concurrent=not mode),
+                     _run(args.config, args.hours, True, "float32", concurrent=not mode))
         f64 = None if args.no_float64 else _run(args.config, args.hours, True, "float64",
                                                 os.path.join(out, "f64.npz"))
         err = same = None
@@ -266,11 +265,12 @@ def main(argv=None):
         print(f"float32 tag fractions: tagged run {per_day(f64) / tagged:.2f} x faster than "
               f"float64 in wall time, {f64['cpu'] / f32['cpu']:.2f} x in CPU time; tags differ by at most {err:.1e} of the species' largest tag; bulk "
               f"{'bit for bit equal' if same else 'DIFFERS'}")
-    if seq is not None:
-        for name, conc, one_by_one in (("untagged", plain, seq[0]), ("tagged", f32, seq[1])):
+    if other is not None:
+        for name, a, b in (("untagged", plain, other[0]), ("tagged", f32, other[1])):
+            one_by_one, beside = (b, a) if mode else (a, b)
             print(f"{name}: domains one after the other {per_day(one_by_one):.1f} s per simulated "
-                  f"day, nests beside their parents {per_day(conc):.1f}: "
-                  f"{per_day(one_by_one) / per_day(conc):.2f} x")
+                  f"day, nests beside their parents {per_day(beside):.1f}: "
+                  f"{per_day(one_by_one) / per_day(beside):.2f} x")
     if args.compile:
         _print_compile(cfg, args.config)
 

@@ -355,11 +355,8 @@ def test_nests_stepped_beside_parents_bit_for_bit(case, monkeypatch):
     that is not pure keeps the step-by-step order."""
     import threading
 
-    import numba
-
     from aqforecast.transport.simulation import IterationInterval
 
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     cfg = load_config(case)
     runs = {}
     for concurrent in (False, True):
@@ -396,16 +393,16 @@ def test_nests_stepped_beside_parents_bit_for_bit(case, monkeypatch):
     assert {t for _, t in calls0} == {threading.main_thread().name}
     models = build_models(cfg)
     impure = Simulation(models, models[0].time + np.timedelta64(1, "h"), cfg.time.sync_step_s,
-                        callbacks={"x": Callback(lambda s: None, lambda s: False)})
+                        callbacks={"x": Callback(lambda s: None, lambda s: False)},
+                        concurrent=True)
     assert not impure._use_concurrent()
+    default = Simulation(models, models[0].time + np.timedelta64(1, "h"), cfg.time.sync_step_s)
+    assert not default._use_concurrent()  # off unless asked for
 
 
 def test_error_in_a_nest_stepped_beside_its_parent_propagates(case, monkeypatch):
     """An exception raised by the nest on its thread ends the run with that exception after the
     parent's concurrent step has finished (no hang, no half-finished step left running)."""
-    import numba
-
-    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     cfg = load_config(case)
     models = build_models(cfg)
     for m in models:

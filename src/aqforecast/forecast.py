@@ -349,7 +349,7 @@ class ForwardModel:
         sim = Simulation(self.models, np.datetime64(stop, "s"), float(self.cfg.time.sync_step_s),
                          callbacks=dict(callbacks or {}), output_writers=dict(output_writers or {}),
                          progress=progress, rank=self.comm.rank,
-                         concurrent=None if self.cfg.parallel.nests_beside_parents else False)
+                         concurrent=self.cfg.parallel.nests_beside_parents)
         sim.run()
         return sim
 
@@ -677,7 +677,7 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
     # schedules count from the cycle start, also after a resume
     sim = Simulation(models, run_to, dt, output_writers=writers_cb, progress=progress,
                      rank=comm.rank,
-                     concurrent=None if cfg.parallel.nests_beside_parents else False)
+                     concurrent=cfg.parallel.nests_beside_parents)
     sim.start_time = start
     sim.run()
     if sim.stop_time < stop:

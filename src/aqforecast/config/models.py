@@ -493,9 +493,9 @@ class ParallelConfig(_Model):
                                      "(NUMBA_NUM_THREADS); more than the cores available is "
                                      "capped there")
     nests_beside_parents: bool = Field(
-        default=True, description="step each nest on another thread one sync step behind its "
-                                  "parent (bit for bit the step-by-step run; only on one MPI "
-                                  "rank with more than one kernel thread; README, Speed)")
+        default=False, description="step each nest on another thread one sync step behind its "
+                                   "parent (bit for bit the step-by-step run; one MPI rank "
+                                   "only); measured no faster on 2 cores (README, Speed)")
 
 
 ASSIMILATED = ("PM25", "PM10", "O3", "NO2", "SO2", "CO")

@@ -90,16 +90,17 @@ class Simulation:
     after callbacks. ``progress`` shows a tqdm bar on rank 0 with simulated time, wall seconds
     per simulated day and the ETA.
 
-    **Nests step beside their parents** (``concurrent``; default: when every model is on one
-    MPI rank, numba has more than one thread and every schedule is ``pure``): a nest's step
+    **Nests step beside their parents** (``concurrent=True``, off by default; it applies when
+    every model is on one MPI rank and every schedule is ``pure``): a nest's step
     from t to t + dt reads the lateral boundary from its parent at t + dt only, so once the
     parent has made that step and the nest has taken (pinned) its boundary, the parent's next
     step and the nest's step are independent and run on two threads -- a pipeline, the nest
     one step behind, drained whenever a callback or output writer is due (they see every model
     at the same time, as in the step-by-step order). The results are bit for bit those of
     stepping the models one after the other (each model's arithmetic is unchanged; tested).
-    What it gains: the Python between each model's threaded kernels (a third of a step on 2
-    cores) overlaps the other model's kernels. A schedule is ``pure`` when it is a function of
+    What it was meant to gain: the Python between each model's threaded kernels (a third of a
+    step on 2 cores) overlapping the other model's kernels; measured on the 2-core sample case
+    it does not pay (0.92-1.09x, within the noise; README, Speed), so it is off by default. A schedule is ``pure`` when it is a function of
     the simulation's time, iteration and end only and has no side effects (``pure = True``
     on it: :class:`TimeInterval`, :class:`IterationInterval`, :class:`AtEnd`), since it is
     asked ahead of time where the next drain must be; anything else keeps the step-by-step
@@ -113,7 +114,7 @@ class Simulation:
     output_writers: dict = field(default_factory=dict)
     progress: bool = False
     rank: int = 0
-    concurrent: bool | None = None
+    concurrent: bool = False
 
     def __post_init__(self):
         self.stop_time = np.datetime64(self.stop_time, "s")
@@ -167,7 +168,7 @@ class Simulation:
 
     def _use_concurrent(self) -> bool:
         """Whether to step nests beside their parents (class docstring)."""
-        if self.concurrent is False or len(self.models) < 2:
+        if not self.concurrent or len(self.models) < 2:
             return False
         depth = self._depths()
         if depth is None or max(depth) == 0:
@@ -177,10 +178,6 @@ class Simulation:
         if not all(getattr(cb.schedule, "pure", False)
                    for cb in list(self.callbacks.values()) + list(self.output_writers.values())):
             return False
-        if self.concurrent is None:
-            import numba
-
-            return numba.get_num_threads() > 1
         return True
 
     def _steps_to_event(self, limit: int) -> int:
