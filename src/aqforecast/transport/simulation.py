@@ -100,11 +100,11 @@ class Simulation:
     stepping the models one after the other (each model's arithmetic is unchanged; tested).
     What it was meant to gain: the Python between each model's threaded kernels (a third of a
     step on 2 cores) overlapping the other model's kernels; measured on the 2-core sample case
-    it does not pay (0.92-1.09x, within the noise; README, Speed), so it is off by default. A schedule is ``pure`` when it is a function of
-    the simulation's time, iteration and end only and has no side effects (``pure = True``
-    on it: :class:`TimeInterval`, :class:`IterationInterval`, :class:`AtEnd`), since it is
-    asked ahead of time where the next drain must be; anything else keeps the step-by-step
-    order.
+    it does not pay (0.92-1.09x, within the noise; README, Speed), so it is off by default.
+    A schedule is ``pure`` when it is a function of the simulation's time, iteration and end
+    only and has no side effects (``pure = True`` on it: :class:`TimeInterval`,
+    :class:`IterationInterval`, :class:`AtEnd`), since it is asked ahead of time where the
+    next drain must be; anything else keeps the step-by-step order.
     """
 
     models: Sequence
