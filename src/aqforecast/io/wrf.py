@@ -346,7 +346,8 @@ class WrfOutput:
             try:
                 ds = netCDF4.Dataset(self.paths[fi])
             except OSError as exc:
-                raise InputFileError(f"{self.paths[fi]}: cannot reopen wrfout file: {exc}") from None
+                raise InputFileError(
+                    f"{self.paths[fi]}: cannot reopen wrfout file: {exc}") from None
             ds.set_auto_mask(False)
         self._handles[fi] = ds
         self._trim(keep=fi)
