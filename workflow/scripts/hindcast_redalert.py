@@ -26,7 +26,6 @@ the only inversion output there is, two weeks before the alert; say so when quot
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import sys
 import time
@@ -98,12 +97,6 @@ def main(argv=None) -> int:
     _run(exe, ["forecast", c, "--start", START, "--lead-hours", "72", "--out",
                str(out / "base"), "--overwrite", "--no-progress", "--initial",
                str(out / "spinup" / "restart" / START)], out / "base", out / "logs" / "base.log", t)
-    # the posterior reruns (aqforecast.forecast.rerun) start from <base>/restart/<start>; a
-    # warm-started forecast does not write its initial state there, so without this copy they
-    # would cold-start from the boundary file (a different initial state from the base)
-    initial = out / "base" / "restart" / START
-    if not initial.exists():
-        shutil.copytree(out / "spinup" / "restart" / START, initial)
     sc = ["scenario", c, "--run", str(out / "base"), "--scenario", str(SCENARIO), "--out",
           str(out / "scenario"), "--method", "tags"]
     if a.posterior.is_file():

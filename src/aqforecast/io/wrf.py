@@ -296,7 +296,7 @@ class WrfOutput:
             self._handles[fi] = ds
             for ri, t in enumerate(_parse_times(ds["Times"][:])):
                 records.append((t, fi, ri))
-            self._trim(keep=0)
+            self._trim()
         records.sort(key=lambda r: (r[0], r[1]))
         keep, seen = [], set()
         for r in records:
@@ -329,12 +329,12 @@ class WrfOutput:
                 pass
         self._handles = {}
 
-    def _trim(self, keep: int = 0) -> None:
-        """Close the least recently used files beyond :attr:`max_open`, never file ``keep``."""
-        while len(self._handles) > self.max_open:
-            fi = next(f for f in self._handles if f != keep)
+    def _trim(self) -> None:
+        """Close the least recently used files beyond :attr:`max_open` (the most recent, last in
+        ``_handles``, stays open)."""
+        while len(self._handles) > max(self.max_open, 1):
             try:
-                self._handles.pop(fi).close()
+                self._handles.pop(next(iter(self._handles))).close()
             except RuntimeError:
                 pass
 
@@ -350,7 +350,7 @@ class WrfOutput:
                     f"{self.paths[fi]}: cannot reopen wrfout file: {exc}") from None
             ds.set_auto_mask(False)
         self._handles[fi] = ds
-        self._trim(keep=fi)
+        self._trim()
         return ds
 
     @property
