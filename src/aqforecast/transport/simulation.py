@@ -214,9 +214,9 @@ class Simulation:
                 # stage s: model i makes its step s - depth[i] of the segment
                 for stage in range(n + lag):
                     movers = [m for m, d in zip(self.models, depth) if 0 <= stage - d < n]
-                    for m, d in zip(self.models, depth):
-                        if d and 0 <= stage - d < n:
-                            m.set_boundary_from_parent()  # parents are at the nest's step end
+                    nests = [m for m, d in zip(self.models, depth) if d and m in movers]
+                    for m in nests:
+                        m.set_boundary_from_parent()  # parents are at the nest's step end
                     futures = [pool.submit(m.step, self.dt) for m in movers[1:]]
                     try:
                         movers[0].step(self.dt)
@@ -225,8 +225,8 @@ class Simulation:
                             f.exception()
                     for f in futures:
                         f.result()
-                    for m, d in zip(self.models, depth):
-                        if d and hasattr(m, "release_boundary"):
+                    for m in nests:
+                        if hasattr(m, "release_boundary"):
                             m.release_boundary()
                 done += n
                 self.iteration += n
