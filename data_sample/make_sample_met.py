@@ -20,7 +20,11 @@ the same synoptic situation because every field is a function of lon, lat and ti
   cloud fraction and cloud water in rain/shower/fair-weather-cumulus cells; SWDOWN from the solar
   zenith angle (Spencer/NOAA) and cloud cover; surface fluxes and u* from simple bulk relations;
 * coastline: Natural Earth 50 m land polygons (public domain) clipped to 119.4-122.4 E,
-  29.2-31.4 N and simplified to 0.006 deg, embedded below (:data:`LAND_POLYGONS`).
+  29.2-31.4 N and simplified to 0.006 deg, embedded below (:data:`LAND_POLYGONS`); a domain
+  reaching outside that box (e.g. the regional OSSE case of ``benchmarks/regional_case.py``)
+  takes its land from Natural Earth's ``ne_50m_land`` shapefile (cartopy's layout, found as the
+  maps find it), rasterised at 0.05 deg. Terrain and the urban land use are the sample region's
+  (flat land elsewhere), the synoptic flow is the same everywhere.
 
 Files are written atomically (temporary name, then rename). Run::
 
@@ -106,31 +110,78 @@ def _reference_land():
 
 
 _GEO = {}
+#: Natural Earth 50 m land (cartopy's layout, ../shared/data/boundaries/...; public domain) for
+#: domains outside the embedded coastline's box: rasterised at this spacing (degrees)
+NE_LAND = Path("shapefiles") / "natural_earth" / "physical" / "ne_50m_land.shp"
+NE_RES = 0.05
 
 
-def geography():
-    """Interpolators of smooth land fraction and onshore vector on the reference raster."""
-    if not _GEO:
-        lon, lat, land = _reference_land()
-        cell_km = 0.01 * 111.2
+def _inside_reference(lon, lat) -> bool:
+    """Whether every point lies in the embedded coastline's box (the sample case's domains)."""
+    lo0, lo1, la0, la1, _ = _REF
+    return bool(np.min(lon) >= lo0 and np.max(lon) <= lo1 and np.min(lat) >= la0
+                and np.max(lat) <= la1)
+
+
+def _natural_earth_land(lon, lat, natural_earth=None):
+    """(lon, lat, land 0/1) raster of Natural Earth 50 m land covering the points plus 1 deg,
+    at NE_RES. ``natural_earth``: a directory in cartopy's layout (default: the search of
+    :func:`aqforecast.products.maps.natural_earth_dir`)."""
+    from cartopy.io.shapereader import Reader
+
+    from aqforecast.products.maps import natural_earth_dir
+
+    shp = natural_earth_dir(natural_earth) / NE_LAND
+    if not shp.exists():
+        raise FileNotFoundError(f"{shp}: Natural Earth 50 m land polygons (ne_50m_land.shp) "
+                                f"are needed for a domain outside {_REF[:4]} (lon0, lon1, lat0, "
+                                f"lat1, the embedded coastline's box)")
+    lo0, lo1 = np.floor(np.min(lon)) - 1.0, np.ceil(np.max(lon)) + 1.0
+    la0, la1 = np.floor(np.min(lat)) - 1.0, np.ceil(np.max(lat)) + 1.0
+    glon = np.arange(lo0, lo1 + NE_RES / 2, NE_RES)
+    glat = np.arange(la0, la1 + NE_RES / 2, NE_RES)
+    box = shapely.box(lo0, la0, lo1, la1)
+    parts = [shapely.intersection(g, box) for g in Reader(str(shp)).geometries()
+             if shapely.intersects(g, box)]
+    lo, la = np.meshgrid(glon, glat)
+    land = np.zeros(lo.shape, bool)
+    for g in parts:
+        shapely.prepare(g)
+        land |= shapely.contains_xy(g, lo, la)
+    return glon, glat, land.astype(float)
+
+
+def geography(lon=None, lat=None):
+    """Interpolators of land (0/1), smooth land fraction and onshore vector: on the embedded
+    reference raster (the sample case) when the points lie in its box (or none are given),
+    else on a Natural Earth 50 m raster covering them."""
+    key = "reference" if lon is None or _inside_reference(lon, lat) else \
+        tuple(np.round([np.min(lon), np.max(lon), np.min(lat), np.max(lat)], 3))
+    if key not in _GEO:
+        if key == "reference":
+            glon, glat, land = _reference_land()
+            cell_km = _REF[4] * 111.2
+        else:
+            glon, glat, land = _natural_earth_land(lon, lat)
+            cell_km = NE_RES * 111.2
         sb = gaussian_filter(land, sigma=9.0 / cell_km, mode="nearest")    # ~9 km coastal scale
         ls = gaussian_filter(land, sigma=2.5 / cell_km, mode="nearest")
         gy, gx = np.gradient(sb)
-        gx = gx / np.cos(np.deg2rad(lat))[:, None]
+        gx = gx / np.cos(np.deg2rad(glat))[:, None]
         mag = np.hypot(gx, gy)
         scale = np.percentile(mag[mag > 0], 99.5)
         kw = dict(bounds_error=False, fill_value=None)
-        _GEO.update(
-            land=RegularGridInterpolator((lat, lon), land, method="nearest", **kw),
-            land_smooth=RegularGridInterpolator((lat, lon), ls, **kw),
-            onshore_e=RegularGridInterpolator((lat, lon), np.clip(gx / scale, -1, 1), **kw),
-            onshore_n=RegularGridInterpolator((lat, lon), np.clip(gy / scale, -1, 1), **kw))
-    return _GEO
+        _GEO[key] = dict(
+            land=RegularGridInterpolator((glat, glon), land, method="nearest", **kw),
+            land_smooth=RegularGridInterpolator((glat, glon), ls, **kw),
+            onshore_e=RegularGridInterpolator((glat, glon), np.clip(gx / scale, -1, 1), **kw),
+            onshore_n=RegularGridInterpolator((glat, glon), np.clip(gy / scale, -1, 1), **kw))
+    return _GEO[key]
 
 
-def _at(name, lon, lat):
+def _at(name, lon, lat, geo=None):
     pts = np.stack([np.ravel(lat), np.ravel(lon)], axis=-1)
-    return geography()[name](pts).reshape(np.shape(lon))
+    return (geo or geography())[name](pts).reshape(np.shape(lon))
 
 
 def _smooth_noise(lon, lat, seed, n=6, kmin=4.0, kmax=14.0):
@@ -234,12 +285,17 @@ class Domain:
         self.lon_u, self.lat_u = g.to_lonlat(xu, yu)
         xv, yv = np.meshgrid(g.x, g.y_edges)
         self.lon_v, self.lat_v = g.to_lonlat(xv, yv)
-        self.land = _at("land", self.lon, self.lat)
-        self.land_s = np.clip(_at("land_smooth", self.lon, self.lat), 0, 1)
+        # one raster for the domain and its staggered points (the embedded sample coastline
+        # when the domain lies in its box, else Natural Earth 50 m land)
+        geo = geography(np.concatenate([self.lon_u.ravel(), self.lon_v.ravel()]),
+                        np.concatenate([self.lat_u.ravel(), self.lat_v.ravel()]))
+        self.land = _at("land", self.lon, self.lat, geo)
+        self.land_s = np.clip(_at("land_smooth", self.lon, self.lat, geo), 0, 1)
         self.hgt = terrain(self.lon, self.lat, self.land_s)
         self.lu = land_use(self.lon, self.lat, self.land, self.hgt)
         self.z0 = np.select([self.lu == 16, self.lu == 1, self.lu == 15], [0.0002, 1.0, 0.8], 0.1)
-        self.onshore = (_at("onshore_e", self.lon, self.lat), _at("onshore_n", self.lon, self.lat))
+        self.onshore = (_at("onshore_e", self.lon, self.lat, geo),
+                        _at("onshore_n", self.lon, self.lat, geo))
         self.cosa, self.sina = g.rotation
         self.parent = parent
         vg = VerticalGrid.stretched(WRF_NZ, WRF_P_TOP, first_layer_m=25.0)
