@@ -205,3 +205,27 @@ def _hour_one(case, tmp):
     assert main(["forecast", str(case), "--lead-hours", "1", "--out", str(out),
                  "--no-progress", "--no-tags"]) == 0
     return out / "restart" / "2026-07-20T01"
+
+
+def test_member_factors_without_tag_sectors(tmp_path):
+    """A config that names no tag sectors (tags off) perturbs every sector of each region
+    ("*"), one lognormal factor per region x pollutant and member; the table is a valid
+    scaling table that resolves to that factor for any sector (it was an empty frame
+    without columns, and `aqforecast ensemble` failed with KeyError 'member')."""
+    from aqforecast.assimilation.ensemble import member_factors
+    from aqforecast.emissions.scaling import ScalingTable
+
+    cfg = load_config(small_config(tmp_path, hours=1, tags=False))
+    cfg = cfg.model_copy(update={"tags": cfg.tags.model_copy(update={"sectors": []})})
+    f = member_factors(cfg, 3, seed=1)
+    regions = [r.name for r in cfg.regions] + ["outside"]
+    assert list(f.columns) == ["member", "region", "sector", "pollutant", "factor"]
+    assert set(f.sector) == {"*"} and len(f) == 3 * len(regions) * f.pollutant.nunique()
+    m0 = f[f.member == "m00"]
+    table = ScalingTable.from_rows(m0[["region", "sector", "pollutant", "factor"]]
+                                   .to_dict("records"))
+    pols = sorted(set(m0.pollutant))
+    dense = table.resolve(regions, ["industry", "power"], pols)   # (region, sector, pollutant)
+    for row in m0.itertuples():
+        i, k = regions.index(row.region), pols.index(row.pollutant)
+        np.testing.assert_allclose(dense[i, :, k], row.factor, rtol=1e-12)

@@ -86,10 +86,12 @@ EARTH_RADIUS_KM = 6371.0
 
 
 def member_factors(cfg: RunConfig, members: int, seed: int = 0) -> pd.DataFrame:
-    """Long table member, region, sector, pollutant, factor (lognormal, median 1)."""
+    """Long table member, region, sector, pollutant, factor (lognormal, median 1): one factor
+    per region (and "outside") x tag sector x pollutant, or per region x pollutant for every
+    sector ("*") where the config names no tag sectors."""
     rng = np.random.default_rng(seed)
     regions = [r.name for r in cfg.regions] + ["outside"]
-    sectors = list(cfg.tags.sectors)
+    sectors = list(cfg.tags.sectors) or ["*"]
     rows = []
     for m in range(members):
         for r in regions:
@@ -98,7 +100,7 @@ def member_factors(cfg: RunConfig, members: int, seed: int = 0) -> pd.DataFrame:
                     sig = cfg.inversion.sigma_ln.get(p, 0.5)
                     rows.append({"member": f"m{m:02d}", "region": r, "sector": s,
                                  "pollutant": p, "factor": float(np.exp(rng.normal(0, sig)))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["member", "region", "sector", "pollutant", "factor"])
 
 
 def lognormal_sigma(relative_error: float) -> float:
