@@ -195,9 +195,15 @@ def run(days: int = 2, spinup: int = 6, work: Path | None = None, seed: int = 3,
 #: the truth's initial-state factor of PM2.5 components and O3 (all layers, both domains):
 #: smooth, 1.2 .. 1.8, wavelengths ~0.9 deg lon x 0.8 deg lat (~86 x 89 km) over the sample
 #: domain; fixed before any result was seen
-def TRUTH_FACTOR(lon, lat):
-    return 1.2 + 0.6 * 0.25 * (1.0 + np.sin(2 * np.pi * (lon - 120.0) / 0.9)) \
-        * (1.0 + np.cos(2 * np.pi * (lat - 30.0) / 0.8))
+def TRUTH_FACTOR(lon, lat, wavelengths=(0.9, 0.8)):
+    return 1.2 + 0.6 * 0.25 * (1.0 + np.sin(2 * np.pi * (lon - 120.0) / wavelengths[0])) \
+        * (1.0 + np.cos(2 * np.pi * (lat - 30.0) / wavelengths[1]))
+
+
+#: the regional case's truth factor: the same form at wavelengths of 6 deg lon x 5 deg lat
+#: (~560 km, the scale of a regional haze episode) over its ~2300 km grid; fixed before any
+#: result was seen
+REGIONAL_WAVELENGTHS = (6.0, 5.0)
 
 
 TRUTH_SCALING = "region,sector,pollutant,factor\n*,industry,*,1.3\n*,residential,*,1.3\n"
@@ -225,7 +231,7 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
                config: Path | None = None, assim: dict | None = None, label: str = "",
                ic_sigma=None, window: int = 1, ensemble_emissions: bool = True,
                withheld_offset: int = 0, ensemble_seed: int | None = None,
-               log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+               wavelengths=(0.9, 0.8), log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The OSSE on the sample case (module docstring). Returns (table by lead day, RMSE by
     output hour). ``assim``: overrides of the config's ``assimilation`` section for the
     analysis (e.g. ``{"mixed_layer_hours": 0, "vertical_decay": 0}``, the PBL at T only);
@@ -235,7 +241,7 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     ``ensemble_emissions``: also perturb the members' emissions; ``withheld_offset``: the
     stations withheld are those with index % 3 == this (0, 1 or 2: three disjoint sets);
     ``ensemble_seed``: the initial-state ensemble's seed (default ``seed``, the observation
-    noise's)."""
+    noise's); ``wavelengths``: of the truth's initial-state factor (deg lon, deg lat)."""
     from aqforecast.cli import main
     from aqforecast.config import load_config, resolve_path
     from aqforecast.grid import grids_from_config
@@ -272,7 +278,7 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
         for name, grid in grids.items():
             ds = xr.load_dataset(bg / f"initial_{name}.nc")
             lon, lat = grid.lonlat
-            f = TRUTH_FACTOR(lon, lat)
+            f = TRUTH_FACTOR(lon, lat, wavelengths)
             for sp in PERTURBED:
                 if sp in ds:
                     ds[sp].values = ds[sp].values * f[None]
@@ -446,7 +452,7 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     ph.drop(columns=drop).to_csv(work / f"rmse_by_hour_{method}{label}.csv", index=False)
     table.to_csv(work / f"osse_{method}{label}.csv", index=False)
     (work / f"walls_{method}{label}.json").write_text(json.dumps(walls, indent=1))
-    log(f"OSSE on the sample case ({method}{label}, {assim or 'config defaults'}): {len(st)} CNEMC stations in d01 "
+    log(f"OSSE on {config} ({method}{label}, {assim or 'config defaults'}): {len(st)} CNEMC stations in d01 "
         f"({int(withheld.sum())} withheld; {int(np.sum(where != order[-1]))} read in the nest), "
         f"T0 {stamp} after a {spinup} h spin-up, {days} day(s); wall {time.perf_counter() - clock:.0f} s "
         f"this call ({', '.join(f'{k} {v:.0f} s' for k, v in walls.items())})")
@@ -455,7 +461,9 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--case", choices=("small", "sample"), default="small")
+    ap.add_argument("--case", choices=("small", "sample", "regional"), default="small",
+                    help="regional: benchmarks/regional_case.py (eastern China at 36 km, "
+                         "built in WORK-case), the sample case's design on it")
     ap.add_argument("--days", type=int, default=None, help="small: 2, sample: 3")
     ap.add_argument("--spinup", type=int, default=None, help="hours; small: 6, sample: 24")
     ap.add_argument("--work", type=Path, default=None)
@@ -493,7 +501,16 @@ def main(argv=None) -> int:
         import yaml
 
         assim = {k: yaml.safe_load(v) for k, v in (a.split("=", 1) for a in args.assim)}
-        table, hourly = run_sample(args.days or 3, args.spinup or 24, args.work,
+        extra = {}
+        if args.case == "regional":
+            from regional_case import build_case
+
+            work = Path(args.work or "/tmp/aqforecast-osse-regional")
+            extra = dict(config=build_case(work.with_name(work.name + "-case")),
+                         wavelengths=REGIONAL_WAVELENGTHS)
+            args.work = work
+            args.spinup = args.spinup or 48
+        table, hourly = run_sample(args.days or 3, args.spinup or 24, args.work, **extra,
                                    method=args.method, members=args.members, reuse=args.reuse,
                                    assim=assim or None, label=args.label,
                                    ic_sigma=args.ic_sigma, window=args.window,

@@ -227,8 +227,64 @@ def test_assimilate_reports_and_applies_adaptive_inflation(background, tmp_path)
     assert js["meta"]["adaptive"] is True
     assert js["inflation"]["d01"]["O3"]["applied"] == pytest.approx(
         st["a1"].loc[("d01", "O3"), "inflation"], rel=1e-5)
-    # the OI writes NaN inflation columns and no inflation.json
-    assert main(["assimilate", str(case), "--background", str(run), "--obs", str(obs), "--out",
-                 str(tmp_path / "oi")]) == 0
-    oi = pd.read_csv(tmp_path / "oi" / "statistics.csv")
-    assert oi["inflation"].isna().all() and not (tmp_path / "oi" / "inflation.json").exists()
+    # the OI reports the estimate for its static B (applied 1: B as configured) ...
+    base = ["--background", str(run), "--obs", str(obs)]
+    assert main(["assimilate", str(case), *base, "--out", str(tmp_path / "oi")]) == 0
+    # ... and with inflation_adaptive multiplies B's variances by it, the next analysis
+    # taking it as its prior
+    assert main(["assimilate", str(adaptive), *base, "--out", str(tmp_path / "oi1")]) == 0
+    assert main(["assimilate", str(adaptive), *base, "--out", str(tmp_path / "oi2"),
+                 "--inflation-prior", str(tmp_path / "oi1")]) == 0
+    oi = {k: pd.read_csv(tmp_path / k / "statistics.csv").set_index(["domain", "quantity"])
+          for k in ("oi", "oi1", "oi2")}
+    for q in ("O3", "PM25"):
+        f, a1, a2 = (oi[k].loc[("d01", q)] for k in ("oi", "oi1", "oi2"))
+        assert f["inflation"] == 1.0 and f["inflation_prior"] == 1.0
+        # +60 % against B's 30 % (O3): visible; against 50 % (PM2.5) barely
+        assert f["inflation_obs"] > (1.5 if q == "O3" else 1.0)
+        assert a1["inflation_obs"] == pytest.approx(f["inflation_obs"], rel=1e-9)
+        assert 1.0 < a1["inflation"] <= 2.5
+        assert a2["inflation_prior"] == pytest.approx(a1["inflation"], rel=1e-5)
+        assert a1["rms_oma"] < f["rms_oma"] and a1["chi2"] < f["chi2"]
+    assert json.loads((tmp_path / "oi" / "inflation.json").read_text())["meta"]["adaptive"] \
+        is False
+
+
+def test_covariance_estimate_is_the_ensemble_estimate_with_its_covariance():
+    """covariance_inflation (the OI's H B H^T) equals innovation_inflation when H B H^T is the
+    ensemble's own sample covariance (unlocalised variance: loc = 1 everywhere)."""
+    from aqforecast.assimilation.inflation import covariance_inflation
+
+    rng = np.random.default_rng(4)
+    d, Yb, R = _case(rng, p=60, k=12)
+    Yp = Yb - Yb.mean(axis=0)
+    hbht = Yp.T @ Yp / (Yb.shape[0] - 1)
+    a = covariance_inflation(d, hbht, R, rho_ref=2.0)
+    b = innovation_inflation(d, Yb, R, rho_ref=2.0, loc=np.ones((60, 60)))
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    est = adaptive_inflation(d, None, R, prior=1.0, prior_sd=None, bounds=(1.0, 10.0),
+                             hbht=hbht)
+    assert est.rho_obs == pytest.approx(a[0], rel=1e-12)
+
+
+def test_covariance_estimate_recovers_a_known_factor_of_b():
+    """Innovations drawn from N(0, 3 H B H^T + R) with a correlated B (Gaspari-Cohn, 1500
+    stations on a 600 km square, half-width 60 km, heterogeneous variances): the estimate is 3
+    within 3 stated sd (the correlations make its variance larger than for independent
+    errors); a correctly specified B gives 1."""
+    from aqforecast.assimilation.inflation import covariance_inflation
+    from aqforecast.assimilation.oi import gaspari_cohn
+
+    rng = np.random.default_rng(7)
+    p = 1500
+    xy = rng.uniform(0.0, 600.0, (p, 2))
+    dist = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
+    s = rng.uniform(0.5, 3.0, p)
+    hbht = s[:, None] * s[None, :] * gaspari_cohn(dist, 60.0)
+    r2 = rng.uniform(0.3, 2.0, p) ** 2
+    for factor in (3.0, 1.0):
+        L = np.linalg.cholesky(factor * hbht + np.diag(r2))
+        d = L @ rng.normal(0.0, 1.0, p)
+        rho_o, v_o, _, _ = covariance_inflation(d, hbht, r2, rho_ref=factor)
+        assert abs(rho_o - factor) < 3.0 * np.sqrt(v_o), (factor, rho_o, np.sqrt(v_o))
+        assert np.sqrt(v_o) < 0.2 * factor

@@ -171,9 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="TROPOMI NO2 superobservations (satellite_no2.nc of the observation "
                         "stage; default: the one beside OBS, if any)")
     p.add_argument("--inflation-prior", default=None, metavar="DIR|FILE",
-                   help="LETKF with assimilation.inflation_adaptive: the previous analysis "
+                   help="with assimilation.inflation_adaptive: the previous analysis "
                         "directory (or its inflation.json) whose inflation per domain and "
-                        "quantity is this analysis' prior (default: assimilation.inflation)")
+                        "quantity is this analysis' prior (default: assimilation.inflation for "
+                        "the LETKF, 1 for the OI's B)")
 
     p = sub.add_parser("ensemble", help="perturbed-emission (and initial-state) members "
                                         "around a forecast run",

@@ -12,7 +12,10 @@
    model equivalent (:mod:`aqforecast.observations.operator`), optimal interpolation (:func:`.oi.
    optimal_interpolation`) with ``B_ij = s_i s_j GC(d_ij; length_km)``, ``s = rel x xb``, and
    ``R`` from :func:`aqforecast.observations.operator.observation_error`; observations failing the gross-error
-   check ``|O-B| > k sqrt(HBH^T + R(Hxb))`` are rejected (listed). ``--method letkf``: the
+   check ``|O-B| > k sqrt(HBH^T + R(Hxb))`` are rejected (listed); the innovations' estimate
+   of a factor of B's variances (:func:`.inflation.covariance_inflation`, Desroziers et al.
+   2005 / Li et al. 2009) is reported and, with ``inflation_adaptive``, applied (its prior the
+   previous analysis' factor, ``inflation_prior``, else 1). ``--method letkf``: the
    background error comes from an ensemble of background runs,
    ``RUN/ensemble/<member>/restart/<T>/initial_<domain>.nc`` (>= 3 members; e.g. forecasts with
    perturbed emissions and initial states): :func:`.letkf.letkf_analysis` (Hunt et al. 2007;
@@ -57,9 +60,10 @@
    <domain>.nc`` (surface increments in obs units), ``DIR/innovations.csv`` (one row per
    observation: O, B, A, sigma_o, used or why not), ``DIR/statistics.csv`` (per domain and
    quantity: n used/rejected, mean and RMS of O-B and O-A, chi^2; ``NO2_column`` rows for the
-   satellite columns, chi^2 of their own block d^T (H B H^T + R)^-1 d / n; LETKF: the
-   inflation applied, its innovation estimate and sd, the prior), ``DIR/inflation.json``
-   (LETKF: the same per domain and quantity, the next cycle's ``inflation_prior``), then
+   satellite columns, chi^2 of their own block d^T (H B H^T + R)^-1 d / n; the station
+   quantities' inflation applied -- the LETKF's, or the OI's factor of B -- its innovation
+   estimate and sd, the prior), ``DIR/inflation.json`` (the same per domain and quantity, the
+   next cycle's ``inflation_prior``), then
    ``_SUCCESS``.
 """
 
@@ -309,9 +313,14 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             member_ratio = None
             infl = None
             if keep.any() and not ens:
+                Hk = H[np.flatnonzero(keep)]
+                r2 = sig_o[use][keep] ** 2
+                infl = _oi_inflation(acfg, priors.get(name, {}).get(q), y[keep] - Hk @ xb.ravel(),
+                                     Hk, r2, cell_xy, sigma_b)
+                inflation.setdefault(name, {})[q] = infl
                 xa, diag = optimal_interpolation(
-                    xb.ravel(), H[np.flatnonzero(keep)], y[keep], sig_o[use][keep] ** 2,
-                    cell_xy=cell_xy, sigma_b=sigma_b, length_km=acfg.length_km)
+                    xb.ravel(), Hk, y[keep], r2, cell_xy=cell_xy,
+                    sigma_b=sigma_b * np.sqrt(infl["applied"]), length_km=acfg.length_km)
                 xa = np.maximum(xa, 0.0)
                 diag_chi2 = diag.chi2
             elif keep.any():
@@ -381,9 +390,8 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
         paths.append(write_dataset(increments, out_dir / f"increments_{name}.nc", 1))
     paths.append(_write_csv(out_dir / "innovations.csv", rows))
     paths.append(_write_csv(out_dir / "statistics.csv", stats))
-    if method == "letkf":
-        paths.append(_write_inflation(out_dir / INFLATION_FILE, acfg, t, inflation,
-                                      inflation_prior))
+    paths.append(_write_inflation(out_dir / INFLATION_FILE, acfg, t, inflation,
+                                  inflation_prior))
     paths.append(write_success(out_dir, paths, {"stage": "assimilate", "time": str(t),
                                                 "method": method}))
     return paths
@@ -554,9 +562,32 @@ def _letkf_inflation(acfg, rho_b: float, d, Yb, r2, obs_xy) -> dict:
     return out
 
 
+def _oi_inflation(acfg, prior, d, Hk, r2, cell_xy, sigma_b) -> dict:
+    """The OI's factor of B's variances (:func:`.inflation.adaptive_inflation` with the static
+    ``H B H^T``, Desroziers et al. 2005 / Li et al. 2009): its innovation estimate, and the
+    factor applied -- the estimate (prior: the previous analysis' factor, ``prior``, else 1:
+    B as configured; bounded to [1, ``inflation_max``]) when ``inflation_adaptive``, else 1
+    (the estimate is a diagnostic; ``inflation`` is the LETKF's)."""
+    B = DistanceCovariance(np.asarray(cell_xy, dtype=np.float64), sigma_b, acfg.length_km)
+    cols = np.unique(Hk.indices)
+    Hc = Hk[:, cols]                                   # the cells the stations read
+    hb = np.asarray(Hc @ B(cols)[cols])                # H B restricted to those cells
+    hbht = np.asarray(Hc @ hb.T).T                     # H B H^T (p, p)
+    rho_b = 1.0
+    if acfg.inflation_adaptive and prior is not None and np.isfinite(prior):
+        rho_b = float(np.clip(prior, 1.0, acfg.inflation_max))
+    est = adaptive_inflation(d, None, r2, prior=rho_b, prior_sd=acfg.inflation_prior_sd,
+                             bounds=(1.0, acfg.inflation_max), hbht=0.5 * (hbht + hbht.T))
+    out = est.as_dict()
+    out["applied"] = float(est.rho if acfg.inflation_adaptive else 1.0)
+    out["adaptive"] = bool(acfg.inflation_adaptive)
+    return out
+
+
 def _inflation_columns(infl: dict | None) -> dict:
-    """statistics.csv columns of the LETKF inflation (NaN for the OI): applied, the innovation
-    estimate rho_o and its standard deviation, the prior."""
+    """statistics.csv columns of the inflation (the LETKF's, or the OI's factor of B; NaN for
+    the satellite columns of an OI): applied, the innovation estimate rho_o and its standard
+    deviation, the prior."""
     if infl is None:
         nan = float("nan")
         return {"inflation": nan, "inflation_obs": nan, "inflation_obs_sd": nan,

@@ -12,7 +12,9 @@ LETKF code), so the observation estimate of the inflation is
 
     rho_o = (d~^T d~ - p) / tr(Y~ Y~^T / (k - 1))
 
-(= ``(d^T d - tr R) / tr(H P^b H^T)`` when all R are equal, Li et al. 2009 eq. 5 form). Its
+(= ``(d^T d - tr R) / tr(H P^b H^T)`` when all R are equal, Li et al. 2009 eq. 5 form). The
+optimal interpolation's static ``B`` takes the same estimate with ``C~ = R^-1/2 H B H^T R^-1/2``
+(:func:`covariance_inflation`): a multiplicative factor of B's variances. Its
 sampling variance for Gaussian innovations with covariance ``S~ = rho_b C~ + I`` is
 ``v_o = 2 tr(S~^2) / tr(C~)^2`` (``C~`` the normalised, optionally localised ensemble
 covariance); for independent observations with equal variances this is Miyoshi's (2011)
@@ -46,8 +48,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["InflationEstimate", "innovation_inflation", "adaptive_inflation",
-           "relax_to_prior_spread"]
+__all__ = ["InflationEstimate", "innovation_inflation", "covariance_inflation",
+           "adaptive_inflation", "relax_to_prior_spread"]
 
 
 @dataclass(frozen=True)
@@ -120,11 +122,40 @@ def innovation_inflation(d, Yb, R_diag, rho_ref: float = 1.0, loc=None
     return float(rho_o), v_o, dtd, trace
 
 
+def covariance_inflation(d, HBHt, R_diag, rho_ref: float = 1.0
+                         ) -> tuple[float, float, float, float]:
+    """:func:`innovation_inflation` with the background error covariance in observation space
+    given, ``H B H^T`` (p, p) (the optimal interpolation's static B), instead of an ensemble:
+    ``C~ = R^-1/2 H B H^T R^-1/2``, ``rho_o = (d~^T d~ - p) / tr C~`` and ``v_o = 2 tr(S~^2) /
+    tr(C~)^2`` with ``S~ = rho_ref C~ + I`` (correlated background errors at clustered
+    stations count as fewer innovations). Returns ``(rho_o, v_o, d~^T d~, tr C~)``."""
+    d = np.asarray(d, dtype=np.float64)
+    R_diag = np.asarray(R_diag, dtype=np.float64)
+    C = np.asarray(HBHt, dtype=np.float64)
+    p = d.size
+    if C.shape != (p, p) or R_diag.shape != (p,):
+        raise ValueError("shapes: d (p,), HBHt (p, p), R_diag (p,)")
+    if np.any(R_diag <= 0):
+        raise ValueError("R_diag must be positive")
+    if p == 0:
+        return float("nan"), float("inf"), 0.0, 0.0
+    s = 1.0 / np.sqrt(R_diag)
+    dn = d * s
+    C = C * s[:, None] * s[None, :]
+    dtd, trace = float(dn @ dn), float(np.trace(C))
+    if not trace > 0.0:
+        return float("nan"), float("inf"), dtd, trace
+    S = rho_ref * C
+    S[np.diag_indices(p)] += 1.0
+    return float((dtd - p) / trace), 2.0 * float(np.sum(S * S)) / trace ** 2, dtd, trace
+
+
 def adaptive_inflation(d, Yb, R_diag, prior: float = 1.0, prior_sd: float | None = 0.5,
-                       bounds: tuple[float, float] = (1.0, 3.0), loc=None
+                       bounds: tuple[float, float] = (1.0, 3.0), loc=None, hbht=None
                        ) -> InflationEstimate:
     """Adaptive multiplicative inflation (module docstring): the Gaussian prior
-    ``N(prior, prior_sd^2)`` updated by the innovation estimate (:func:`innovation_inflation`),
+    ``N(prior, prior_sd^2)`` updated by the innovation estimate (:func:`innovation_inflation`;
+    with ``hbht``, the OI's ``H B H^T`` (p, p), :func:`covariance_inflation` and ``Yb`` unused),
     clipped to ``bounds``. ``prior_sd=None`` (or inf): the observation estimate alone (clipped);
     ``prior_sd=0``: the prior (clipped). Without observations or ensemble spread at them the
     prior is returned."""
@@ -132,7 +163,10 @@ def adaptive_inflation(d, Yb, R_diag, prior: float = 1.0, prior_sd: float | None
     if not 0.0 < lo <= hi:
         raise ValueError(f"inflation bounds {bounds}: need 0 < low <= high")
     prior = float(prior)
-    rho_o, v_o, dtd, trace = innovation_inflation(d, Yb, R_diag, rho_ref=prior, loc=loc)
+    if hbht is not None:
+        rho_o, v_o, dtd, trace = covariance_inflation(d, hbht, R_diag, rho_ref=prior)
+    else:
+        rho_o, v_o, dtd, trace = innovation_inflation(d, Yb, R_diag, rho_ref=prior, loc=loc)
     n = int(np.asarray(d).size)
     if prior_sd is None or not np.isfinite(prior_sd):
         rho = rho_o if np.isfinite(rho_o) else prior

@@ -536,8 +536,9 @@ class AssimilationConfig(_Model):
                     "(d^T R^-1 d - p) / tr(R^-1/2 H P^b H^T R^-1/2)) with a Gaussian prior "
                     "(Miyoshi 2011, MWR 139, 1519), bounded to [1, inflation_max], and apply it; "
                     "the prior is the previous analysis' value (assimilate --inflation-prior) "
-                    "or `inflation`. Off: the estimate is only reported (statistics.csv, "
-                    "inflation.json)")
+                    "or `inflation`. OI: the same estimate with the static B (a factor of its "
+                    "variances; prior: the previous analysis' value or 1). Off: the estimate "
+                    "is only reported (statistics.csv, inflation.json)")
     inflation_max: float = Field(default=3.0, ge=1.0, le=10.0,
                                  description="upper bound of the adaptive inflation")
     inflation_prior_sd: float = Field(
