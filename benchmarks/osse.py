@@ -60,6 +60,12 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
 
 ``--reuse`` keeps the runs already complete in WORK (spin-up, truth, free) and reruns only the
 analysis and its forecast.
+
+``python benchmarks/osse.py --case regional [the sample case's options]``: the same design on
+the regional case of ``benchmarks/regional_case.py`` (eastern China at 36 km, 64 x 60 cells,
+the national CNEMC stations in it; built once in ``WORK-case``, default
+``/tmp/aqforecast-osse-regional-case``), a 48 h spin-up, and the truth's initial-state factor
+at wavelengths of 6 x 5 deg (:data:`REGIONAL_WAVELENGTHS`).
 """
 
 from __future__ import annotations

@@ -339,9 +339,9 @@ def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,
                inflation_prior: str | Path | None = None) -> list[Path]:
     """The analysis stage (:func:`aqforecast.assimilation.analysis.assimilate`): ``out_dir``
     receives ``initial_<domain>.nc`` at T (the forecast's ``--initial`` layout), increments,
-    innovations and statistics (LETKF: and ``inflation.json``), then ``_SUCCESS``. TROPOMI NO2
+    innovations, statistics and ``inflation.json``, then ``_SUCCESS``. TROPOMI NO2
     superobservations: ``satellite`` or the ``satellite_no2.nc`` beside ``obs``;
-    ``inflation_prior``: a previous LETKF analysis (adaptive inflation's prior)."""
+    ``inflation_prior``: a previous analysis (adaptive inflation's prior)."""
     from datetime import datetime
 
     from .assimilation.analysis import assimilate as _assimilate
