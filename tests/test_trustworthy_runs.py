@@ -228,6 +228,61 @@ def test_restart_retention(small, tmp_path):
     assert (out / "restart" / "latest").read_text().strip() == "2026-07-20T04"
 
 
+@pytest.mark.parametrize("where, value, injected, stopped", [
+    ("bulk", float("nan"), "01:45", "02:00"), ("bulk", 1e30, "01:45", "02:00"),
+    ("tags", float("inf"), "01:45", "02:00"), ("bulk", float("nan"), "01:15", "01:30")])
+def test_a_state_that_breaks_stops_the_run(small, tmp_path, capsys, monkeypatch, where,
+                                           value, injected, stopped):
+    """A numerical failure (a value injected into d02's bulk NO2 or a tag after the
+    chemistry of the step ending at ``injected`` + 15 min): the run stops with exit 2 and a
+    message naming the domain, time, species and first (level, row, column) -- at the output
+    time 02:00 when the step ends there, else at the next step's chemistry, before its solver
+    spends its step limit (100 000) in every cell of a NaN chunk (it took 2.5 min a step) --
+    and nothing is written for that time (no restart, no _SUCCESS; the conc files hold no 02
+    UTC and no NaN); the restart of 01 UTC is intact. Before, the run went on and ended
+    "complete" with NaN in its products."""
+    import time
+
+    import numpy as np
+    import xarray as xr
+
+    from aqforecast.transport.model import DomainModel
+
+    original = DomainModel._chemistry
+    bad_time = np.datetime64(f"2026-07-20T{injected}:00", "s")
+
+    def broken(self, s, t_mid, dt):
+        original(self, s, t_mid, dt)
+        if self.name == "d02" and self.time == bad_time:
+            if where == "bulk":
+                self.conc()[self.species.index("NO2"), 3, 5, 7] = value
+            else:
+                self.tagc[self.interior][2, 4, 5, 7] = value
+
+    monkeypatch.setattr(DomainModel, "_chemistry", broken)
+    out = tmp_path / "run"
+    tic = time.perf_counter()
+    assert main(["forecast", str(small), "--lead-hours", "3", "--out", str(out),
+                 "--no-progress"]) == 2
+    assert time.perf_counter() - tic < 120
+    err = capsys.readouterr().err
+    what = "NO2" if where == "bulk" else "tag "
+    assert "d02" in err and f"2026-07-20T{stopped}" in err and what in err, err
+    if stopped == "02:00" and where == "bulk":
+        assert "level 3, row 5, column 7" in err, err
+    assert "numerical failure" in err and "--resume" in err
+    assert not (out / SUCCESS_NAME).exists()
+    stamps = sorted(p.name for p in (out / "restart").iterdir() if p.is_dir())
+    assert "2026-07-20T02" not in stamps and "2026-07-20T01" in stamps, stamps
+    with xr.open_dataset(out / "restart" / "2026-07-20T01" / "initial_d02.nc") as ds:
+        assert np.isfinite(ds["NO2"].values).all()
+    for part in out.glob("conc_d0*"):          # whatever parts were flushed: no 02 UTC
+        if part.suffix == ".nc":
+            with xr.open_dataset(part) as ds:
+                assert np.datetime64("2026-07-20T02:00") not in ds["time"].values
+                assert all(np.isfinite(ds[v].values).all() for v in ("NO2", "O3"))
+
+
 @pytest.mark.mpi
 def test_an_error_on_one_rank_ends_every_rank(tmp_path):
     """Rank 1 fails while rank 0 waits in a collective: the CLI's handler (abort_all) ends the

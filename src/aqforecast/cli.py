@@ -357,10 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     from .io import InputFileError
 
     from .parallel import abort_all
+    from .transport.model import ModelStateError
 
     try:
         return _dispatch(args)
-    except (ConfigError, InputFileError) as exc:
+    except (ConfigError, InputFileError, ModelStateError) as exc:
         sys.stderr.write(f"aqforecast {args.command}: error:\n{exc}\n")
         abort_all(2)  # under MPI: end every rank, not only this one
         return 2

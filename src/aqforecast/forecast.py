@@ -604,6 +604,8 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
             w.discard_after(resumed_at)
 
     def snapshot(sim):
+        for m in models:  # never write a broken state: stop the run instead
+            m.check_state()
         for m in models:
             f = output_fields(m, levels)
             if f is not None:
@@ -621,6 +623,8 @@ def _run_forecast(cfg, comm, lead, out, resume, tags, progress, stop_after_hours
         at it (atomically): a run killed anywhere resumes from a consistent set."""
         stamp = restart_stamp(models[0].time)
         here = restart_dir / stamp
+        for m in models:  # a restart is never written from a broken state
+            m.check_state()
         if comm.rank == 0:
             for w in writers.values():
                 w.flush()

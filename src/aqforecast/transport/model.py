@@ -37,10 +37,19 @@ from .vertical import VerticalMixing, WetScavenging
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DomainModel", "BUDGET_TERMS"]
+__all__ = ["DomainModel", "BUDGET_TERMS", "ModelStateError", "ABSURD_FACTOR"]
 
 BUDGET_TERMS = ("emitted", "dry_deposited", "wet_deposited", "chemistry", "boundary")
 _FACES = ("west", "east", "south", "north")
+#: a state value above this many times the species' largest plausible input
+#: (:data:`aqforecast.species.PLAUSIBLE_MAX`, ppb / ug m-3) is a numerical failure
+ABSURD_FACTOR = 1000.0
+
+
+class ModelStateError(RuntimeError):
+    """The model state became non-finite or absurd during a run: a numerical failure (or a
+    bug), not an input error. The message names the domain, time, species or tag, the first
+    (level, row, column) and the value."""
 
 
 class DomainModel:
@@ -215,6 +224,52 @@ class DomainModel:
             tc[...] = 0.0
             for t, row in enumerate(self.tag_rows):
                 tc[t * self.ntag + self.ic_tag] = c[row]
+
+    def check_state(self, collective: bool = True, tags: bool = True) -> None:
+        """Raise :class:`ModelStateError` if the bulk state holds a non-finite value or one
+        above ``ABSURD_FACTOR`` x the species' plausible maximum (gases x 1e9 ppb, aerosols
+        x 1.3e9 ug m-3 per kg kg-1: an upper bound of the air density), or (``tags``) the tags
+        a non-finite value; the first (species, level, row, column) in global indices.
+        ``collective``: every rank raises (else this rank only, which ends an MPI job through
+        the command line's abort). Cost: one pass over the state (~1 ms per million values)."""
+        c = self.conc()
+        problem = None
+        for i, name in enumerate(self.species):
+            v = c[i]
+            hi = species_registry.PLAUSIBLE_MAX.get(name, np.inf) * ABSURD_FACTOR
+            if np.isfinite(hi) and species_registry.is_known(name):
+                to_obs = 1e9 if species_registry.get(name).phase == "gas" else 1.3e9
+                bad = ~(v * to_obs <= hi)     # NaN compares false: caught as well
+            else:
+                bad = ~np.isfinite(v)
+            if bad.any():
+                problem = (name, np.argwhere(bad)[0], float(v[tuple(np.argwhere(bad)[0])]),
+                           int(bad.sum()))
+                break
+        if problem is None and tags and self.ntag:
+            tc = self.tag_conc()
+            bad = ~np.isfinite(tc)
+            if bad.any():
+                s, t, *idx = np.argwhere(bad)[0]
+                region, sector = self.tag_labels[t]
+                problem = (f"tag {region}|{sector} of {self.tagged[s]}", np.array(idx),
+                           float(tc[(s, t, *idx)]), int(bad.sum()))
+        if problem is not None:
+            what, (k, j, i), value, count = problem
+            ys, xs = self.layout.block
+            problem = (what, int(k), int(j) + ys.start, int(i) + xs.start, value, count)
+        found = [p for p in (self.comm.allgather(problem) if collective else [problem])
+                 if p is not None]
+        if found:
+            what, k, j, i, value, _ = found[0]
+            count = sum(p[5] for p in found)
+            raise ModelStateError(
+                f"{self.name}: the model state became non-finite or absurd at "
+                f"{np.datetime_as_string(self.time, unit='m')}: {what} is {value:.6g} (model "
+                f"units) at level {k}, row {j}, column {i} ({count} value(s) in all) -- a "
+                f"numerical failure, not an input error; nothing was written for this time "
+                f"and the last restart written before it is good (--resume continues from it "
+                f"once the cause is fixed)")
 
     def total_mass(self) -> np.ndarray:
         """Global tracer mass per species, kg of species (all ranks get it)."""
@@ -491,6 +546,8 @@ class DomainModel:
     def _chemistry(self, s, t_mid, dt):
         loc = self.layout.local
         work = np.ascontiguousarray(self.conc())
+        if not np.isfinite(work).all():  # the solver would take its step limit in every cell
+            self.check_state(collective=False, tags=False)
         before = work.copy() if self.tag_chemistry is not None else None
         m0 = self.total_local()
         cosz, cloud = photolysis_cloud_factor(s, t_mid, self.lon, self.lat, loc)
