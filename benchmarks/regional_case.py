@@ -55,9 +55,13 @@ CHINA_POPULATION_2017 = 1390.08e6
 
 
 def shared_data() -> Path:
-    """``$AQF_SHARED_DATA`` or ``../shared/data`` beside the repository."""
-    env = os.environ.get("AQF_SHARED_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
+    """The first of ``$AQF_SHARED_DATA``, ``../shared/data`` beside the repository and the
+    copy vendored in ``tests/data/shared`` that holds the CNEMC national snapshot."""
+    for c in (os.environ.get("AQF_SHARED_DATA"), REPO.parent / "shared" / "data",
+              REPO / "tests" / "data" / "shared"):
+        if c and (Path(c) / SNAPSHOT).exists():
+            return Path(c)
+    return REPO.parent / "shared" / "data"
 
 
 def _module(path: Path, name: str):
