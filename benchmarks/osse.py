@@ -435,15 +435,17 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     ph = pd.DataFrame(per_hour)
     ph["rmse_free"] = np.sqrt(ph["mse_free"])
     ph["rmse_analysis"] = np.sqrt(ph["mse_analysis"])
-    ph["gain"] = 1.0 - ph["rmse_analysis"] / ph["rmse_free"]
-    ph["gain_bound"] = 1.0 - np.sqrt(ph["mse_bound"]) / ph["rmse_free"]
+    free = ph["rmse_free"].where(ph["rmse_free"] > 0)  # no free error (NO2 at T0): no gain
+    ph["gain"] = 1.0 - ph["rmse_analysis"] / free
+    ph["gain_bound"] = 1.0 - np.sqrt(ph["mse_bound"]) / free
     g = ph.groupby(["quantity", "day"], sort=False)[["mse_free", "mse_analysis",
                                                       "mse_bound"]].mean()
     table = pd.DataFrame({"stations": int(withheld.sum()),
                           "rmse_free": np.sqrt(g["mse_free"]),
                           "rmse_analysis": np.sqrt(g["mse_analysis"])}).reset_index()
-    table["gain"] = 1.0 - table["rmse_analysis"] / table["rmse_free"]
-    table["gain_bound"] = 1.0 - np.sqrt(g["mse_bound"].to_numpy()) / table["rmse_free"]
+    free = table["rmse_free"].where(table["rmse_free"] > 0)
+    table["gain"] = 1.0 - table["rmse_analysis"] / free
+    table["gain_bound"] = 1.0 - np.sqrt(g["mse_bound"].to_numpy()) / free
     # how much the gain depends on which 7 stations were withheld: a bootstrap over them
     ps = pd.DataFrame(per_station).groupby(["quantity", "day", "station"], sort=False)[
         ["se_free", "se_analysis"]].mean().reset_index()
@@ -458,9 +460,10 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     ph.drop(columns=drop).to_csv(work / f"rmse_by_hour_{method}{label}.csv", index=False)
     table.to_csv(work / f"osse_{method}{label}.csv", index=False)
     (work / f"walls_{method}{label}.json").write_text(json.dumps(walls, indent=1))
-    log(f"OSSE on {config} ({method}{label}, {assim or 'config defaults'}): {len(st)} CNEMC stations in d01 "
-        f"({int(withheld.sum())} withheld; {int(np.sum(where != order[-1]))} read in the nest), "
-        f"T0 {stamp} after a {spinup} h spin-up, {days} day(s); wall {time.perf_counter() - clock:.0f} s "
+    log(f"OSSE on {config} ({method}{label}, {assim or 'config defaults'}): {len(st)} CNEMC "
+        f"stations in d01 ({int(withheld.sum())} withheld; {int(np.sum(where != order[-1]))} "
+        f"read in the nest), T0 {stamp} after a {spinup} h spin-up, {days} day(s); wall "
+        f"{time.perf_counter() - clock:.0f} s "
         f"this call ({', '.join(f'{k} {v:.0f} s' for k, v in walls.items())})")
     return table, ph.drop(columns=drop)
 

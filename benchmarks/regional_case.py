@@ -19,7 +19,8 @@ what this workplace holds -- all of it synthetic except the station locations:
   per national station the YRD 2017 emission per person (An et al. 2021 totals over the four
   provinces' people) times the people a station stands for on average (China's 2017
   population / the snapshot's stations, ~0.96 million), times the stations in the inventory's
-  box, each sector split and spread by the sample's shares and proxies (residential e^(-d/8 km), transport
+  box, each sector split and spread by the sample's shares and proxies (residential
+  e^(-d/8 km), transport
   e^(-d/5 km), an industrial ring, power e^(-d/15 km), agriculture the rural complement) around
   every station, land only. Stations stand where people live, so their density is a
   population proxy; the magnitudes are plausible, not an inventory of anyone's emissions.
@@ -184,7 +185,8 @@ def build_case(work: Path, lead_hours: int = 120, workers: int = 2, log=print) -
     cfg_path.write_text(CONFIG.format(start=START, lead=lead_hours, length_km=LENGTH_KM,
                                       **DOMAIN))
     # the stations first (the config's loader checks the files named in it only when read)
-    (work / "stations.csv").write_text("监测点编码,监测点名称,城市,经度,纬度,对照点\n")
+    header = "监测点编码,监测点名称,城市,经度,纬度,对照点\n"   # the CNEMC station list's
+    (work / "stations.csv").write_text(header, encoding="utf-8")
     (work / "inventory.nc").touch()
     cfg = load_config(cfg_path)
     grid = grids_from_config(cfg)["d01"]
@@ -203,8 +205,7 @@ def build_case(work: Path, lead_hours: int = 120, workers: int = 2, log=print) -
     inside = StationOperator(lon2d, lat2d, st.lon.to_numpy(), st.lat.to_numpy()).inside
     lines = [f"{c},{c},,{x:.4f},{y:.4f},N" for c, x, y in
              zip(st.code[inside], st.lon[inside], st.lat[inside])]
-    (work / "stations.csv").write_text("监测点编码,监测点名称,城市,经度,纬度,对照点\n"
-                                       + "\n".join(lines) + "\n", encoding="utf-8")
+    (work / "stations.csv").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     tmp = work / "inventory.nc.tmp"
     totals = write_inventory(tmp, st, box, per, ne)
     tmp.replace(work / "inventory.nc")

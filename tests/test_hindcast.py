@@ -471,3 +471,35 @@ def test_data_script_start_writes_that_window_and_a_config(tmp_path):
     assert Path(new.inputs.emissions.gridded).parent == tmp_path.resolve() / "emissions"
     assert new.species == old.species and new.domains == old.domains
     assert old.time.start.replace(tzinfo=None) == datetime(2016, 11, 30, 16)
+
+
+def test_data_script_summer_start_reads_the_summer_file(tmp_path):
+    """hindcast_beijing_data.py --start in June-August 2016 (issue 25, the O3 season): the met,
+    the analysed inflow and OUT/config.yaml's observations come from the summer PRSA file, not
+    the winter one (which holds no summer hour); a start no vendored file holds is refused."""
+    import xarray as xr
+
+    mod = _data_script()
+    summer = "PRSA_12sites_2016-06-01_2016-08-31_hourly.csv"
+    assert mod.prsa_file(None) == WINTER
+    assert mod.prsa_file("2016-12-14T16") == WINTER
+    assert mod.prsa_file(datetime(2016, 6, 30, 16)) == summer
+    assert mod.prsa_file("2016-05-31T16") == summer        # 2016-06-01 00 local
+    with pytest.raises(SystemExit, match="no PRSA file"):
+        mod.prsa_file("2016-10-01T00")
+    files = mod.write_met(3, tmp_path / "met", start="2016-07-05T04")
+    assert [f.name for f in files] == ["wrfout_d01_2016-07-05_04:00:00"]
+    with xr.open_dataset(files[0]) as ds:
+        assert float(ds["T2"].min()) > 290.0               # a July noon in Beijing, not January
+    bc = mod.write_boundary(tmp_path / "bc.nc", met_dir=None, start="2016-06-30T16")
+    with xr.open_dataset(bc) as ds:
+        t = ds["time"].values
+    assert str(t.min())[:13] == "2016-05-31T16" and str(t.max())[:13] == "2016-08-31T15"
+    cfgp = mod.derive_config(mod.CONFIG, tmp_path / "config.yaml",
+                             mod.parse_start("2016-06-30T16"), tmp_path)
+    src = load_config(cfgp).inputs.observations.sources
+    assert [Path(s.path).name for s in src] == [summer]
+    winter = mod.derive_config(mod.CONFIG, tmp_path / "w" / "config.yaml",
+                               mod.parse_start("2016-12-14T16"), tmp_path)
+    assert [Path(s.path).name for s in load_config(winter).inputs.observations.sources] \
+        == [WINTER]

@@ -14,7 +14,8 @@ script). What is real and what is not: config/hindcast_beijing/README.md.
 ``config/hindcast_beijing/data/boundary/boundary_stations.nc`` (git-ignored), the *analysed*
 lateral inflow that ``config.yaml`` reads (``inputs.boundary.kind: file``;
 :func:`write_boundary`, :mod:`aqforecast.transport.boundary_stations`): per hour of the whole PRSA
-winter file, the ``--boundary-percentile``-th percentile (default 25; O3 the 75th) of the PM2.5,
+file of the window (:func:`prsa_file`: the winter file by default), the
+``--boundary-percentile``-th percentile (default 25; O3 the 75th) of the PM2.5,
 PM10 - PM2.5, O3, NO2, CO and SO2 observed at the stations that are not
 ``verification.withheld_stations`` (the withheld ones are dropped before any number is made),
 uniform over the domain, held through the highest boundary layer of the last 24 h of the met
@@ -25,8 +26,11 @@ observations of the hours it drives, like the analysed met.
 another window (``--met-hours`` records from it) and also writes ``<out>/config.yaml``: the
 committed config with ``time.start`` set to it and the met, inventory and boundary paths set to
 ``<out>`` (:func:`derive_config`), so ``hindcast.py --config <out>/config.yaml`` runs that
-window without editing the committed config. Give it its own ``--out`` (e.g.
-``config/hindcast_beijing/data/<name>``, git-ignored) so the default window's files are kept.
+window without editing the committed config. The met, the inflow and the derived config's
+observations all read the PRSA file whose local dates hold that start (:func:`prsa_file`: the
+winter file 2016-12-01 .. 2017-02-28 or the summer file 2016-06-01 .. 2016-08-31). Give it
+its own ``--out`` (e.g. ``config/hindcast_beijing/data/<name>``, git-ignored) so the default
+window's files are kept.
 
 Inventory (SYNTHETIC, scaled to published magnitudes; the sample's machinery,
 data_sample/make_sample_emissions.py: population-like kernels around real towns, clipped to the
@@ -67,6 +71,8 @@ CASE = REPO / "config" / "hindcast_beijing"
 CONFIG = CASE / "config.yaml"
 STATIONS = REPO / "tests" / "data" / "shared" / "obs_beijing_prsa"
 WINTER = "PRSA_12sites_2016-12-01_2017-02-28_hourly.csv"
+#: the vendored PRSA files: ``PRSA_12sites_<first local day>_<last local day>_hourly.csv``
+PRSA_PATTERN = r"PRSA_12sites_(\d{4}-\d{2}-\d{2})_(\d{4}-\d{2}-\d{2})_hourly\.csv"
 
 #: Beijing municipality outline, hand-digitised from memory of the administrative map [L]:
 #: about +-10 km, ~20 000 km2, shrunk to 16 410 km2 by :func:`beijing_polygon`. Not the legal
@@ -232,16 +238,40 @@ def build_inventory() -> tuple[xr.Dataset, dict]:
     return ds, totals
 
 
+def prsa_file(start: datetime | str | None = None, utc_offset_h: float = 8.0) -> str:
+    """The name of the PRSA file in :data:`STATIONS` whose local days (from its name,
+    :data:`PRSA_PATTERN`) hold ``start`` (naive UTC, or ``YYYY-MM-DDTHH``); ``None``: the winter
+    file, the committed config's. SystemExit when no file holds it."""
+    import re
+    from datetime import timedelta
+
+    if start is None:
+        return WINTER
+    if isinstance(start, str):
+        start = parse_start(start)
+    day = (start + timedelta(hours=utc_offset_h)).date()
+    held = []
+    for f in sorted(STATIONS.glob("PRSA_12sites_*_hourly.csv")):
+        m = re.fullmatch(PRSA_PATTERN, f.name)
+        if m:
+            first, last = (datetime.strptime(x, "%Y-%m-%d").date() for x in m.groups())
+            held.append(f"{first} .. {last}")
+            if first <= day <= last:
+                return f.name
+    raise SystemExit(f"--start {start:%Y-%m-%dT%H} (local day {day}): no PRSA file in {STATIONS} "
+                     f"holds it (files: {'; '.join(held) or 'none'})")
+
+
 def write_met(hours: int, out: Path, aerosol_dimming: bool = False,
               start: str | None = None) -> list[Path]:
     """The analysed met, ``hours`` records from ``start`` (``YYYY-MM-DDTHH`` UTC; default the
-    config's ``time.start``); ``aerosol_dimming``: insolation dimmed by the PM2.5 of the
-    stations that are not withheld
+    config's ``time.start``) from the PRSA file that holds it (:func:`prsa_file`);
+    ``aerosol_dimming``: insolation dimmed by the PM2.5 of the stations that are not withheld
     (:func:`aqforecast.met.station_analysis.aerosol_transmission`)."""
     from aqforecast.stages import met_from_stations
 
-    return met_from_stations(CONFIG, [STATIONS / WINTER], out, start=start, hours=hours,
-                             urban=URBAN, aerosol_dimming=aerosol_dimming)
+    return met_from_stations(CONFIG, [STATIONS / prsa_file(start)], out, start=start,
+                             hours=hours, urban=URBAN, aerosol_dimming=aerosol_dimming)
 
 
 def parse_start(text: str) -> datetime:
@@ -257,6 +287,7 @@ def derive_config(src: Path, dest: Path, start: datetime | None = None,
     """Write ``dest``: the config ``src`` with ``time.start`` set to ``start`` (naive UTC) and,
     with ``data``, the met (``<data>/met/wrfout_d01_*``), inventory
     (``<data>/emissions/...``) and boundary-file (``<data>/boundary/...``) paths moved there;
+    with ``start``, the observations' PRSA source is the file that holds it (:func:`prsa_file`);
     ``base_dir`` made absolute so ``dest`` may live anywhere. Edited as text (a YAML round trip
     would turn the species ``NO`` into ``False``); an expected key that is missing is an error.
     The result is checked by :func:`aqforecast.config.load_config`."""
@@ -279,6 +310,8 @@ def derive_config(src: Path, dest: Path, start: datetime | None = None,
     if start is not None:
         sub(r"^(time:\s*\n(?:[ \t]*#.*\n|[ \t]*\n)*(?:[ \t]+(?!start:)\S.*\n)*?[ \t]+"
             r"start:\s*)\S+", start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        sub(r"^([ \t]+-[ \t]*\{[ \t]*path:[ \t]*\S*/)PRSA_12sites_\S+_hourly\.csv",
+            prsa_file(start))
     if data is not None:
         data = Path(data).resolve()
         sub(r"^([ \t]+d01:[ \t]*)\S*wrfout_d01_\*[ \t]*$", str(data / "met" / "wrfout_d01_*"))
@@ -311,11 +344,13 @@ def _met_mixed_layer(met_dir: Path):
 
 
 def write_boundary(out: Path, met_dir: Path | None = None,
-                   percentile: float = BOUNDARY_PERCENTILE) -> Path:
+                   percentile: float = BOUNDARY_PERCENTILE,
+                   start: datetime | str | None = None) -> Path:
     """The analysed lateral inflow (module docstring) as a boundary-condition file: the
     regional background of the stations that are not withheld
     (:func:`aqforecast.transport.boundary_stations.station_background`), times in UTC over the whole
-    PRSA winter file, the mixed layer from ``met_dir``'s wrfout files where they exist
+    PRSA file that holds ``start`` (:func:`prsa_file`; default the winter file), the mixed layer
+    from ``met_dir``'s wrfout files where they exist
     (:func:`aqforecast.transport.boundary_stations.rolling_max_depth`, 24 h, as
     ``assimilation.mixed_layer_hours``)."""
     import pandas as pd
@@ -331,7 +366,7 @@ def write_boundary(out: Path, met_dir: Path | None = None,
 
     cfg = load_config(CONFIG)
     withheld = list(cfg.verification.withheld_stations or [])
-    table = read_prsa(STATIONS / WINTER)
+    table = read_prsa(STATIONS / prsa_file(start))
     # PRSA hours are Beijing time (UTC+8): the file's times are UTC
     table = table.assign(time=table["time"] - pd.Timedelta(hours=cfg.time.local_utc_offset_h))
     bg = station_background(table, percentile, exclude=withheld)
@@ -398,7 +433,8 @@ def main(argv=None) -> int:
                           None if a.start is None else a.start.strftime("%Y-%m-%dT%H"))
         log.info("wrote %d wrfout files to %s", len(paths), a.out / "met")
     if a.boundary == "observed":
-        path = write_boundary(a.out / BOUNDARY_FILE, a.out / "met", a.boundary_percentile)
+        path = write_boundary(a.out / BOUNDARY_FILE, a.out / "met", a.boundary_percentile,
+                              a.start)
         log.info("wrote %s (%.1f MB)", path, path.stat().st_size / 1e6)
     if a.start is not None:
         cfg = derive_config(CONFIG, a.out / "config.yaml", a.start, a.out)
