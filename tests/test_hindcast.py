@@ -356,7 +356,8 @@ def _driver_script():
 
 
 def test_hindcast_table_has_polluted_day_hit_rates():
-    """score_daily on crafted station-days: PM2.5 > 75 and AQI > 100 hit rates by lead day."""
+    """score_daily on crafted station-days: PM2.5 > 75, O3 MDA8 > 160 and AQI > 100 hit rates
+    by lead day."""
     drv = _driver_script()
     # lead day 1: hit, miss, false alarm, correct negative; lead day 2: two hits
     f = [90.0, 50.0, 100.0, 50.0, 150.0, 80.0]
@@ -364,7 +365,9 @@ def test_hindcast_table_has_polluted_day_hit_rates():
     aqi_f, aqi_o = [120, 70, 130, 70, 200, 105], [130, 130, 70, 70, 250, 101]
     d = pd.DataFrame({"experiment": "free", "cycle": "c", "station": list("ABCDAB"),
                       "lead_day": [1, 1, 1, 1, 2, 2], "PM2.5_24h_f": f, "PM2.5_24h_o": o,
-                      "O3_8h_f": 50.0, "O3_8h_o": 60.0, "aqi_f": aqi_f, "aqi_o": aqi_o,
+                      "O3_8h_f": [170.0, 150.0, 50.0, 50.0, 200.0, 100.0],
+                      "O3_8h_o": [165.0, 180.0, 190.0, 60.0, 161.0, 170.0],
+                      "aqi_f": aqi_f, "aqi_o": aqi_o,
                       "category_f": [3, 2, 3, 2, 5, 3], "category_o": [3, 3, 2, 2, 5, 3]})
     t = drv.score_daily(d).set_index("lead_day")
     assert t.loc[1, "PM2.5>75 obs days"] == 2 and t.loc[1, "PM2.5>75 POD %"] == 50.0
@@ -372,6 +375,10 @@ def test_hindcast_table_has_polluted_day_hit_rates():
     assert t.loc[1, "PM2.5>75 CSI %"] == pytest.approx(100 / 3)
     assert t.loc[2, "PM2.5>75 POD %"] == 100.0 and t.loc[2, "PM2.5>75 FAR %"] == 0.0
     assert t.loc[1, "AQI>100 POD %"] == 50.0 and t.loc[1, "AQI category acc %"] == 50.0
+    # O3: day 1 one hit of three events, no false alarm; day 2 one hit, one miss
+    assert t.loc[1, "O3>160 obs days"] == 3 and t.loc[1, "O3>160 hits"] == 1
+    assert t.loc[1, "O3>160 POD %"] == pytest.approx(100 / 3) and t.loc[1, "O3>160 FAR %"] == 0
+    assert t.loc[2, "O3>160 POD %"] == 50.0 and t.loc[2, "O3>160 CSI %"] == 50.0
     md = drv.markdown(t.reset_index())
     assert "PM2.5>75 POD %" in md and "AQI>100 CSI %" in md
 

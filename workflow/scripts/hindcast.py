@@ -70,6 +70,8 @@ EMERY = {"PM2.5": {"goal": (10.0, 35.0, 0.70), "criteria": (30.0, 50.0, 0.40)},
 
 #: PM2.5 24-h grade-II limit of GB 3095-2012 (HJ 633-2012: IAQI 100), ug m-3
 PM25_LIMIT = 75.0
+#: O3 MDA8 grade-II limit, ug m-3 (GB 3095-2012; HJ 633-2012's O3 8-h IAQI 100)
+O3_8H_LIMIT = 160.0
 
 log = logging.getLogger("hindcast")
 
@@ -272,8 +274,9 @@ def score_daily(daily: pd.DataFrame) -> pd.DataFrame:
     """The table by experiment x lead day of :func:`daily_table`'s station-days (module
     docstring); polluted days: the hit rate (POD), false-alarm ratio (FAR) and critical
     success index (CSI), in %, of station-days with PM2.5 24-h mean > 75 ug m-3 (the grade-II
-    limit of GB 3095-2012, HJ 633-2012's IAQI 100) and with daily AQI > 100 (category >= 3),
-    forecast against observed (NaN where undefined: no event forecast or observed)."""
+    limit of GB 3095-2012, HJ 633-2012's IAQI 100), with O3 MDA8 > 160 ug m-3 (the same for
+    O3, the summer's polluted days) and with daily AQI > 100 (category >= 3), forecast against
+    observed (NaN where undefined: no event forecast or observed)."""
     from aqforecast.verification.metrics import categorical_scores
 
     rows = []
@@ -293,6 +296,7 @@ def score_daily(daily: pd.DataFrame) -> pd.DataFrame:
                                                       .mean()) if len(cat) else np.nan
             row["obs AQI>100 days"] = int((g["aqi_o"] > 100).sum())
             for name, col, limit in (("PM2.5>75", "PM2.5_24h", PM25_LIMIT),
+                                     ("O3>160", "O3_8h", O3_8H_LIMIT),
                                      ("AQI>100", "aqi", 100.0)):
                 ev = categorical_scores(g[f"{col}_f"].to_numpy(float),
                                         g[f"{col}_o"].to_numpy(float), limit)
