@@ -184,11 +184,7 @@ def build_case(work: Path, lead_hours: int = 120, workers: int = 2, log=print) -
         return cfg_path
     cfg_path.write_text(CONFIG.format(start=START, lead=lead_hours, length_km=LENGTH_KM,
                                       **DOMAIN))
-    # the stations first (the config's loader checks the files named in it only when read)
-    header = "监测点编码,监测点名称,城市,经度,纬度,对照点\n"   # the CNEMC station list's
-    (work / "stations.csv").write_text(header, encoding="utf-8")
-    (work / "inventory.nc").touch()
-    cfg = load_config(cfg_path)
+    cfg = load_config(cfg_path)   # the files it names are read later, by the runs
     grid = grids_from_config(cfg)["d01"]
     lon2d, lat2d = grid.lonlat
     box = (np.floor(lon2d.min()) - 1, np.ceil(lon2d.max()) + 1, np.floor(lat2d.min()) - 1,
@@ -197,7 +193,7 @@ def build_case(work: Path, lead_hours: int = 120, workers: int = 2, log=print) -
     per = emission_per_station(len(st))
     st = st[(st.lon > box[0]) & (st.lon < box[1]) & (st.lat > box[2]) & (st.lat < box[3])]
     met_mod = _module(REPO / "data_sample" / "make_sample_met.py", "make_sample_met")
-    ne = met_mod._natural_earth_land(np.array(box[:2]), np.array(box[2:]))
+    ne = met_mod.natural_earth_land(np.array(box[:2]), np.array(box[2:]))
     # every station of the box emits (the inventory covers the box); the list holds those in
     # the grid
     from aqforecast.observations.operator import StationOperator
@@ -205,6 +201,7 @@ def build_case(work: Path, lead_hours: int = 120, workers: int = 2, log=print) -
     inside = StationOperator(lon2d, lat2d, st.lon.to_numpy(), st.lat.to_numpy()).inside
     lines = [f"{c},{c},,{x:.4f},{y:.4f},N" for c, x, y in
              zip(st.code[inside], st.lon[inside], st.lat[inside])]
+    header = "监测点编码,监测点名称,城市,经度,纬度,对照点\n"   # the CNEMC station list's
     (work / "stations.csv").write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
     tmp = work / "inventory.nc.tmp"
     totals = write_inventory(tmp, st, box, per, ne)

@@ -123,7 +123,7 @@ def _inside_reference(lon, lat) -> bool:
                 and np.max(lat) <= la1)
 
 
-def _natural_earth_land(lon, lat, natural_earth=None):
+def natural_earth_land(lon, lat, natural_earth=None):
     """(lon, lat, land 0/1) raster of Natural Earth 50 m land covering the points plus 1 deg,
     at NE_RES. ``natural_earth``: a directory in cartopy's layout (default: the search of
     :func:`aqforecast.products.maps.natural_earth_dir`)."""
@@ -162,7 +162,7 @@ def geography(lon=None, lat=None):
             glon, glat, land = _reference_land()
             cell_km = _REF[4] * 111.2
         else:
-            glon, glat, land = _natural_earth_land(lon, lat)
+            glon, glat, land = natural_earth_land(lon, lat)
             cell_km = NE_RES * 111.2
         sb = gaussian_filter(land, sigma=9.0 / cell_km, mode="nearest")    # ~9 km coastal scale
         ls = gaussian_filter(land, sigma=2.5 / cell_km, mode="nearest")

@@ -71,7 +71,7 @@ def test_inventory_conserves_the_stations_totals_on_land(rc, met, tmp_path):
     box = (115.0, 121.0, 37.0, 41.0)
     st = pd.DataFrame({"lon": [116.4, 117.2, 118.1], "lat": [39.9, 39.1, 39.6]})
     per = rc.emission_per_station(1448)
-    ne = met._natural_earth_land(np.array(box[:2]), np.array(box[2:]))
+    ne = met.natural_earth_land(np.array(box[:2]), np.array(box[2:]))
     totals = rc.write_inventory(tmp_path / "inv.nc", st, box, per, ne)
     for p, v in totals.items():
         assert v == pytest.approx(3 * per[p], rel=1e-12)

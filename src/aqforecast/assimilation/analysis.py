@@ -90,7 +90,8 @@ from ..observations.table import read_observations_at
 from ..observations.satellite import superobs_column_kernels
 from .inflation import adaptive_inflation
 from .letkf import letkf_analysis
-from .oi import DistanceCovariance, gaspari_cohn, optimal_interpolation
+from .oi import (DistanceCovariance, gaspari_cohn, observed_covariance,
+                 optimal_interpolation)
 from .satellite import (column_observation_operator, innovation_chi2, read_superobservations,
                         satellite_file_for)
 
@@ -315,8 +316,8 @@ def assimilate(cfg: RunConfig, background: str | Path, obs: str | Path, out_dir:
             if keep.any() and not ens:
                 Hk = H[np.flatnonzero(keep)]
                 r2 = sig_o[use][keep] ** 2
-                infl = _oi_inflation(acfg, priors.get(name, {}).get(q), y[keep] - Hk @ xb.ravel(),
-                                     Hk, r2, cell_xy, sigma_b)
+                infl = _oi_inflation(acfg, _prior(priors, name, q, acfg, default=1.0),
+                                     y[keep] - Hk @ xb.ravel(), Hk, r2, cell_xy, sigma_b)
                 inflation.setdefault(name, {})[q] = infl
                 xa, diag = optimal_interpolation(
                     xb.ravel(), Hk, y[keep], r2, cell_xy=cell_xy,
@@ -536,14 +537,16 @@ def _column_rows(col: _Columns, domain, vmr_a, rows, stats):
              col.keep.sum(), _rms(omb), _rms(oma), col.chi2)
 
 
-def _prior(priors: dict, domain: str, quantity: str, acfg) -> float:
+def _prior(priors: dict, domain: str, quantity: str, acfg, default: float | None = None
+           ) -> float:
     """The prior inflation of ``quantity`` in ``domain``: the previous analysis' (``priors``,
-    :func:`read_inflation`) when adaptive and given, else ``acfg.inflation``."""
+    :func:`read_inflation`) when adaptive and given, else ``default`` (``acfg.inflation``,
+    the LETKF's; the OI's B takes 1)."""
     if acfg.inflation_adaptive:
         v = priors.get(domain, {}).get(quantity)
         if v is not None and np.isfinite(v):
             return float(np.clip(v, 1.0, acfg.inflation_max))
-    return float(acfg.inflation)
+    return float(acfg.inflation if default is None else default)
 
 
 def _letkf_inflation(acfg, rho_b: float, d, Yb, r2, obs_xy) -> dict:
@@ -562,22 +565,16 @@ def _letkf_inflation(acfg, rho_b: float, d, Yb, r2, obs_xy) -> dict:
     return out
 
 
-def _oi_inflation(acfg, prior, d, Hk, r2, cell_xy, sigma_b) -> dict:
+def _oi_inflation(acfg, rho_b: float, d, Hk, r2, cell_xy, sigma_b) -> dict:
     """The OI's factor of B's variances (:func:`.inflation.adaptive_inflation` with the static
     ``H B H^T``, Desroziers et al. 2005 / Li et al. 2009): its innovation estimate, and the
-    factor applied -- the estimate (prior: the previous analysis' factor, ``prior``, else 1:
-    B as configured; bounded to [1, ``inflation_max``]) when ``inflation_adaptive``, else 1
-    (the estimate is a diagnostic; ``inflation`` is the LETKF's)."""
+    factor applied -- the estimate (prior ``rho_b``: the previous analysis' factor, else 1: B
+    as configured; bounded to [1, ``inflation_max``]) when ``inflation_adaptive``, else 1 (the
+    estimate is a diagnostic; ``inflation`` is the LETKF's)."""
     B = DistanceCovariance(np.asarray(cell_xy, dtype=np.float64), sigma_b, acfg.length_km)
-    cols = np.unique(Hk.indices)
-    Hc = Hk[:, cols]                                   # the cells the stations read
-    hb = np.asarray(Hc @ B(cols)[cols])                # H B restricted to those cells
-    hbht = np.asarray(Hc @ hb.T).T                     # H B H^T (p, p)
-    rho_b = 1.0
-    if acfg.inflation_adaptive and prior is not None and np.isfinite(prior):
-        rho_b = float(np.clip(prior, 1.0, acfg.inflation_max))
+    hbht, _, _ = observed_covariance(B, Hk)
     est = adaptive_inflation(d, None, r2, prior=rho_b, prior_sd=acfg.inflation_prior_sd,
-                             bounds=(1.0, acfg.inflation_max), hbht=0.5 * (hbht + hbht.T))
+                             bounds=(1.0, acfg.inflation_max), hbht=hbht)
     out = est.as_dict()
     out["applied"] = float(est.rho if acfg.inflation_adaptive else 1.0)
     out["adaptive"] = bool(acfg.inflation_adaptive)

@@ -34,7 +34,7 @@ from numba import njit
 from aqforecast.kernels.threads import parallel_kernel
 
 __all__ = ["gaspari_cohn", "DistanceCovariance", "OIDiagnostics", "observation_operator",
-           "optimal_interpolation"]
+           "observed_covariance", "optimal_interpolation"]
 
 #: Correlation function codes of :class:`DistanceCovariance` (numba kernels take the integer).
 KINDS = {"gaspari_cohn": 0, "gaussian": 1}
@@ -187,6 +187,15 @@ def _bht(B, H: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     raise TypeError("B: ndarray (n, n), DistanceCovariance or callable cols -> B[:, cols]")
 
 
+def observed_covariance(B, H: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``H B H^T`` (nobs, nobs, symmetrised), ``B H^T`` (n, nobs) and ``diag(B)`` (or None) for
+    B as :func:`optimal_interpolation` takes it; only B's columns at the cells H reads are
+    evaluated."""
+    bht, bdiag = _bht(B, H)
+    S = np.asarray(H @ bht)
+    return 0.5 * (S + S.T), bht, bdiag
+
+
 def optimal_interpolation(xb, obs_index_or_H, y, R_diag, B=None, *, cell_xy=None, sigma_b=None,
                           length_km=None, kind: str = "gaspari_cohn", return_pa_diag=False,
                           B_diag=None) -> tuple[np.ndarray, OIDiagnostics]:
@@ -222,9 +231,7 @@ def optimal_interpolation(xb, obs_index_or_H, y, R_diag, B=None, *, cell_xy=None
         raise ValueError(f"y and R_diag must have shape ({nobs},)")
     if np.any(R_diag <= 0):
         raise ValueError("R_diag must be positive")
-    bht, bdiag = _bht(B, H)                      # (n, nobs)
-    S = np.asarray(H @ bht)                      # H B H^T (nobs, nobs)
-    S = 0.5 * (S + S.T)
+    S, bht, bdiag = observed_covariance(B, H)    # H B H^T (nobs, nobs), B H^T (n, nobs)
     S[np.diag_indices(nobs)] += R_diag
     cf = scipy.linalg.cho_factor(S, lower=True, check_finite=False)
     d = y - H @ xb

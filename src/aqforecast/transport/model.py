@@ -243,8 +243,8 @@ class DomainModel:
             else:
                 bad = ~np.isfinite(v)
             if bad.any():
-                problem = (name, np.argwhere(bad)[0], float(v[tuple(np.argwhere(bad)[0])]),
-                           int(bad.sum()))
+                first = np.argwhere(bad)[0]
+                problem = (name, first, float(v[tuple(first)]), int(bad.sum()))
                 break
         if problem is None and tags and self.ntag:
             tc = self.tag_conc()
