@@ -11,11 +11,17 @@ fractions cost in accuracy (largest tag difference) and gain in time, from the s
 
     python benchmarks/forecast.py [--hours 6] [--config config/config.yaml] [--compile]
                                   [--nests-beside-parents | --compare-nests]
+                                  [--ranks N | --compare-ranks N]
 
 ``--compile`` also measures the JIT time of the whole model's first call (both domains,
 chemistry and tags on: building the models and one synchronisation step) in fresh processes,
 first with an empty numba cache and then from the cache that run filled: each process makes the
 call twice, and the first call's extra time is the JIT (compiling or loading from the cache).
+
+``--ranks N`` runs every configuration as N MPI ranks (``mpiexec -n N``, the mpich wheel's) with
+the numba threads divided among them (the same cores: NUMBA_NUM_THREADS / N each); wall time is
+the slowest rank's, CPU time and memory the ranks' sums. ``--compare-ranks N`` runs untagged and
+tagged both ways (one rank with all the threads, N ranks) and prints the ratios.
 """
 
 from __future__ import annotations
@@ -64,6 +70,23 @@ def _rss_mb():
 
 
 def _child(config, hours, tags, precision, save, concurrent=False):
+    from aqforecast.parallel import get_comm
+
+    comm = get_comm()
+    res = _child_rank(config, hours, tags, precision, save, concurrent, comm)
+    if comm.size > 1:
+        every = comm.gather(res)
+        if comm.rank != 0:
+            return
+        res = dict(every[0])
+        res["wall"] = max(r["wall"] for r in every)
+        for key in ("cpu", "peak_mb", "base_mb", "state_mb"):
+            res[key] = sum(r[key] for r in every)
+    res["ranks"] = comm.size
+    print(json.dumps(res))
+
+
+def _child_rank(config, hours, tags, precision, save, concurrent, comm):
     """One configuration in this (fresh) process; prints a JSON line. The timed hours run with
     a no-op output writer on the forecast's output interval (``time.output_every_hours``), so
     that nests stepped beside their parents drain where a forecast's outputs do;
@@ -76,7 +99,7 @@ def _child(config, hours, tags, precision, save, concurrent=False):
     cfg = cfg.model_copy(update={"tags": cfg.tags.model_copy(
         update={"transport_precision": precision})})
     base_rss = _rss_mb()
-    models = build_models(cfg, tags=tags)
+    models = build_models(cfg, tags=tags, comm=comm)
     for m in models:
         m.cold_start()
     start = models[0].time
@@ -89,27 +112,45 @@ def _child(config, hours, tags, precision, save, concurrent=False):
                      output_writers=outputs, concurrent=concurrent)
     concurrent_used = sim._use_concurrent()
     sim.run()
+    comm.barrier()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if save:
-        np.savez(save, **{f"{m.name}_tags": m.tag_conc() for m in models},
-                 **{f"{m.name}_conc": m.conc() for m in models})
-    print(json.dumps({"wall": wall, "cpu": cpu, "ntag": models[0].ntag if tags else 0,
+        fields = {}
+        for m in models:
+            fields[f"{m.name}_tags"] = m.layout.gather(np.ascontiguousarray(m.tag_conc()))
+            fields[f"{m.name}_conc"] = m.layout.gather(np.ascontiguousarray(m.conc()))
+        if comm.rank == 0:
+            np.savez(save, **fields)
+    return {"wall": wall, "cpu": cpu, "ntag": models[0].ntag if tags else 0,
                       "ntagged": len(models[0].tagged) if tags else 0,
                       "concurrent": concurrent_used,
                       "substeps": [list(m.last_substeps) for m in models],
                       "peak_mb": peak, "base_mb": base_rss,
                       "state_mb": _state_bytes(models) / 2**20,
-                      "output_mb": _output_bytes(cfg, models) / 2**20}))
+                      "output_mb": _output_bytes(cfg, models) / 2**20}
 
 
-def _run(config, hours, tags, precision="float32", save=None, concurrent=False):
-    """:func:`_child` in a fresh process (its own peak memory); returns its JSON result."""
+def _threads():
+    return int(os.environ.get("NUMBA_NUM_THREADS", str(os.cpu_count())))
+
+
+def _run(config, hours, tags, precision="float32", save=None, concurrent=False, ranks=1):
+    """:func:`_child` in a fresh process (its own peak memory), or in ``ranks`` MPI ranks
+    sharing the threads; returns its JSON result."""
     cmd = [sys.executable, __file__, "--config", config, "--hours", str(hours), "--child",
            "tags" if tags else "notags", precision, save or ""]
     if concurrent:
         cmd.append("--nests-beside-parents")
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    env = None
+    if ranks > 1:
+        mpiexec = shutil.which("mpiexec", path=os.path.dirname(sys.executable)) \
+            or shutil.which("mpiexec")
+        if mpiexec is None:
+            raise SystemExit("--ranks needs mpiexec (pip install mpich mpi4py)")
+        cmd = [mpiexec, "-n", str(ranks)] + cmd
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(max(1, _threads() // ranks)))
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env)
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -190,6 +231,11 @@ def main(argv=None):
     ap.add_argument("--compare-nests", action="store_true",
                     help="also run untagged and tagged with the nests beside their parents, "
                          "and print the ratios")
+    ap.add_argument("--ranks", type=int, default=1,
+                    help="run every configuration as N MPI ranks sharing the numba threads")
+    ap.add_argument("--compare-ranks", type=int, default=0, metavar="N",
+                    help="also run untagged and tagged as N ranks (or as 1 rank with --ranks N) "
+                         "and print the ratios")
     ap.add_argument("--child", nargs=3, metavar=("TAGS", "PRECISION", "SAVE"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -205,32 +251,43 @@ def main(argv=None):
     met = cfg.base_dir / "data_sample" / "met"
     if not any(met.glob("wrfout_d01_*")):
         raise SystemExit("generate the sample met first: make sample-met")
-    threads = os.environ.get("NUMBA_NUM_THREADS", str(os.cpu_count()))
+    threads = _threads()
+    ranks = args.ranks
     if args.compile_only:
         _print_compile(cfg, args.config)
         return
     out = tempfile.mkdtemp()
     try:
         mode = args.nests_beside_parents
-        plain = _run(args.config, args.hours, False, concurrent=mode)
+        plain = _run(args.config, args.hours, False, concurrent=mode, ranks=ranks)
         f32 = _run(args.config, args.hours, True, "float32", os.path.join(out, "f32.npz"),
-                   concurrent=mode)
-        other = None
+                   concurrent=mode, ranks=ranks)
+        other = ranked = None
         if args.compare_nests:
-            other = (_run(args.config, args.hours, False, concurrent=not mode),
-                     _run(args.config, args.hours, True, "float32", concurrent=not mode))
+            other = (_run(args.config, args.hours, False, concurrent=not mode, ranks=ranks),
+                     _run(args.config, args.hours, True, "float32", concurrent=not mode,
+                          ranks=ranks))
+        if args.compare_ranks:
+            alt = 1 if ranks > 1 else args.compare_ranks
+            ranked = alt, (_run(args.config, args.hours, False, concurrent=mode, ranks=alt),
+                           _run(args.config, args.hours, True, "float32",
+                                os.path.join(out, "ranked.npz"), concurrent=mode, ranks=alt))
         f64 = None if args.no_float64 else _run(args.config, args.hours, True, "float64",
-                                                os.path.join(out, "f64.npz"))
+                                                os.path.join(out, "f64.npz"), ranks=ranks)
         err = same = None
         if f64 is not None:
             err, same = _precision_error(os.path.join(out, "f64.npz"),
                                          os.path.join(out, "f32.npz"))
+        if ranked is not None:
+            rank_err, rank_same = _precision_error(os.path.join(out, "ranked.npz"),
+                                                   os.path.join(out, "f32.npz"))
     finally:
         shutil.rmtree(out, ignore_errors=True)
     per_day = lambda r: r["wall"] / args.hours * 24.0  # noqa: E731
     print(f"sample case {args.config}: {cfg.domains[0].nx}x{cfg.domains[0].ny} (3 km) + "
           f"{cfg.domains[1].nx}x{cfg.domains[1].ny} (1 km) x {cfg.vertical.n_layers} levels, "
-          f"sync step {cfg.time.sync_step_s} s, numba threads {threads}, {args.hours} h timed "
+          f"sync step {cfg.time.sync_step_s} s, {ranks} MPI rank(s) x "
+          f"{max(1, threads // ranks)} numba thread(s), {args.hours} h timed "
           f"after a 1 h warm-up, each run in a fresh process; nests stepped beside their "
           f"parents: {'yes' if plain.get('concurrent') else 'no'} (outputs every "
           f"{cfg.time.output_every_hours} h drain them)")
@@ -271,6 +328,18 @@ def main(argv=None):
             print(f"{name}: domains one after the other {per_day(one_by_one):.1f} s per simulated "
                   f"day, nests beside their parents {per_day(beside):.1f}: "
                   f"{per_day(one_by_one) / per_day(beside):.2f} x")
+    if ranked is not None:
+        alt, (alt_plain, alt_f32) = ranked
+        for name, a, b in (("untagged", plain, alt_plain), ("tagged", f32, alt_f32)):
+            one, many = (b, a) if ranks > 1 else (a, b)
+            n = max(ranks, alt)
+            print(f"{name}: 1 rank x {threads} threads {per_day(one):.1f} s per simulated day "
+                  f"(CPU {one['cpu'] / args.hours * 24:.1f}, peak {one['peak_mb']:.0f} MB), "
+                  f"{n} ranks x {max(1, threads // n)} {per_day(many):.1f} (CPU "
+                  f"{many['cpu'] / args.hours * 24:.1f}, peak {many['peak_mb']:.0f} MB): "
+                  f"{per_day(one) / per_day(many):.2f} x")
+        print(f"  tags of the two runs differ by at most {rank_err:.1e} of the species' largest "
+              f"tag; bulk {'bit for bit equal' if rank_same else 'differs (round-off)'}")
     if args.compile:
         _print_compile(cfg, args.config)
 

@@ -20,7 +20,9 @@ from aqforecast.parallel import (
     scatter_field,
     split_sizes,
 )
+from aqforecast.parallel.comm import pack_arrays, unpack_arrays
 from aqforecast.parallel.fake import run_ranks
+from aqforecast.parallel.gather import allgather_window
 
 
 def test_split_sizes_uneven():
@@ -110,6 +112,63 @@ def test_gather_scatter_round_trip():
     assert out[0][1] == pytest.approx(glob.sum(), rel=1e-14)
 
 
+def test_pack_unpack_round_trip_of_strided_views():
+    rng = np.random.default_rng(5)
+    base = rng.random((4, 6, 7))
+    arrays = [base[:, 1:4, ::2], None, base[2], base[..., 3].T]
+    buf, counts = pack_arrays(arrays, np.float64)
+    assert list(counts) == [4 * 3 * 4, 0, 6 * 7, 7 * 4 - 7 * 4 + 24]
+    back = unpack_arrays(buf, [None if a is None else a.shape for a in arrays])
+    for a, b in zip(arrays, back):
+        assert (a is None and b is None) or np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("window", [(slice(0, 9), slice(0, 10)), (slice(3, 7), slice(2, 8)),
+                                    (slice(0, 2), slice(7, 10)), (slice(5, 6), slice(4, 5))])
+def test_allgather_window_equals_the_global_window(window):
+    """Every rank gets exactly the window of the global field, including ranks whose block
+    holds none of it."""
+    ny, nx = 9, 10
+    glob = np.random.default_rng(4).random((2, 3, ny, nx)).astype(np.float32)
+    sj, si = window
+
+    def body(comm):
+        d = Decomposition(ny, nx, 2, 2, comm.rank, halo=1)
+        sy, sx = d.block()
+        return allgather_window(comm, d, glob[..., sy, sx], sj, si)
+
+    for got in run_ranks(4, body):
+        assert got.dtype == np.float32
+        assert np.array_equal(got, glob[..., sj, si])
+
+
+def test_layout_transposes_round_trip_on_ranks():
+    """Column blocks -> level slabs -> column blocks on 3 in-process ranks (fewer levels than
+    ranks for one of the cases): every level slab holds the global planes, and back."""
+    from aqforecast.transport.layout import Layout
+
+    for nz in (5, 2):
+        glob = np.random.default_rng(nz).random((4, nz, 8, 9))
+
+        def body(comm):
+            lay = Layout(comm, nz, 8, 9, halo=2)
+            h = 2
+            col = np.full(lay.column_shape((4,)), np.nan)
+            sy, sx = lay.block
+            col[..., h:h + nz, h:h + sy.stop - sy.start, h:h + sx.stop - sx.start] = \
+                glob[..., sy, sx]
+            lev = np.full(lay.level_shape((4,)), np.nan)
+            lay.to_levels(col, lev)
+            nl = len(lay.levels)
+            if nl:
+                assert np.array_equal(lev[..., h:h + nl, h:-h, h:-h], glob[:, lay.levels])
+            back = np.full_like(col, np.nan)
+            lay.to_columns(lev, back)
+            return np.array_equal(back[..., h:h + nz, h:-h, h:-h], col[..., h:h + nz, h:-h, h:-h])
+
+        assert all(run_ranks(3, body))
+
+
 MPI_SCRIPT = textwrap.dedent("""
     import numpy as np
     from aqforecast.parallel import get_comm, Decomposition, HaloExchange, gather_field
@@ -136,6 +195,23 @@ MPI_SCRIPT = textwrap.dedent("""
             assert np.array_equal(g, glob)
     tot = comm.allreduce_sum(np.array([comm.rank + 1.0]))
     assert tot[0] == 3.0
+    # arrays by buffer (MPI_Alltoallv): strided views, both precisions, an empty message
+    for dtype in (np.float32, np.float64):
+        base = (np.arange(2 * 5 * 6) + 1000 * comm.rank).astype(dtype).reshape(2, 5, 6)
+        send = [base[:, :, ::2], None] if comm.rank == 0 else [base[:, 1:3], base[0, :2]]
+        shapes = [(2, 5, 3), (2, 2, 6)] if comm.rank == 0 else [None, (2, 6)]
+        got = comm.alltoall_arrays(send, shapes, dtype)
+        other = (np.arange(2 * 5 * 6) + 1000 * (1 - comm.rank)).astype(dtype).reshape(2, 5, 6)
+        if comm.rank == 0:
+            assert np.array_equal(got[0], base[:, :, ::2]) and got[0].dtype == dtype
+            assert np.array_equal(got[1], other[:, 1:3])
+        else:
+            assert got[0] is None and np.array_equal(got[1], base[0, :2])
+    from aqforecast.parallel.gather import allgather_window
+    d = Decomposition(7, 9, 1, 2, comm.rank, halo=1)
+    sy, sx = d.block()
+    win = allgather_window(comm, d, glob[sy, sx], slice(2, 6), slice(3, 8))
+    assert np.array_equal(win, glob[2:6, 3:8])
     if comm.rank == 0:
         print("MPI-OK")
 """)

@@ -50,6 +50,11 @@ class SerialComm:
     def alltoall(self, objs: list) -> list:
         return list(objs)
 
+    def alltoall_arrays(self, send: list, recv_shapes: list, dtype) -> list:
+        """:meth:`MPIComm.alltoall_arrays` with one rank: a copy of what it sends itself."""
+        return [None if s is None else np.array(send[0], dtype=dtype).reshape(s)
+                for s in recv_shapes]
+
     def isend(self, buf: np.ndarray, dest: int, tag: int):  # pragma: no cover - never called
         raise RuntimeError("SerialComm has no neighbours to send to")
 
@@ -114,6 +119,20 @@ class MPIComm:
         """objs[r] goes to rank r; returns what every rank sent to this one (pickled)."""
         return self.comm.alltoall(objs)
 
+    def alltoall_arrays(self, send: list, recv_shapes: list, dtype) -> list:
+        """Arrays by buffer, not pickled (``MPI_Alltoallv``): ``send[r]`` (an array of any
+        strides, or None) goes to rank r; ``recv_shapes[r]`` is the shape this rank receives
+        from r (None: nothing). Returns the received arrays (views of one buffer) or None.
+        One packing copy on each side; the lowercase pickled :meth:`alltoall` made three more
+        and cost ~40 % of a 2-rank tagged step in the transposes."""
+        send_buf, send_counts = pack_arrays(send, dtype)
+        recv_counts = np.array([0 if s is None else int(np.prod(s)) for s in recv_shapes],
+                               dtype=np.int64)
+        recv_buf = np.empty(int(recv_counts.sum()), dtype=dtype)
+        self.comm.Alltoallv([send_buf, (send_counts, _offsets(send_counts))],
+                            [recv_buf, (recv_counts, _offsets(recv_counts))])
+        return unpack_arrays(recv_buf, recv_shapes)
+
     def isend(self, buf: np.ndarray, dest: int, tag: int):
         return self.comm.Isend(buf, dest=dest, tag=tag)
 
@@ -122,6 +141,28 @@ class MPIComm:
 
     def waitall(self, requests) -> None:
         self._MPI.Request.Waitall(list(requests))
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(counts)[:-1])).astype(np.int64)
+
+
+def pack_arrays(arrays: list, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """One flat buffer of ``dtype`` holding every array (None: nothing) in order, and the
+    element counts."""
+    counts = np.array([0 if a is None else a.size for a in arrays], dtype=np.int64)
+    buf = np.empty(int(counts.sum()), dtype=dtype)
+    for a, off, n in zip(arrays, _offsets(counts), counts):
+        if a is not None and n:
+            buf[off:off + n].reshape(a.shape)[...] = a
+    return buf, counts
+
+
+def unpack_arrays(buf: np.ndarray, shapes: list) -> list:
+    """Views of a flat buffer with the given shapes, in order (None: nothing)."""
+    counts = np.array([0 if s is None else int(np.prod(s)) for s in shapes], dtype=np.int64)
+    return [None if s is None else buf[off:off + n].reshape(s)
+            for s, off, n in zip(shapes, _offsets(counts), counts)]
 
 
 def launched_under_mpi() -> bool:

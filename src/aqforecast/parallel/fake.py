@@ -68,6 +68,11 @@ class ThreadComm:
         everyone = self._allgather(list(objs))
         return [everyone[r][self.rank] for r in range(self.size)]
 
+    def alltoall_arrays(self, send, recv_shapes, dtype):
+        got = self.alltoall([None if a is None else np.array(a, dtype=dtype) for a in send])
+        return [None if s is None else np.asarray(g).reshape(s)
+                for g, s in zip(got, recv_shapes)]
+
     def allreduce_sum(self, x):
         parts = self._allgather(np.asarray(x))
         return np.sum(parts, axis=0) if np.ndim(x) else type(x)(np.sum(parts))

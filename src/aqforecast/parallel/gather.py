@@ -10,7 +10,7 @@ import numpy as np
 
 from .decomposition import Decomposition
 
-__all__ = ["gather_field", "scatter_field"]
+__all__ = ["gather_field", "scatter_field", "allgather_window"]
 
 
 def gather_field(comm, decomp: Decomposition, local_interior: np.ndarray,
@@ -35,9 +35,29 @@ def _assemble(decomp: Decomposition, blocks) -> np.ndarray:
     return out
 
 
-def allgather_field(comm, decomp: Decomposition, local_interior: np.ndarray) -> np.ndarray:
-    """Like :func:`gather_field` but every rank gets the global field."""
-    return _assemble(decomp, comm.allgather(np.ascontiguousarray(local_interior)))
+def _overlap(block: slice, window: slice) -> slice:
+    """Global indices of ``block`` inside ``window`` (possibly empty)."""
+    lo, hi = max(block.start, window.start), min(block.stop, window.stop)
+    return slice(lo, max(lo, hi))
+
+
+def allgather_window(comm, decomp: Decomposition, local_interior: np.ndarray,
+                     sj: slice, si: slice) -> np.ndarray:
+    """Every rank gets the global field's window ``[..., sj, si]`` (slices with start and
+    stop), each rank sending only its block's part of it: a nest's parent window is a few per
+    cent of the parent, whose whole tag field an allgather moved every step."""
+    by, bx = decomp.block()
+    oy, ox = _overlap(by, sj), _overlap(bx, si)
+    part = np.ascontiguousarray(local_interior[..., oy.start - by.start:oy.stop - by.start,
+                                               ox.start - bx.start:ox.stop - bx.start])
+    pieces = comm.allgather(part)
+    out = np.empty(part.shape[:-2] + (sj.stop - sj.start, si.stop - si.start), dtype=part.dtype)
+    for r, piece in enumerate(pieces):
+        ry, rx = decomp.block(r)
+        oy, ox = _overlap(ry, sj), _overlap(rx, si)
+        out[..., oy.start - sj.start:oy.stop - sj.start,
+            ox.start - si.start:ox.stop - si.start] = piece
+    return out
 
 
 def scatter_field(comm, decomp: Decomposition, global_field: np.ndarray | None,

@@ -11,8 +11,9 @@ the horizontal sweeps can neither reproduce the one-rank result nor conserve mas
 sub-domain interfaces. Whole planes make every sweep identical to the serial one: N ranks give
 bit-for-bit the one-rank answer.
 
-Transposes move each rank's block of each level to the level's owner (``alltoall``); with one
-rank both layouts are the same array and the transposes are no-ops.
+Transposes move each rank's block of each level to the level's owner (``alltoall_arrays``: one
+``MPI_Alltoallv`` of packed buffers); with one rank both layouts are the same array and the
+transposes are no-ops.
 """
 
 from __future__ import annotations
@@ -74,12 +75,17 @@ class Layout:
         t0 = time.perf_counter()
         h = self.halo if padded else 0
         ny, nx = self.block_shape
-        send = [np.ascontiguousarray(col[..., h + ls[0]:h + ls[-1] + 1, h:h + ny, h:h + nx])
-                if ls.size else None for ls in self.level_sets]
-        recv = self.comm.alltoall(send)
+        lead = col.shape[:-3]
+        send = [col[..., h + ls[0]:h + ls[-1] + 1, h:h + ny, h:h + nx] if ls.size else None
+                for ls in self.level_sets]
         nl = len(self.levels)
+        shapes = []
+        for r in range(self.comm.size):
+            sy, sx = self.decomp.block(r)
+            shapes.append(lead + (nl, sy.stop - sy.start, sx.stop - sx.start) if nl else None)
+        recv = self.comm.alltoall_arrays(send, shapes, col.dtype)
         for r, blk in enumerate(recv):
-            if blk is None or nl == 0:
+            if blk is None:
                 continue
             sy, sx = self.decomp.block(r)
             lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop] = blk
@@ -94,17 +100,18 @@ class Layout:
         t0 = time.perf_counter()
         h = self.halo if padded else 0
         nl = len(self.levels)
+        lead = lev.shape[:-3]
         send = []
         for r in range(self.comm.size):
             sy, sx = self.decomp.block(r)
-            send.append(np.ascontiguousarray(
-                lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop])
-                if nl else None)
-        recv = self.comm.alltoall(send)
+            send.append(lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop]
+                        if nl else None)
         ny, nx = self.block_shape
+        shapes = [lead + (ls.size, ny, nx) if ls.size else None for ls in self.level_sets]
+        recv = self.comm.alltoall_arrays(send, shapes, lev.dtype)
         for r, blk in enumerate(recv):
             ls = self.level_sets[r]
-            if blk is None or ls.size == 0:
+            if blk is None:
                 continue
             col[..., h + ls[0]:h + ls[-1] + 1, h:h + ny, h:h + nx] = blk
         self.comm_seconds += time.perf_counter() - t0

@@ -92,18 +92,17 @@ class NestBoundary:
     def _parent_fields(self):
         p = self.parent
         lay = p.layout
-        from ..parallel.gather import allgather_field
+        from ..parallel.gather import allgather_window
 
         sj, si = self.window
         want_tags = p.ntag and self.child.ntag
         if lay.serial:  # views of the window only (no copy of the parent's tags)
             tags = p.tagc[p.interior][..., sj, si] if want_tags else None
             return p.conc()[..., sj, si], tags
-        full = allgather_field(p.comm, lay.decomp, np.ascontiguousarray(p.conc()))[..., sj, si]
+        full = allgather_window(p.comm, lay.decomp, p.conc(), sj, si)
         tags = None
         if want_tags:
-            tc = np.ascontiguousarray(p.tagc[p.interior])
-            tags = allgather_field(p.comm, lay.decomp, tc)[..., sj, si]
+            tags = allgather_window(p.comm, lay.decomp, p.tagc[p.interior], sj, si)
         return full, tags
 
     def __call__(self, child, s=None):
