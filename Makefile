@@ -2,7 +2,9 @@
 #   make demo   set up, generate the sample met and observations, run the daily cycle through
 #               Snakemake (config/workflow.yaml: two consecutive cycles, the second with the 15-day
 #               lead, every stage) into results/demo/cycles/<YYYYMMDDHH>/
-#   make test   set up, then run the test suite (fast tests; `make test-all` adds slow ones)
+#   make test   set up, then run the test suite (fast tests; `make test-all` adds slow ones) on
+#               TEST_WORKERS processes (pytest-xdist, a test file per process: its fixtures and
+#               numba compilations stay together; 0 runs them in this process)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,6 +18,8 @@ LEAD   ?= 360
 MET_HOURS ?= 386
 MET    := data_sample/met/.complete-$(MET_HOURS)
 OBS    := data_sample/observations/.complete
+TEST_WORKERS ?= 2
+XDIST  := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile)
 SNAKE  := PATH=$(abspath $(VENV))/bin:$$PATH $(VENV)/bin/snakemake
 
 .PHONY: setup demo demo-direct test test-all sample-met sample-obs workflow bench clean \
@@ -63,10 +67,10 @@ demo-direct: setup sample-met
 		--out $(DEMO)/direct/bulletin
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-all: setup
-	$(PY) -m pytest -q -m "not gpu"
+	$(PY) -m pytest -q $(XDIST) -m "not gpu"
 
 bench: setup sample-met
 	$(PY) benchmarks/transport.py --small
