@@ -493,7 +493,7 @@ def test_float32_fractions_finite_for_denormal_bulk():
     assert np.allclose(out.sum(axis=0), bulk[0], rtol=1e-15, atol=0)
 
 
-@pytest.mark.parametrize("adjacent", [False, True])
+@pytest.mark.parametrize("adjacent", [False, True, "padded"])
 @pytest.mark.parametrize("closed", [0, 3, 4])
 def test_float32_tag_update_matches_float64_line_kernel(adjacent, closed):
     """float32 fractions (the forecast's default, ``tags.transport_precision``): the tiled
@@ -501,11 +501,14 @@ def test_float32_tag_update_matches_float64_line_kernel(adjacent, closed):
     the deficit cells' outflow corrections gives the float64 line kernel's fractions to float32
     round-off, on cases with many deficit cells, several tiles, partial tiles, n1 == 1 and
     single-cell lines; the bulk and air mass stay bit for bit; fractions stay in [0, 1] and sum
-    to 1 to float32 round-off."""
+    to 1 to float32 round-off. "padded": lines one after another but with a gap between them
+    (fractions a view of a wider array), the tile copied through a work block."""
     from aqforecast.kernels.advection import TILE
     from aqforecast.kernels.tagging import walcek_sweep_tagged
 
-    rng = np.random.default_rng(70 + 2 * closed + adjacent)
+    padded = adjacent == "padded"
+    adjacent = adjacent is True
+    rng = np.random.default_rng(70 + 2 * closed + adjacent + 7 * padded)
     cases = [(3, 2 * TILE + 5, 9, 3, 2, 4), (2 * TILE + 3, 1, 12, 2, 1, 3),
              (2, TILE, 5, 2, 2, 6), (4, 7, 1, 1, 1, 3), (1, 1, 3, 1, 1, 2)]
     deficits = 0
@@ -519,8 +522,11 @@ def test_float32_tag_update_matches_float64_line_kernel(adjacent, closed):
         walcek_lines_tagged(q1, h, m1, flux, 0.9, closed, rows, f1, bl, bh)
         q2, m2 = _copy_like(q), mass.copy()
         f2 = _copy_like(frac)
-        f32 = np.lib.stride_tricks.as_strided(np.empty(f2.size, np.float32), f2.shape,
-                                              tuple(s // 2 for s in f2.strides))
+        if padded:
+            f32 = np.empty(f2.shape[:-1] + (f2.shape[-1] + 3,), np.float32)[..., :n]
+        else:
+            f32 = np.lib.stride_tricks.as_strided(np.empty(f2.size, np.float32), f2.shape,
+                                                  tuple(s // 2 for s in f2.strides))
         f32[...] = frac
         walcek_sweep_tagged(q2, h, m2, flux, 0.9, closed, rows, f32, bl, bh)
         np.testing.assert_array_equal(q2, q1)

@@ -309,10 +309,17 @@ def _tagged_tiles32(t0, t1, q, h, mass, flux_air, scale, closed, tag_rows, frac,
                     elif block:
                         tile_update_block(vk, n, nl, wb32, flo, fhi, buf)
                     else:
+                        # element loops, not ``cv[...] = vk``: an array-to-array slice
+                        # assignment makes numba compile its shape-mismatch message (string
+                        # formatting, ~4 s of a cold first call)
                         cv = copy[:nl]
-                        cv[...] = vk
+                        for l in range(nl):
+                            for i in range(n):
+                                cv[l, i] = vk[l, i]
                         tile_update_block(cv, n, nl, wb32, flo, fhi, buf)
-                        vk[...] = cv
+                        for l in range(nl):
+                            for i in range(n):
+                                vk[l, i] = cv[l, i]
                     if ndef:
                         deficit_correct(vk, n, ndef, cells, delta, tw)
         tile_mass(mass, la, lb, nl, geo)
