@@ -49,6 +49,7 @@ from .io.output import FieldSeriesWriter
 from .io.restart import read_restart, write_restart
 from .io.rundir import (SUCCESS_NAME, claim_run_dir, existing_outputs, release_run_dir,
                         write_success)
+from .kernels.tagging import compile_sweep_in_background
 from .observations.sampling import StationSampler
 from .parallel import get_comm
 from .tagging import ModelTagChemistry, TagSet
@@ -168,6 +169,11 @@ def _build(cfg: RunConfig, comm, tags: bool, end, scaling) -> list[DomainModel]:
     # checked here, before any model is built
     bfile = open_boundary_file(cfg, grids, end) if cfg.inputs.boundary.kind == "file" else None
     models: dict[str, DomainModel] = {}
+    background = comm.rank == 0 and (os.cpu_count() or 1) > 1
+    if background and cfg.transport.advection_scheme == "walcek":
+        # the largest kernel of a cold first call, compiled on another core meanwhile
+        compile_sweep_in_background(cfg.tags.transport_precision if tags and cfg.tags.enabled
+                                    else "float64")
     for d in cfg.domains:
         grid = grids[d.name]
         met, em = domain_inputs(cfg, d.name, grids, end)
@@ -183,7 +189,7 @@ def _build(cfg: RunConfig, comm, tags: bool, end, scaling) -> list[DomainModel]:
             # number densities, as the solver's default)
             chem.atol = float(np.min(cfg.chemistry.atol_ppb * 1e-9 * mixing_ratio_scale(
                 chem.mechanism.conc_unit)))
-            if comm.rank == 0 and (os.cpu_count() or 1) > 1:
+            if background:
                 chem.compile_in_background()  # overlaps the largest compilation with set-up
         tag_spec = tag_chem = None
         if tags and cfg.tags.enabled and em is not None:

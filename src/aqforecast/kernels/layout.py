@@ -93,12 +93,17 @@ class OneLayout:
         self.__doc__ = dispatcher.__doc__
         self.__name__ = dispatcher.__name__
 
-    def prepare(self, *args):
-        """Compile (or load) the specialisation for ``args`` if needed; returns the dispatcher,
-        which then runs it for these argument types from any thread."""
+    def signature(self, *args) -> tuple:
+        """The numba types of the specialisation that ``args`` call."""
         sig = tuple(self._convert(fast_typeof(a)) for a in args) + self._defaults[len(args):]
         if self._loose:
             sig = tuple(any_layout(tp) if i in self._loose else tp for i, tp in enumerate(sig))
+        return sig
+
+    def prepare(self, *args):
+        """Compile (or load) the specialisation for ``args`` if needed; returns the dispatcher,
+        which then runs it for these argument types from any thread."""
+        sig = self.signature(*args)
         if sig not in self._signatures:
             if None in sig:
                 raise TypeError(f"{self.__name__}() takes {len(self._defaults)} arguments, "

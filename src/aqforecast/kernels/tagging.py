@@ -40,13 +40,14 @@ import numpy as np
 
 from .advection import ROW, TILE, _line_fluxes, _tile_geometry, _tile_work, _u, _TU, walcek_tile
 from .advection import walcek_line as _walcek_line
+from .background import BackgroundCompile, in_numba_cache
 from .layout import OneLayout, contiguous_column, contiguous_row
 from .threads import parallel_kernel, parallel_range
 
 __all__ = ["tag_fraction_line", "tag_fraction_line_work", "tag_fraction_sweep",
            "walcek_lines_tagged", "walcek_tiles_tagged", "walcek_sweep_tagged", "upwind_line",
            "fractions_from_tags", "fractions_from_tag_cells", "tags_from_fraction_cells",
-           "tags_from_fraction_cells_normalised"]
+           "tags_from_fraction_cells_normalised", "compile_sweep_in_background"]
 
 
 @nb.njit(cache=True, error_model="numpy")
@@ -596,6 +597,7 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
     if q.dtype != np.float64 or frac.dtype not in (np.float64, np.float32):
         raise TypeError(f"mixing ratios must be float64 and tag fractions float64 or float32, "
                         f"got {q.dtype} and {frac.dtype}")
+    _BACKGROUND[np.dtype(frac.dtype).name].wait()
     if frac.dtype == np.float32:
         # the float32 stencil (its own kernel: each run compiles only the one it uses)
         from .tag_update32 import walcek_tiles_tagged32
@@ -615,6 +617,45 @@ def walcek_tiles_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, 
 # the whole model's 47 s first-call compilation with two); so are the inflow fractions (the
 # cached boundary-tag array or views of the nest's, read one row per tile)
 _TAGGED_TILES = OneLayout(_tagged_tiles, exact=True, loose=("frac", "bc_low", "bc_high"))
+
+
+def _prepare_sweep(precision: str) -> None:
+    """Compile (or load) the tiled tagged sweep for the argument types the model passes
+    (:class:`~aqforecast.transport.advection.Advection`: mixing ratios a strided 4-D view,
+    contiguous air mass, fluxes and tag rows, fractions of ``precision``); nothing is run."""
+    q = np.zeros((4, 1, 1, 8))[::2]  # strided: typed layout A, as the model passes it
+    mass = np.ones((1, 1, 2))
+    rows = np.zeros(1, dtype=np.int64)
+    frac = np.zeros((1, 1, 1, 1, 2), dtype=precision)
+    bc = np.zeros((1, 1, 1, 1))
+    if precision == "float32":
+        from .tag_update32 import _TAGGED_TILES32 as kernel
+    else:
+        kernel = _TAGGED_TILES
+    kernel.prepare(0, 1, q, 3, mass, np.zeros((1, 1, 3)), 1.0, 0, rows, frac, bc, bc)
+
+
+#: the tagged sweep compiled in a child process (:func:`compile_sweep_in_background`)
+def _sweep_cached(precision: str) -> bool:
+    if precision == "float32":
+        from .tag_update32 import _tagged_tiles32 as kernel
+    else:
+        kernel = _tagged_tiles
+    return in_numba_cache(kernel)
+
+
+_BACKGROUND = {p: BackgroundCompile(
+    f"the tagged Walcek sweep ({p})",
+    f"from aqforecast.kernels.tagging import _prepare_sweep; _prepare_sweep({p!r})",
+    cached=lambda p=p: _sweep_cached(p)) for p in ("float32", "float64")}
+
+
+def compile_sweep_in_background(precision: str = "float32") -> bool:
+    """Compile the tiled tagged Walcek sweep for fractions of ``precision`` (the untagged
+    model's sweep is the float64 one) in a child process while the caller builds and compiles
+    the rest (:mod:`aqforecast.kernels.background`); the first sweep waits for it. The kernel
+    is about half of the whole model's cold first-call compilation."""
+    return _BACKGROUND[precision].start()
 
 
 def walcek_sweep_tagged(q, halo, mass, flux_air, scale, closed, tag_rows, frac, bc_low,
