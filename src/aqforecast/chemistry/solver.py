@@ -36,20 +36,15 @@ Solvers (``solver=`` argument):
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
 import os
-import subprocess
-import sys
-import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import numba
 import numpy as np
 
+from ..kernels.background import BackgroundCompile
 from ..kernels.chemistry import ROSENBROCK_METHODS, rosenbrock_tableau
 from ..kernels.layout import OneLayout
 from ..kernels.threads import parallel_range
@@ -80,9 +75,6 @@ class IntegrationResult:
     last_step: np.ndarray
 
 
-_BACKGROUND_LOCK = threading.Lock()
-
-
 class CompiledMechanism:
     """A mechanism compiled to numba functions; build with :func:`compile_mechanism`."""
 
@@ -96,51 +88,29 @@ class CompiledMechanism:
         self._pece = OneLayout(self.module.integrate_pece, exact=True)
         self.invariants = conservation_matrix(mechanism)
         self._tableaux = {m: rosenbrock_tableau(m) for m in ROSENBROCK_METHODS}
-        self._background = None  # (child process, its stderr file) while one runs
-        self._background_started = False
+        self._background = None  # a BackgroundCompile once compile_in_background is called
 
     def compile_in_background(self, solver: str = "ros3") -> bool:
         """Compile this mechanism's kernels for ``solver`` in a child process, so that the
         compilation (the largest part of the model's first-call JIT time) overlaps with
-        building the rest of the model on another core.
+        building the rest of the model on another core
+        (:class:`~aqforecast.kernels.background.BackgroundCompile`).
 
         The child makes the same calls as :meth:`integrate` on two cells and fills numba's
         on-disk cache (``NUMBA_CACHE_DIR``, inherited); the first :meth:`rate_constants` or
         :meth:`integrate` of this process waits for it and then loads the compiled code from the
         cache. If the child fails, this process compiles as usual. Started once per process;
         returns whether a child was started."""
-        if self._background_started or numba.config.DISABLE_JIT:
-            return False
-        self._background_started = True
-        payload = json.dumps({"text": self.mechanism.text, "path": self.mechanism.path,
-                              "solver": solver, "lu": self.lu})
-        try:
-            err = tempfile.TemporaryFile()
-            proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE,
-                                    stdout=subprocess.DEVNULL, stderr=err)
-            proc.stdin.write(payload.encode())
-            proc.stdin.close()
-        except OSError as exc:  # no subprocesses here: compile in this process
-            log.debug("background compilation not started: %s", exc)
-            return False
-        self._background = (proc, err)
-        atexit.register(_stop_child, proc)
-        return True
+        if self._background is None:
+            payload = json.dumps({"text": self.mechanism.text, "path": self.mechanism.path,
+                                  "solver": solver, "lu": self.lu})
+            self._background = BackgroundCompile(self.mechanism.path, _CHILD,
+                                                 stdin=payload.encode())
+        return self._background.start()
 
     def _wait_background(self) -> None:
-        if self._background is None:
-            return
-        with _BACKGROUND_LOCK:  # two domains may make their first call on two threads
-            if self._background is None:
-                return
-            (proc, errors), self._background = self._background, None
-            rc = proc.wait()
-            errors.seek(0)
-            err = errors.read().decode(errors="replace")
-            errors.close()
-        if rc != 0:
-            log.warning("background compilation of %s failed (compiling here instead): %s",
-                        self.mechanism.path, (err.strip().splitlines() or [""])[-1])
+        if self._background is not None:  # two domains may make their first call on two threads
+            self._background.wait()
 
     @property
     def nvar(self) -> int:
@@ -233,12 +203,6 @@ class CompiledMechanism:
 _CHILD = ("import json, sys\n"
           "from aqforecast.chemistry.solver import _compile_for_cache\n"
           "_compile_for_cache(**json.load(sys.stdin))\n")
-
-
-def _stop_child(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:  # numba writes cache files atomically: stopping it is safe
-        proc.kill()
-        proc.wait()
 
 
 def _compile_for_cache(text: str, path: str, solver: str, lu: str = "sparse") -> None:

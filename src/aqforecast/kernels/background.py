@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 class BackgroundCompile:
     """One child process running ``code`` (Python source) to fill numba's cache; started at
     most once per process by :meth:`start`, waited for by :meth:`wait` (thread-safe).
-    ``cached``: a callable saying whether the code is in the cache already (no child then)."""
+    ``cached``: a callable saying whether the code is in the cache already (no child then);
+    ``stdin``: bytes written to the child's standard input (its arguments)."""
 
-    def __init__(self, name: str, code: str, cached=None):
-        self.name, self.code, self.cached = name, code, cached
+    def __init__(self, name: str, code: str, cached=None, stdin: bytes = b""):
+        self.name, self.code, self.cached, self.stdin = name, code, cached, stdin
         self._child = None  # (process, its stderr file) while one may run
         self._started = False
         self._lock = threading.Lock()
@@ -48,8 +49,10 @@ class BackgroundCompile:
             try:
                 err = tempfile.TemporaryFile()
                 proc = subprocess.Popen([sys.executable, "-c", self.code],
-                                        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
                                         stderr=err)
+                proc.stdin.write(self.stdin)
+                proc.stdin.close()
             except OSError as exc:  # no subprocesses here: the first call compiles
                 log.debug("background compilation of %s not started: %s", self.name, exc)
                 return False
