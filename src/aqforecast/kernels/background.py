@@ -1,8 +1,8 @@
 """Compile a kernel in a child process while this one goes on (numba's on-disk cache between them).
 
-A cold first call of the model compiles ~50 kernels one after the other on one core; the tagged
-Walcek sweep alone is about half of that (``benchmarks/forecast.py --compile``). A child started
-at set-up compiles it for the argument types the model will pass and writes numba's cache
+A cold first call of the model compiles dozens of kernels one after the other on one core; the
+tagged Walcek sweep alone is about half of that (``benchmarks/forecast.py --compile``). A child
+started at set-up compiles it for the argument types the model will pass and writes numba's cache
 (``NUMBA_CACHE_DIR``, inherited; numba writes cache files atomically); the first call here waits
 for the child, then loads the compiled code. If the child fails, the call compiles here as
 usual: a background compilation can only save time. The chemistry's mechanism does the same

@@ -124,7 +124,7 @@ class MPIComm:
         strides, or None) goes to rank r; ``recv_shapes[r]`` is the shape this rank receives
         from r (None: nothing). Returns the received arrays (views of one buffer) or None.
         One packing copy on each side; the lowercase pickled :meth:`alltoall` made three more
-        and cost ~40 % of a 2-rank tagged step in the transposes."""
+        and cost 37 % of a 2-rank tagged step in the transposes (cProfile, sample case)."""
         send_buf, send_counts = pack_arrays(send, dtype)
         recv_counts = np.array([0 if s is None else int(np.prod(s)) for s in recv_shapes],
                                dtype=np.int64)
