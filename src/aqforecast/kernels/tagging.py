@@ -635,8 +635,8 @@ def _prepare_sweep(precision: str) -> None:
     kernel.prepare(0, 1, q, 3, mass, np.zeros((1, 1, 3)), 1.0, 0, rows, frac, bc, bc)
 
 
-#: the tagged sweep compiled in a child process (:func:`compile_sweep_in_background`)
 def _sweep_cached(precision: str) -> bool:
+    """Whether numba's cache holds the tiled tagged sweep for fractions of ``precision``."""
     if precision == "float32":
         from .tag_update32 import _tagged_tiles32 as kernel
     else:
@@ -644,6 +644,7 @@ def _sweep_cached(precision: str) -> bool:
     return in_numba_cache(kernel)
 
 
+#: the tagged sweep compiled in a child process (:func:`compile_sweep_in_background`)
 _BACKGROUND = {p: BackgroundCompile(
     f"the tagged Walcek sweep ({p})",
     f"from aqforecast.kernels.tagging import _prepare_sweep; _prepare_sweep({p!r})",
