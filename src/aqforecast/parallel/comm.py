@@ -126,12 +126,11 @@ class MPIComm:
         One packing copy on each side; the lowercase pickled :meth:`alltoall` made three more
         and cost 37 % of a 2-rank tagged step in the transposes (cProfile, sample case)."""
         send_buf, send_counts = pack_arrays(send, dtype)
-        recv_counts = np.array([0 if s is None else int(np.prod(s)) for s in recv_shapes],
-                               dtype=np.int64)
+        recv_counts = _counts(recv_shapes)
         recv_buf = np.empty(int(recv_counts.sum()), dtype=dtype)
         self.comm.Alltoallv([send_buf, (send_counts, _offsets(send_counts))],
                             [recv_buf, (recv_counts, _offsets(recv_counts))])
-        return unpack_arrays(recv_buf, recv_shapes)
+        return unpack_arrays(recv_buf, recv_shapes, recv_counts)
 
     def isend(self, buf: np.ndarray, dest: int, tag: int):
         return self.comm.Isend(buf, dest=dest, tag=tag)
@@ -158,9 +157,15 @@ def pack_arrays(arrays: list, dtype) -> tuple[np.ndarray, np.ndarray]:
     return buf, counts
 
 
-def unpack_arrays(buf: np.ndarray, shapes: list) -> list:
-    """Views of a flat buffer with the given shapes, in order (None: nothing)."""
-    counts = np.array([0 if s is None else int(np.prod(s)) for s in shapes], dtype=np.int64)
+def _counts(shapes: list) -> np.ndarray:
+    """Element counts of arrays of these shapes (None: 0)."""
+    return np.array([0 if s is None else int(np.prod(s)) for s in shapes], dtype=np.int64)
+
+
+def unpack_arrays(buf: np.ndarray, shapes: list, counts: np.ndarray | None = None) -> list:
+    """Views of a flat buffer with the given shapes, in order (None: nothing); ``counts``:
+    their element counts if known."""
+    counts = _counts(shapes) if counts is None else counts
     return [None if s is None else buf[off:off + n].reshape(s)
             for s, off, n in zip(shapes, _offsets(counts), counts)]
 

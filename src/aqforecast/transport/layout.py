@@ -41,6 +41,8 @@ class Layout:
         self.level_sets = [np.asarray(a, dtype=np.int64)
                            for a in np.array_split(np.arange(nz), comm.size)]
         self.levels = self.level_sets[comm.rank]
+        #: every rank's global (y, x) block, used by each transpose
+        self.blocks = [self.decomp.block(r) for r in range(comm.size)]
         self.serial = comm.size == 1
         #: wall seconds spent in transposes (communication + packing), for benchmarks
         self.comm_seconds = 0.0
@@ -79,15 +81,12 @@ class Layout:
         send = [col[..., h + ls[0]:h + ls[-1] + 1, h:h + ny, h:h + nx] if ls.size else None
                 for ls in self.level_sets]
         nl = len(self.levels)
-        shapes = []
-        for r in range(self.comm.size):
-            sy, sx = self.decomp.block(r)
-            shapes.append(lead + (nl, sy.stop - sy.start, sx.stop - sx.start) if nl else None)
+        shapes = [lead + (nl, sy.stop - sy.start, sx.stop - sx.start) if nl else None
+                  for sy, sx in self.blocks]
         recv = self.comm.alltoall_arrays(send, shapes, col.dtype)
-        for r, blk in enumerate(recv):
+        for blk, (sy, sx) in zip(recv, self.blocks):
             if blk is None:
                 continue
-            sy, sx = self.decomp.block(r)
             lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop] = blk
         self.comm_seconds += time.perf_counter() - t0
 
@@ -101,11 +100,8 @@ class Layout:
         h = self.halo if padded else 0
         nl = len(self.levels)
         lead = lev.shape[:-3]
-        send = []
-        for r in range(self.comm.size):
-            sy, sx = self.decomp.block(r)
-            send.append(lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop]
-                        if nl else None)
+        send = [lev[..., h:h + nl, h + sy.start:h + sy.stop, h + sx.start:h + sx.stop]
+                if nl else None for sy, sx in self.blocks]
         ny, nx = self.block_shape
         shapes = [lead + (ls.size, ny, nx) if ls.size else None for ls in self.level_sets]
         recv = self.comm.alltoall_arrays(send, shapes, lev.dtype)
