@@ -118,6 +118,47 @@ def test_invert_recovers_the_twin_truth(twin, tmp_path):
     assert len(hist) == 2
 
 
+def test_invert_takes_the_run_s_sectors_when_the_config_lists_none(twin, tmp_path):
+    """A config whose ``tags.sectors`` is empty (the model then tags every inventory sector)
+    inverts the sectors of the prior run's tag files: the same posterior as the config that
+    lists them; with no tag file either, a clear error before any work."""
+    import shutil
+
+    import yaml
+
+    from aqforecast.config import read_yaml
+    from aqforecast.io import InputFileError
+    from aqforecast.inversion.invert import invert, run_tag_sectors
+
+    case, runs, tmp = twin
+    obs = tmp / "obs.csv"
+    if not obs.exists():
+        _obs_from_run(case, runs["truth"], obs)
+    cfg = load_config(case)
+    assert set(run_tag_sectors(runs["prior"], grids_from_config(cfg))) == set(cfg.tags.sectors)
+    raw = read_yaml(case)
+    raw["tags"]["sectors"] = []
+    bare = case.with_name("no_sectors.yaml")
+    bare.write_text(yaml.safe_dump(raw, sort_keys=False))
+    posteriors = []
+    for config, out in ((case, tmp_path / "listed"), (bare, tmp_path / "from_run")):
+        assert main(["invert", str(config), "--run", str(runs["prior"]), "--obs", str(obs),
+                     "--out", str(out)]) == 0
+        posteriors.append({(r.region, r.sector, r.pollutant): (r.factor, r.extra["sigma_ln"])
+                           for r in read_scaling_table(out / "scaling.csv").rows})
+    assert posteriors[0].keys() == posteriors[1].keys() and len(posteriors[0]) > 3
+    for k, (f, s) in posteriors[0].items():
+        np.testing.assert_allclose(posteriors[1][k], (f, s), rtol=1e-8)
+    untagged = tmp_path / "untagged"
+    untagged.mkdir()
+    for f in runs["prior"].iterdir():
+        if f.is_file() and not f.name.startswith("tags_"):
+            shutil.copy(f, untagged / f.name)
+    with pytest.raises(InputFileError, match="tags.sectors is empty"):
+        invert(load_config(bare), untagged, obs, tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
 @pytest.mark.slow
 def test_invert_with_a_finite_difference_jacobian_reports_the_tag_difference(twin, tmp_path):
     """--jacobian fd: one perturbed run per factor (39 runs of 6 h, ~3 min). Measured on this

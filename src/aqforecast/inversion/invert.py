@@ -42,6 +42,7 @@ from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.rundir import require_success, write_success
 from ..forecast import run_scaling_table
+from ..tagging.tagset import BOUNDARY, INITIAL
 from .jacobian import TagForwardModel, build_observation_system, finite_difference_jacobian
 from .kalman import (BiasMonitor, cost_preview, cycle_prior, gauss_newton_update,
                      prior_covariance)
@@ -212,6 +213,22 @@ def _hotspots(cfg, keys, x_prior, x_post, n: int = 20) -> pd.DataFrame:
     return df.reindex(df["change_Mg_per_year"].abs().sort_values(ascending=False).index).head(n)
 
 
+def run_tag_sectors(run: Path, grids) -> list[str]:
+    """The emission sectors of a tagged run's tags (``tags_<domain>.nc`` of the first domain
+    that has one; the initial- and boundary-condition tags left out), in their order: the
+    inversion's sectors when the config's ``tags.sectors`` lists none (the model then tags
+    every sector of the inventory)."""
+    for dom in grids:
+        path = Path(run) / f"tags_{dom}.nc"
+        if path.exists():
+            with xr.open_dataset(path) as tags:
+                pairs = zip(tags["tag_region"].values.astype(str),
+                            tags["tag_sector"].values.astype(str))
+                return list(dict.fromkeys(s for r, s in pairs if (r, s) not in (INITIAL,
+                                                                                  BOUNDARY)))
+    return []
+
+
 def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
            jacobian: str = "tags") -> list[Path]:
     """Run one inversion cycle (module docstring); return the written paths. ``jacobian``:
@@ -230,7 +247,11 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
     if withheld:  # independent verification stations never reach the inversion
         table = table[~table["station"].astype(str).isin(withheld)]
     grids = grids_from_config(cfg)
-    sectors = list(cfg.tags.sectors)
+    sectors = list(cfg.tags.sectors) or run_tag_sectors(run, grids)
+    if not sectors:
+        raise InputFileError(f"{run}: its tag files name no emission sector and the config's "
+                             f"tags.sectors is empty: nothing to invert (a run with tags on "
+                             f"and an inventory with sectors is needed)")
     system = build_observation_system(run, table, grids, list(inv.quantities),
                                       [r.name for r in cfg.regions], sectors)
     keys = list(system.state.keys)
