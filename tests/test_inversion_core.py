@@ -274,6 +274,71 @@ def test_prior_covariance_structure():
         prior_covariance(-sigma, xy, 50.0, groups)
 
 
+def test_prior_covariance_pollutant_correlation():
+    """Same sector, other pollutant: rho exp(-d/L); other sector: 0; rho = 0 is the plain B;
+    positive definite (a Kronecker product's principal submatrix)."""
+    rng = np.random.default_rng(5)
+    regions = rng.uniform(0, 300, size=(6, 2))
+    pollutants = ["NOx", "PM25", "SO2", "NMVOC"]
+    keys = [(r, s, p) for s in ("industry", "residential") for p in pollutants
+            for r in range(6)][:-3]                 # a sector with some factors missing
+    n = len(keys)
+    xy = regions[[r for r, _, _ in keys]]
+    sec = [s for _, s, _ in keys]
+    gid = np.unique([f"{s}|{p}" for _, s, p in keys], return_inverse=True)[1]
+    sigma = rng.uniform(0.2, 0.8, size=n)
+    rho, L = 0.6, 80.0
+    B = prior_covariance(sigma, xy, L, gid, sectors=sec, pollutant_correlation=rho)
+    assert np.linalg.eigvalsh(B).min() > 0.0
+    np.testing.assert_array_equal(B, B.T)
+    for i in range(n):
+        for j in range(n):
+            d = np.hypot(*(xy[i] - xy[j]))
+            link = 1.0 if gid[i] == gid[j] else (rho if sec[i] == sec[j] else 0.0)
+            assert B[i, j] == pytest.approx(link * np.exp(-d / L) * sigma[i] * sigma[j],
+                                            rel=1e-12, abs=1e-300)
+    np.testing.assert_array_equal(
+        prior_covariance(sigma, xy, L, gid, sectors=sec, pollutant_correlation=0.0),
+        prior_covariance(sigma, xy, L, gid))
+    # L = 0: only the same region correlates (rho between its pollutants)
+    B0 = prior_covariance(sigma, xy, 0.0, gid, sectors=sec, pollutant_correlation=rho)
+    assert B0[0, 6] == pytest.approx(rho * sigma[0] * sigma[6])   # region 0, NOx vs PM25
+    assert B0[0, 1] == 0.0
+    with pytest.raises(ValueError, match="sectors"):
+        prior_covariance(sigma, xy, L, gid, pollutant_correlation=rho)
+    with pytest.raises(ValueError, match="pollutant_correlation"):
+        prior_covariance(sigma, xy, L, gid, sectors=sec, pollutant_correlation=1.0)
+
+
+def test_unobserved_co_emitted_factor_follows_by_the_prior_regression():
+    """A factor with a zero column of H (NMVOC, seen by no observation) correlated rho with an
+    observed one (NOx of the same source): the linear Gaussian analysis moves it by exactly
+    B_vn / B_nn times the observed factor's increment, and its variance shrinks by the same
+    regression: the closed form of the Kalman update with a zero column."""
+    sig_n, sig_v, rho = 0.4, 0.6, 0.7
+    B = prior_covariance(np.array([sig_n, sig_v]), np.zeros((2, 2)), 50.0, np.array([0, 1]),
+                         sectors=["industry", "industry"], pollutant_correlation=rho)
+    rng = np.random.default_rng(2)
+    m = 25
+    H = np.zeros((m, 2))
+    H[:, 0] = rng.uniform(0.5, 2.0, m)
+    R = rng.uniform(0.05, 0.2, m)
+    xb = np.zeros(2)
+    y0 = rng.uniform(5.0, 10.0, m)
+    y = y0 + H[:, 0] * 0.3 + rng.normal(0.0, np.sqrt(R))
+    res = gauss_newton_update(xb, B, y, R, lambda x: y0 + H @ (x - xb), lambda x: H,
+                              iterations=5)
+    xa, Pa, _ = _dense_posterior(xb, B, H, y - y0, R)
+    np.testing.assert_allclose(res.mean, xa, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.cov, Pa, rtol=1e-10, atol=1e-14)
+    beta = rho * sig_v / sig_n
+    assert res.mean[1] == pytest.approx(beta * res.mean[0], rel=1e-10)
+    # Var(v | y) = sig_v^2 (1 - rho^2) + beta^2 Var(n | y)
+    assert res.cov[1, 1] == pytest.approx(sig_v ** 2 * (1 - rho ** 2) + beta ** 2 * res.cov[0, 0],
+                                          rel=1e-10)
+    assert res.averaging_kernel[1, 1] == pytest.approx(0.0, abs=1e-12)
+
+
 def test_bias_monitor_alarm_and_roundtrip(tmp_path):
     import pandas as pd
 

@@ -159,6 +159,47 @@ def test_invert_takes_the_run_s_sectors_when_the_config_lists_none(twin, tmp_pat
     assert not (tmp_path / "never").exists()
 
 
+def test_invert_co_emitted_pollutants_follow_their_sector(twin, tmp_path):
+    """inversion.pollutant_correlation + co_emitted: NMVOC and CO (no observed quantity feeds
+    them) get a posterior for every region x sector with an observed factor, moved the way
+    the observed pollutants of that source moved, with a smaller sigma than the prior's; the
+    observed factors still recover the twin's truth; co_emitted without a correlation is
+    refused by the config."""
+    import yaml
+
+    from aqforecast.config import ConfigError, read_yaml
+
+    case, runs, tmp = twin
+    obs = tmp / "obs.csv"
+    if not obs.exists():
+        _obs_from_run(case, runs["truth"], obs)
+    raw = read_yaml(case)
+    raw["inversion"] = {**(raw.get("inversion") or {}), "pollutant_correlation": 0.5,
+                        "co_emitted": ["NMVOC", "CO"]}
+    joint = case.with_name("joint.yaml")
+    joint.write_text(yaml.safe_dump(raw, sort_keys=False))
+    out = tmp_path / "joint"
+    assert main(["invert", str(joint), "--run", str(runs["prior"]), "--obs", str(obs),
+                 "--out", str(out)]) == 0
+    post = {(r.region, r.sector, r.pollutant): (r.factor, r.extra["sigma_ln"])
+            for r in read_scaling_table(out / "scaling.csv").rows}
+    observed = {(r, s) for r, s, p in post if p in ("NOx", "SO2", "PM25")}
+    for r, s in observed:
+        for p in ("NMVOC", "CO"):
+            assert (r, s, p) in post, (r, s, p)
+    f_nox, _ = post[("Hangzhou", "industry", "NOx")]
+    f_voc, s_voc = post[("Hangzhou", "industry", "NMVOC")]
+    assert f_nox > 1.15 and f_voc > 1.02 and s_voc < 0.6   # followed NOx up, constrained
+    f, s = post[("Hangzhou", "residential", "PM25")]
+    assert f > 1.0 and abs(np.log(f) - np.log(1.4)) < 2 * s
+    report = pd.read_csv(out / "inversion_report.csv").set_index("item")["value"]
+    assert any("co-emitted" in str(v) for v in report.loc[["note"]].values.ravel())
+    raw["inversion"]["pollutant_correlation"] = 0.0
+    joint.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match="co_emitted"):
+        load_config(joint)
+
+
 @pytest.mark.slow
 def test_invert_with_a_finite_difference_jacobian_reports_the_tag_difference(twin, tmp_path):
     """--jacobian fd: one perturbed run per factor (39 runs of 6 h, ~3 min). Measured on this

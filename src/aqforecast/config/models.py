@@ -636,6 +636,28 @@ class InversionConfig(_Model):
                             description="Gauss-Newton updates at most, the tags relinearised "
                                         "at the current factors (dy/d ln f = tag x f / f_run); "
                                         "1: the single linear update about the prior")
+    pollutant_correlation: float = Field(
+        default=0.0, ge=0.0, lt=1.0,
+        description="prior correlation of the ln-factors of different pollutants of the same "
+                    "region x sector (times the regions' spatial correlation): the share of "
+                    "the inventory error that is activity data, common to every pollutant a "
+                    "source emits, rather than pollutant-specific emission factors; 0: "
+                    "independent pollutants")
+    co_emitted: list[Literal["SO2", "NOx", "CO", "NMVOC", "NH3", "PM25", "PMC"]] = Field(
+        default_factory=list,
+        description="pollutants no observed quantity is sensitive to (e.g. [NMVOC, NH3, CO]) "
+                    "estimated with the observed ones of the same region x sector through "
+                    "pollutant_correlation (it must be > 0): their factors follow the observed "
+                    "pollutants' by the prior regression, with a posterior sigma_ln")
+
+    @model_validator(mode="after")
+    def _co_emitted_needs_correlation(self):
+        if self.co_emitted and self.pollutant_correlation <= 0.0:
+            raise ValueError("inversion.co_emitted needs inversion.pollutant_correlation > 0: "
+                             "without it the observations say nothing about those pollutants")
+        if len(set(self.co_emitted)) != len(self.co_emitted):
+            raise ValueError("inversion.co_emitted: a pollutant is listed twice")
+        return self
 
 
 class VerificationConfig(_Model):

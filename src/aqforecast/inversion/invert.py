@@ -82,11 +82,14 @@ def _prior(cfg, keys, prior_path):
     groups = {}
     gid = np.array([groups.setdefault((s, p), len(groups)) for _, s, p in keys])
     cxy = np.array([xy[r] for r, _, _ in keys])
-    # distinct far-away points for `outside` factors: uncorrelated with everything
+    # far-away points for `outside` factors, one per sector: uncorrelated with every region,
+    # and its pollutants share the point (pollutant_correlation)
     far = cxy[:, 0] >= FAR_KM
-    cxy[far] = cxy[far] + np.arange(far.sum())[:, None] * 10 * FAR_KM
+    sector_id = {s: k for k, s in enumerate(dict.fromkeys(s for _, s, _ in keys))}
+    cxy[far] = cxy[far] + np.array([sector_id[s] for _, s, _ in keys])[far, None] * 10 * FAR_KM
     base = np.zeros(len(keys))
-    B = prior_covariance(sig, cxy, inv.length_km, gid)
+    B = prior_covariance(sig, cxy, inv.length_km, gid, sectors=[s for _, s, _ in keys],
+                         pollutant_correlation=inv.pollutant_correlation)
     if prior_path is None:
         return base, B, "base inventory"
     table = read_scaling_table(prior_path)
@@ -253,7 +256,8 @@ def invert(cfg: RunConfig, run_dir, obs_path, out_dir, prior_scaling=None,
                              f"tags.sectors is empty: nothing to invert (a run with tags on "
                              f"and an inventory with sectors is needed)")
     system = build_observation_system(run, table, grids, list(inv.quantities),
-                                      [r.name for r in cfg.regions], sectors)
+                                      [r.name for r in cfg.regions], sectors,
+                                      co_emitted=inv.co_emitted)
     keys = list(system.state.keys)
     if jacobian not in ("tags", "fd"):
         raise ConfigError(f"--jacobian {jacobian!r}: expected tags or fd")

@@ -139,7 +139,8 @@ def _ammonia_rich(conc, jc) -> np.ndarray | None:
 
 
 def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities,
-                             regions, sectors, with_jacobian: bool = True) -> ObservationSystem:
+                             regions, sectors, with_jacobian: bool = True,
+                             co_emitted=()) -> ObservationSystem:
     """The observation system of a tagged prior run and hourly station observations.
 
     obs: long frame ``station, lon, lat, time`` (hour beginning, UTC) and one column per
@@ -147,7 +148,10 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
     quantities: observed quantities to use (keys of :data:`FEEDS`); regions, sectors: the
     configured names (``outside`` is added). Factors with no observation sensitivity are left
     out of the state (they are not observable), and said in ``notes``. ``with_jacobian=False``:
-    y and y_prior only (an untagged run; H has no columns), for finite differences."""
+    y and y_prior only (an untagged run; H has no columns), for finite differences.
+    ``co_emitted``: pollutants no quantity feeds, added to the state for every region x sector
+    that has an observed factor, with zero columns of H (the prior's correlation between a
+    sector's pollutants is what moves them; ``inversion.co_emitted``)."""
     run_dir = Path(run_dir)
     order = sorted(grids, key=lambda n: grids[n].dx)
     stations = obs.drop_duplicates("station").set_index("station")[["lon", "lat"]]
@@ -258,8 +262,15 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
     seen = np.flatnonzero(np.abs(H).sum(axis=0) > 1e-12 * max(float(np.abs(H).max()), 1e-300))
     notes = [f"{len(keys) - seen.size} of {len(keys)} factors have no observation sensitivity "
              f"and stay at the prior"]
-    state = StateIndex(tuple(keys[j] for j in seen))
-    return ObservationSystem(y, y_prior, H[:, seen], R, meta, state, notes)
+    observed = [keys[j] for j in seen]
+    extra = [(r, s, p) for r, s in dict.fromkeys((r, s) for r, s, _ in observed)
+             for p in co_emitted if p not in pollutants]
+    if extra:
+        notes.append(f"{len(extra)} co-emitted factors ({', '.join(sorted({k[2] for k in extra}))})"
+                     f" follow the observed ones of their region x sector through the prior")
+    state = StateIndex(tuple(observed + extra))
+    H = np.hstack([H[:, seen], np.zeros((len(y), len(extra)))])
+    return ObservationSystem(y, y_prior, H, R, meta, state, notes)
 
 
 def finite_difference_jacobian(cfg, run_dir, obs: pd.DataFrame, system: ObservationSystem,
