@@ -58,6 +58,15 @@ Usage: ``python benchmarks/osse.py [--days 2] [--spinup 6] [--work DIR]`` on the
   ``statistics.csv``) is logged; ``--assim inflation_adaptive=true`` (adaptive inflation),
   ``--assim rtps_alpha=0.5`` (RTPS) compare the inflation options.
 
+``--inversion-hours H`` (sample and regional cases) adds the daily emission inversion, the
+cycle's other learning stage: the truth's emission error (x1.3) acting on the background's air
+over the H hours before T0 is observed hourly (NO2, SO2, PM2.5) at the assimilated stations and
+``aqforecast invert`` estimates the factors from a tagged prior run of the same hours; the
+72 h forecasts with that posterior from the background (``gain_inversion``) and from the
+analysis (``gain_analysis_inversion``: the whole cycle, assimilation + inversion), beside a
+forecast from the background with the truth's own emissions (``gain_bound_emissions``: the
+most an inversion can gain while the initial-state error remains).
+
 ``--reuse`` keeps the runs already complete in WORK (spin-up, truth, free) and reruns only the
 analysis and its forecast.
 
@@ -215,6 +224,13 @@ REGIONAL_WAVELENGTHS = (6.0, 5.0)
 TRUTH_SCALING = "region,sector,pollutant,factor\n*,industry,*,1.3\n*,residential,*,1.3\n"
 PERTURBED = ("PPM25", "SO4", "NO3", "NH4", "SNGN", "SOA", "O3")
 SAMPLE_QUANTITIES = ("PM25", "O3", "NO2")
+#: the scored runs' column names (rmse_<name>, se_<name>) and their gains against the free run
+RUN_COLUMNS = {"free": "free", "analysed": "analysis", "bound": "bound",
+               "inversion": "inversion", "both": "analysis_inversion",
+               "bound_emissions": "bound_emissions"}
+GAIN_COLUMNS = {"analysis": "gain", "bound": "gain_bound", "inversion": "gain_inversion",
+                "analysis_inversion": "gain_analysis_inversion",
+                "bound_emissions": "gain_bound_emissions"}
 
 
 def bootstrap_gain(mse_free, mse_analysis, draws: int = 2000, seed: int = 0) -> np.ndarray:
@@ -232,12 +248,103 @@ def _done(run: Path) -> bool:
     return (run / "_SUCCESS").exists()
 
 
+def _inversion_runs(config: Path, work: Path, stamp: str, hours: int, st, slon, slat,
+                    withheld, seed: int, reuse: bool, walls: dict, label: str = "",
+                    overrides: dict | None = None, log=print) -> Path:
+    """The daily emission inversion of the OSSE over the ``hours`` before T0 (``stamp``);
+    returns the posterior ``scaling.csv``.
+
+    From the spin-up's restart at T0 - hours (``restart_every_hours`` must divide it): the
+    prior run (``inv_prior``: the prior inventory, tags on -- a copy of the config with
+    ``tags.enabled``, its regions and sectors) and the window's truth (``inv_truth``: the truth's
+    emissions, ``TRUTH_SCALING``, acting on the background's air; the truth's initial-state
+    error starts only at T0), hourly NO2, SO2 and PM2.5 of the window's truth at the
+    *assimilated* stations (the inversion's own operator, ``build_observation_system``) with
+    Gaussian noise of the observation error, and ``aqforecast invert`` (the config's
+    ``inversion`` section with ``overrides``, the base inventory as prior) into
+    ``WORK/inversion<label>``."""
+    import yaml
+
+    from aqforecast.cli import main
+    from aqforecast.config import load_config, read_yaml
+    from aqforecast.grid import grids_from_config
+    from aqforecast.inversion.jacobian import build_observation_system
+    from aqforecast.observations.operator import observation_error
+
+    out = work / f"inversion{label}"
+    if reuse and not overrides and (out / "scaling.csv").exists():
+        return out / "scaling.csv"
+    t_w = str(np.datetime64(stamp, "h") - np.timedelta64(hours, "h"))
+    init_w = work / "spinup" / "restart" / t_w
+    if not init_w.is_dir():
+        raise ValueError(f"--inversion-hours {hours}: no spin-up restart at {t_w} "
+                         f"({init_w}); make it a multiple of outputs.restart_every_hours")
+    raw = read_yaml(config)
+    raw["base_dir"] = str((config.parent / raw.get("base_dir", ".")).resolve())
+    raw["tags"] = {**(raw.get("tags") or {}), "enabled": True}
+    tagged = work / "config_tags.yaml"
+    if overrides:
+        raw["inversion"] = {**(raw.get("inversion") or {}), **overrides}
+        tagged = work / f"config_tags{label}.yaml"
+    tagged.write_text(yaml.safe_dump(raw, sort_keys=False))
+    truth_csv = work / "truth_scaling.csv"
+    common = ["--start", t_w, "--lead-hours", str(hours), "--initial", str(init_w),
+              "--no-progress", "--overwrite"]
+    for name, cfg_path, extra in (("inv_prior", tagged, []),
+                                  ("inv_truth", config, ["--no-tags", "--scaling",
+                                                         str(truth_csv)])):
+        if reuse and _done(work / name):
+            continue
+        tic = time.perf_counter()
+        assert main(["forecast", str(cfg_path), *common, *extra, "--out",
+                     str(work / name)]) == 0
+        walls[name] = time.perf_counter() - tic
+    cfg = load_config(tagged)
+    grids = grids_from_config(cfg)
+    keep = ~np.asarray(withheld)
+    times = pd.date_range(pd.Timestamp(t_w), periods=hours, freq="h")
+    n = int(keep.sum())
+    frame = pd.DataFrame({"station": np.tile(st["station"].to_numpy()[keep], len(times)),
+                          "lon": np.tile(slon[keep], len(times)),
+                          "lat": np.tile(slat[keep], len(times)),
+                          "time": np.repeat(times, n)})
+    quantities = ["NO2", "SO2", "PM25"]
+    for q in quantities:
+        frame[q] = 1.0
+    sysm = build_observation_system(work / "inv_truth", frame, grids, quantities,
+                                    [r.name for r in cfg.regions], list(cfg.tags.sectors),
+                                    with_jacobian=False)
+    dx = {d: float(np.sqrt(np.mean(grids[d].cell_area)) / 1000.0) for d in grids}
+    sig = np.array([observation_error(q, v, dx[d]) for q, v, d in
+                    zip(sysm.meta["quantity"], sysm.y_prior, sysm.meta["domain"])])
+    rng = np.random.default_rng(seed + 1)
+    value = np.maximum(sysm.y_prior + rng.normal(0.0, sig), 0.0)
+    obs = work / "obs_window.csv"
+    pd.DataFrame({"station": sysm.meta["station"],
+                  "time": pd.to_datetime(sysm.meta["time"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                  "species": sysm.meta["quantity"].replace({"PM25": "PM2.5"}),
+                  "value": value, "units": "ug m-3", "lon": sysm.meta["lon"],
+                  "lat": sysm.meta["lat"]}).to_csv(obs, index=False)
+    if out.exists():
+        shutil.rmtree(out)
+    tic = time.perf_counter()
+    assert main(["invert", str(tagged), "--run", str(work / "inv_prior"), "--obs", str(obs),
+                 "--out", str(out)]) == 0
+    walls["invert"] = time.perf_counter() - tic
+    factors = pd.read_csv(out / "scaling.csv")
+    log(f"inversion over {t_w} .. {stamp} ({n} stations x {hours} h, {len(sysm.y_prior)} "
+        f"observations):\n{factors.to_string(index=False)}")
+    return out / "scaling.csv"
+
+
 def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: int = 3,
                method: str = "oi", members: int = 8, reuse: bool = False,
                config: Path | None = None, assim: dict | None = None, label: str = "",
                ic_sigma=None, window: int = 1, ensemble_emissions: bool = True,
                withheld_offset: int = 0, ensemble_seed: int | None = None,
-               wavelengths=(0.9, 0.8), log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
+               wavelengths=(0.9, 0.8), inversion_hours: int = 0,
+               inversion_overrides: dict | None = None,
+               log=print) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The OSSE on the sample case (module docstring). Returns (table by lead day, RMSE by
     output hour). ``assim``: overrides of the config's ``assimilation`` section for the
     analysis (e.g. ``{"mixed_layer_hours": 0, "vertical_decay": 0}``, the PBL at T only);
@@ -247,7 +354,10 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     ``ensemble_emissions``: also perturb the members' emissions; ``withheld_offset``: the
     stations withheld are those with index % 3 == this (0, 1 or 2: three disjoint sets);
     ``ensemble_seed``: the initial-state ensemble's seed (default ``seed``, the observation
-    noise's); ``wavelengths``: of the truth's initial-state factor (deg lon, deg lat)."""
+    noise's); ``wavelengths``: of the truth's initial-state factor (deg lon, deg lat);
+    ``inversion_hours``: > 0 adds the daily emission inversion over that many hours before T0
+    (:func:`_inversion_runs`, ``inversion_overrides``: of the config's ``inversion``
+    section) and the forecasts with its posterior inventory."""
     from aqforecast.cli import main
     from aqforecast.config import load_config, resolve_path
     from aqforecast.grid import grids_from_config
@@ -405,9 +515,25 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
 
     runs = {"truth": work / "truth", "free": work / "free", "analysed": work / fc,
             "bound": work / "perfect_init"}
+    inits = {"truth": tinit, "free": bg, "analysed": work / ana, "bound": tinit}
+    if inversion_hours:
+        posterior = _inversion_runs(config, work, stamp, inversion_hours, st, slon, slat,
+                                    withheld, seed, reuse, walls, label, inversion_overrides,
+                                    log)
+        forecast("perfect_emissions", *start, "--initial", str(bg), "--scaling", str(scaling))
+        inv_fc = f"inverted{label}"
+        if (work / inv_fc).exists():
+            shutil.rmtree(work / inv_fc)
+        forecast(inv_fc, *start, "--initial", str(bg), "--scaling", str(posterior))
+        fci = f"{fc}_inverted"
+        if (work / fci).exists():
+            shutil.rmtree(work / fci)
+        forecast(fci, *start, "--initial", str(work / ana), "--scaling", str(posterior))
+        runs.update(inversion=work / inv_fc, both=work / fci,
+                    bound_emissions=work / "perfect_emissions")
+        inits.update(inversion=bg, both=work / ana, bound_emissions=bg)
     files = {k: {n: xr.load_dataset(r / f"conc_{n}.nc") for n in order}
              for k, r in runs.items()}
-    inits = {"truth": tinit, "free": bg, "analysed": work / ana, "bound": tinit}
     times = [t for t in files["truth"][order[0]]["time"].values
              if 0 < (t - t0) / np.timedelta64(1, "h") <= lead]
     per_hour, per_station = [], []
@@ -421,42 +547,44 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
             rec.append((h, {k: at_stations(q, {n: _surface(files[k][n], t) for n in order})
                             for k in files}))
         for h, v in rec:
-            ef = (v["free"] - v["truth"])[withheld]
-            ea = (v["analysed"] - v["truth"])[withheld]
-            eb = (v["bound"] - v["truth"])[withheld]
+            err = {k: (v[k] - v["truth"])[withheld] for k in runs if k != "truth"}
             per_station += [{"quantity": q, "hour": h, "day": int(np.ceil(h / 24.0)),
-                             "station": s_, "se_free": a ** 2, "se_analysis": b ** 2}
-                            for s_, a, b in zip(names, ef, ea)]
+                             "station": s_, **{f"se_{RUN_COLUMNS[k]}": e[i] ** 2
+                                               for k, e in err.items()}}
+                            for i, s_ in enumerate(names)]
             per_hour.append({"quantity": q, "hour": h, "day": int(np.ceil(h / 24.0)),
-                             "mse_free": float(np.mean(ef ** 2)),
-                             "mse_analysis": float(np.mean(ea ** 2)),
-                             "mse_bound": float(np.mean(eb ** 2)),
+                             **{f"mse_{RUN_COLUMNS[k]}": float(np.mean(e ** 2))
+                                for k, e in err.items()},
                              "truth_mean": float(np.mean(v["truth"][withheld]))})
+    cols = [RUN_COLUMNS[k] for k in runs if k != "truth"]
+    mse = [f"mse_{c}" for c in cols]
     ph = pd.DataFrame(per_hour)
-    ph["rmse_free"] = np.sqrt(ph["mse_free"])
-    ph["rmse_analysis"] = np.sqrt(ph["mse_analysis"])
-    free = ph["rmse_free"].where(ph["rmse_free"] > 0)  # no free error (NO2 at T0): no gain
-    ph["gain"] = 1.0 - ph["rmse_analysis"] / free
-    ph["gain_bound"] = 1.0 - np.sqrt(ph["mse_bound"]) / free
-    g = ph.groupby(["quantity", "day"], sort=False)[["mse_free", "mse_analysis",
-                                                      "mse_bound"]].mean()
+    g = ph.groupby(["quantity", "day"], sort=False)[mse].mean()
     table = pd.DataFrame({"stations": int(withheld.sum()),
-                          "rmse_free": np.sqrt(g["mse_free"]),
-                          "rmse_analysis": np.sqrt(g["mse_analysis"])}).reset_index()
-    free = table["rmse_free"].where(table["rmse_free"] > 0)
-    table["gain"] = 1.0 - table["rmse_analysis"] / free
-    table["gain_bound"] = 1.0 - np.sqrt(g["mse_bound"].to_numpy()) / free
-    # how much the gain depends on which 7 stations were withheld: a bootstrap over them
+                          **{f"rmse_{c}": np.sqrt(g[f"mse_{c}"]) for c in cols}}).reset_index()
+    for frame, src in ((ph, ph[mse]), (table, g[mse].reset_index(drop=True))):
+        rmse = np.sqrt(src)
+        free = rmse["mse_free"].where(rmse["mse_free"] > 0)  # no free error (NO2 at T0)
+        for c in cols:
+            if c != "free":
+                frame[GAIN_COLUMNS[c]] = (1.0 - rmse[f"mse_{c}"] / free).to_numpy()
+    for c in cols:
+        ph[f"rmse_{c}"] = np.sqrt(ph[f"mse_{c}"])
+    # how much the gain depends on which stations were withheld: a bootstrap over them
+    se = [f"se_{c}" for c in cols]
     ps = pd.DataFrame(per_station).groupby(["quantity", "day", "station"], sort=False)[
-        ["se_free", "se_analysis"]].mean().reset_index()
+        se].mean().reset_index()
     ps.to_csv(work / f"mse_by_station_{method}{label}.csv", index=False)
-    lo, hi = [], []
-    for (q, d), grp in ps.groupby(["quantity", "day"], sort=False):
-        gains = bootstrap_gain(grp["se_free"].to_numpy(), grp["se_analysis"].to_numpy())
-        lo.append(np.nanpercentile(gains, 5) if np.isfinite(gains).any() else np.nan)
-        hi.append(np.nanpercentile(gains, 95) if np.isfinite(gains).any() else np.nan)
-    table["gain_p05"], table["gain_p95"] = lo, hi
-    drop = ["mse_free", "mse_analysis", "mse_bound"]
+    for c in ("analysis", "analysis_inversion"):
+        if c not in cols:
+            continue
+        lo, hi = [], []
+        for (q, d), grp in ps.groupby(["quantity", "day"], sort=False):
+            gains = bootstrap_gain(grp["se_free"].to_numpy(), grp[f"se_{c}"].to_numpy())
+            lo.append(np.nanpercentile(gains, 5) if np.isfinite(gains).any() else np.nan)
+            hi.append(np.nanpercentile(gains, 95) if np.isfinite(gains).any() else np.nan)
+        table[f"{GAIN_COLUMNS[c]}_p05"], table[f"{GAIN_COLUMNS[c]}_p95"] = lo, hi
+    drop = mse
     ph.drop(columns=drop).to_csv(work / f"rmse_by_hour_{method}{label}.csv", index=False)
     table.to_csv(work / f"osse_{method}{label}.csv", index=False)
     (work / f"walls_{method}{label}.json").write_text(json.dumps(walls, indent=1))
@@ -497,6 +625,14 @@ def main(argv=None) -> int:
     ap.add_argument("--no-emission-perturbation", dest="ensemble_emissions",
                     action="store_false", help="sample case, letkf with --ic-sigma: "
                                                "initial-state perturbations only")
+    ap.add_argument("--inversion-hours", type=int, default=0, metavar="H",
+                    help="sample / regional case: also invert the emissions from the "
+                         "assimilated stations' hourly NO2, SO2, PM2.5 over the H hours "
+                         "before T0 and forecast with the posterior, with and without the "
+                         "analysis (0: off)")
+    ap.add_argument("--inversion-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="with --inversion-hours: override inversion.KEY (YAML value), e.g. "
+                         "pollutant_correlation=0.5")
     args = ap.parse_args(argv)
     if args.case == "small":
         table = run(args.days or 2, args.spinup or 6, args.work)
@@ -525,7 +661,11 @@ def main(argv=None) -> int:
                                    ic_sigma=args.ic_sigma, window=args.window,
                                    ensemble_emissions=args.ensemble_emissions,
                                    withheld_offset=args.withheld_offset,
-                                   ensemble_seed=args.ensemble_seed)
+                                   ensemble_seed=args.ensemble_seed,
+                                   inversion_hours=args.inversion_hours,
+                                   inversion_overrides={
+                                       k: yaml.safe_load(v) for k, v in
+                                       (a.split("=", 1) for a in args.inversion_set)} or None)
     with pd.option_context("display.float_format", "{:.3f}".format):
         print(table.to_string(index=False))
         if args.hourly and hourly is not None:
