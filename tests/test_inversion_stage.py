@@ -161,7 +161,7 @@ def test_invert_takes_the_run_s_sectors_when_the_config_lists_none(twin, tmp_pat
 
 def test_invert_co_emitted_pollutants_follow_their_sector(twin, tmp_path):
     """inversion.pollutant_correlation + co_emitted: NMVOC and CO (no observed quantity feeds
-    them) get a posterior for every region x sector with an observed factor, moved the way
+    them) and NH3 (where its tags give it no sensitivity) get a posterior for every region x sector with an observed factor, moved the way
     the observed pollutants of that source moved, with a smaller sigma than the prior's; the
     observed factors still recover the twin's truth; co_emitted without a correlation is
     refused by the config."""
@@ -175,7 +175,7 @@ def test_invert_co_emitted_pollutants_follow_their_sector(twin, tmp_path):
         _obs_from_run(case, runs["truth"], obs)
     raw = read_yaml(case)
     raw["inversion"] = {**(raw.get("inversion") or {}), "pollutant_correlation": 0.5,
-                        "co_emitted": ["NMVOC", "CO"]}
+                        "co_emitted": ["NMVOC", "CO", "NH3"]}
     joint = case.with_name("joint.yaml")
     joint.write_text(yaml.safe_dump(raw, sort_keys=False))
     out = tmp_path / "joint"
@@ -185,7 +185,7 @@ def test_invert_co_emitted_pollutants_follow_their_sector(twin, tmp_path):
             for r in read_scaling_table(out / "scaling.csv").rows}
     observed = {(r, s) for r, s, p in post if p in ("NOx", "SO2", "PM25")}
     for r, s in observed:
-        for p in ("NMVOC", "CO"):
+        for p in ("NMVOC", "CO", "NH3"):  # NH3: observed through NH4, or co-emitted
             assert (r, s, p) in post, (r, s, p)
     f_nox, _ = post[("Hangzhou", "industry", "NOx")]
     f_voc, s_voc = post[("Hangzhou", "industry", "NMVOC")]

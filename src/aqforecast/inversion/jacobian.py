@@ -149,9 +149,11 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
     configured names (``outside`` is added). Factors with no observation sensitivity are left
     out of the state (they are not observable), and said in ``notes``. ``with_jacobian=False``:
     y and y_prior only (an untagged run; H has no columns), for finite differences.
-    ``co_emitted``: pollutants no quantity feeds, added to the state for every region x sector
-    that has an observed factor, with zero columns of H (the prior's correlation between a
-    sector's pollutants is what moves them; ``inversion.co_emitted``)."""
+    ``co_emitted``: pollutants added to the state for every region x sector that has an
+    observed factor, where they have no sensitivity of their own (none of the quantities
+    feeds them, or -- NH3 where ammonia is in excess -- their tags vanish), with zero columns
+    of H (the prior's correlation between a sector's pollutants is what moves them;
+    ``inversion.co_emitted``)."""
     run_dir = Path(run_dir)
     order = sorted(grids, key=lambda n: grids[n].dx)
     stations = obs.drop_duplicates("station").set_index("station")[["lon", "lat"]]
@@ -264,7 +266,7 @@ def build_observation_system(run_dir, obs: pd.DataFrame, grids: dict, quantities
              f"and stay at the prior"]
     observed = [keys[j] for j in seen]
     extra = [(r, s, p) for r, s in dict.fromkeys((r, s) for r, s, _ in observed)
-             for p in co_emitted if p not in pollutants]
+             for p in co_emitted if (r, s, p) not in observed]
     if extra:
         notes.append(f"{len(extra)} co-emitted factors ({', '.join(sorted({k[2] for k in extra}))})"
                      f" follow the observed ones of their region x sector through the prior")
