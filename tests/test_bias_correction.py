@@ -11,8 +11,11 @@ import pandas as pd
 import pytest
 
 from aqforecast.products.bias_correction import (
+    LOG_OFFSET_DEFAULT,
     apply_correction,
+    corrected_forecast,
     empty_state,
+    forecast_error,
     kf_series,
     learn,
     learning_pairs,
@@ -154,6 +157,59 @@ def test_apply_correction_subtracts_and_floors():
     np.testing.assert_allclose(corr["PM2.5"].to_numpy(), [40.0, 0.0, 30.0])
     np.testing.assert_allclose(corr["O3"].to_numpy(), 1.0)
     assert list(long.query("pollutant == 'PM2.5'")["bias"]) == [10.0, 8.0, 0.0]
+
+
+def test_multiplicative_form_identities_and_regime_change():
+    """The multiplicative form: correcting by the learned error returns the observation
+    (forecast_error and corrected_forecast are inverses); a constant factor is learned like
+    the additive closed form in ln units; after a regime change (the forecast falls to a third)
+    the learned correction shrinks with the forecast, where the additive one keeps its size."""
+    c = LOG_OFFSET_DEFAULT
+    f = np.array([0.0, 3.0, 40.0, 250.0])
+    o = np.array([2.0, 0.0, 25.0, 180.0])
+    e = forecast_error(f, o, "PM2.5", "multiplicative")
+    np.testing.assert_allclose(corrected_forecast(f, e, "PM2.5", "multiplicative"), o,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(forecast_error(f, o, "CO", "multiplicative"),
+                               np.log((f + 0.05) / (o + 0.05)))
+    np.testing.assert_array_equal(forecast_error(f, o, "O3"), f - o)
+    with pytest.raises(ValueError, match="form"):
+        forecast_error(f, o, "O3", "ratio")
+    # a model 1.5 x (obs + c) - c during an episode: the filter's ln bias -> ln 1.5
+    days, r = 300, 0.01
+    obs = np.full(days, 150.0)
+    fc = 1.5 * (obs + c) - c
+    x, _, beta = kf_series(forecast_error(fc, obs, "PM2.5", "multiplicative"), ratio=r)
+    assert x[-1] == pytest.approx(np.log(1.5) * (1 - np.prod(1 - beta)), rel=1e-12)
+    # the episode ends: observed 40, the model still 1.5 (obs + c) - c = 62.5: the ln bias
+    # corrects it at once, the additive bias (77.5 ug m-3, learned at 150) floors it at 0
+    xa, _, _ = kf_series(fc - obs, ratio=r)
+    after = 1.5 * (40.0 + c) - c
+    mult = corrected_forecast(after, x[-1], "PM2.5", "multiplicative")
+    add = corrected_forecast(after, xa[-1], "PM2.5")
+    assert mult == pytest.approx(40.0, rel=1e-9)
+    assert xa[-1] == pytest.approx(77.5, rel=1e-9) and add == 0.0
+
+
+def test_state_form_is_kept_and_checked(tmp_path):
+    paired = _paired({"A": 10.0}, days=3)
+    before = pd.Timestamp("2016-12-05")
+    st = learn(empty_state(), learning_pairs(paired, [], before, "multiplicative"),
+               form="multiplicative")
+    assert set(st["form"]) == {"multiplicative"} and set(st["units"]) == {"ln"}
+    write_state(st, tmp_path / "s.csv")
+    back = read_state(tmp_path / "s.csv")
+    pd.testing.assert_frame_equal(back, st, check_dtype=False)
+    with pytest.raises(Exception, match="form"):
+        learn(back, learning_pairs(paired, [], before))        # additive on a ln state
+    # a file written before the form column reads as additive
+    add = learn(empty_state(), learning_pairs(paired, [], before))
+    add.drop(columns="form").to_csv(tmp_path / "old.csv", index=False)
+    assert set(read_state(tmp_path / "old.csv")["form"]) == {"additive"}
+    (tmp_path / "bad.csv").write_text((tmp_path / "s.csv").read_text().replace(
+        "multiplicative", "logarithmic"))
+    with pytest.raises(Exception, match="bad.csv.*form"):
+        read_state(tmp_path / "bad.csv")
 
 
 def test_cli_refuses_an_unfinished_run(tmp_path, capsys):

@@ -150,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transfer", choices=("nearest", "mean"), default="nearest",
                    help="bias for withheld stations and stations without one: the nearest "
                         "learning station's (default) or the mean over them")
+    p.add_argument("--form", choices=("additive", "multiplicative"), default="additive",
+                   help="the bias learned: forecast - observed (default) or ln((forecast + c) "
+                        "/ (observed + c)), a correction that scales with the forecast")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
 
     p = sub.add_parser("assimilate", help="analyse the initial state from observations",
@@ -411,7 +414,7 @@ def _dispatch(args) -> int:
             sys.stdout.write(f"{p}\n")
     elif args.command == "bias-correct":
         for p in stages.bias_correct(args.config, args.run, args.history, args.out, args.state,
-                                     args.obs, args.ratio, args.transfer):
+                                     args.obs, args.ratio, args.transfer, args.form):
             sys.stdout.write(f"{p}\n")
     elif args.command == "assimilate":
         for p in stages.assimilate(args.config, args.background, args.obs, args.out,

@@ -320,17 +320,21 @@ def verify(config_path: str | Path, run: str | Path, obs: str | Path,
 
 def bias_correct(config_path: str | Path, run: str | Path, history, out_dir: str | Path,
                  state: str | Path | None = None, obs: str | Path | None = None,
-                 ratio: float | None = None, transfer: str = "nearest") -> list[Path]:
+                 ratio: float | None = None, transfer: str = "nearest",
+                 form: str = "additive") -> list[Path]:
     """The station bias correction (:func:`aqforecast.products.bias_correction.
     bias_correct_run`): Kalman-filter bias per station x pollutant x lead hour learned from
     earlier verifications, withheld stations never learning; ``bias_state.csv``,
-    ``corrected.csv`` (+ ``verification/`` with ``obs``)."""
-    from .products.bias_correction import DEFAULT_RATIO, bias_correct_run
+    ``corrected.csv`` (+ ``verification/`` with ``obs``); ``form``: additive or
+    multiplicative."""
+    from .products.bias_correction import DEFAULT_RATIO, FORMS, bias_correct_run
 
     if ratio is not None and not ratio > 0:
         raise InputFileError(f"--ratio {ratio}: sigma_eta^2/sigma_eps^2 must be > 0")
+    if form not in FORMS:
+        raise InputFileError(f"--form {form!r}: expected {' or '.join(FORMS)}")
     return bias_correct_run(load_config(config_path), run, list(history), out_dir, state, obs,
-                            DEFAULT_RATIO if ratio is None else ratio, transfer)
+                            DEFAULT_RATIO if ratio is None else ratio, transfer, form)
 
 
 def assimilate(config_path: str | Path, background: str | Path, obs: str | Path,

@@ -29,11 +29,12 @@ rule bias_correct:
         state=lambda w, input: f"--state {input.state}" if input.state else "",
         ratio=(f"--ratio {config['bias_ratio']}" if config.get("bias_ratio") is not None
                else ""),
+        form=f"--form {config.get('bias_form') or 'additive'}",
     resources:
         runtime=10,
     shell:
         "aqforecast bias-correct {input.config} --run {params.run} --history {params.history} "
-        "{params.state} {params.ratio} --out {params.out} > {log} 2>&1"
+        "{params.state} {params.ratio} {params.form} --out {params.out} > {log} 2>&1"
 
 
 rule verification_corrected:

@@ -139,7 +139,7 @@ class Runner:
 
 
 def run_cycles(cfg_path: Path, cfg, out: Path, cycles: int, lead: int,
-               experiments: list[str], exe: str) -> Runner:
+               experiments: list[str], exe: str, bias_form: str = "additive") -> Runner:
     t0 = cfg.time.start.replace(tzinfo=None)
     run = Runner(out, exe)
     cfgs = str(cfg_path)
@@ -160,7 +160,7 @@ def run_cycles(cfg_path: Path, cfg, out: Path, cycles: int, lead: int,
         for e in experiments:
             d = out / e / cyc
             if e == "bias":
-                _bias_correct(run, cfgs, out, names, c, vobs)
+                _bias_correct(run, cfgs, out, names, c, vobs, bias_form)
                 continue
             prev = spin if c == 1 else out / e / names[c - 2] / "forecast"
             fc = ["forecast", cfgs, "--start", cyc, "--lead-hours", str(lead), "--out",
@@ -192,7 +192,7 @@ def run_cycles(cfg_path: Path, cfg, out: Path, cycles: int, lead: int,
 
 
 def _bias_correct(run: Runner, cfgs: str, out: Path, names: list[str], c: int,
-                  vobs: Path) -> None:
+                  vobs: Path, form: str = "additive") -> None:
     """Cycle ``c`` (1-based) of the ``bias`` experiment: correct the inversion forecast."""
     cyc, d = names[c - 1], out / "bias" / names[c - 1]
     spin = out / "spinup"
@@ -205,7 +205,7 @@ def _bias_correct(run: Runner, cfgs: str, out: Path, names: list[str], c: int,
         str(out / "inversion" / n / "verification") for n in names[:c - 1]]
     args = ["bias-correct", cfgs, "--run", str(out / "inversion" / cyc / "forecast"),
             "--history", *history, "--obs", str(vobs / "obs.nc"),
-            "--out", str(d / "bias_correction")]
+            "--out", str(d / "bias_correction"), "--form", form]
     if c > 1:
         args += ["--state", str(out / "bias" / names[c - 2] / "bias_correction" /
                                 "bias_state.csv")]
@@ -403,6 +403,8 @@ def main(argv=None) -> int:
     ap.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS),
                     choices=EXPERIMENTS)
     ap.add_argument("--score-only", action="store_true", help="only recompute the table")
+    ap.add_argument("--bias-form", choices=("additive", "multiplicative"), default="additive",
+                    help="the bias experiment's `aqforecast bias-correct --form`")
     ap.add_argument("--publish", type=Path, default=REPO / "config" / "hindcast_beijing" /
                     "last_run", help="where the small committed copy of the result goes "
                     "(notebook 05 reads it; default %(default)s)")
@@ -427,7 +429,8 @@ def main(argv=None) -> int:
     a.experiments = [e for e in EXPERIMENTS if e in a.experiments]
     t0 = time.perf_counter()
     if not a.score_only:
-        runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, run_experiments, exe)
+        runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, run_experiments, exe,
+                            a.bias_form)
         rows = pd.DataFrame(runner.rows)
         old = a.out / "timings.csv"
         if old.exists():   # a resumed run: keep the steps timed before

@@ -41,10 +41,23 @@ the nearest station, great-circle distance, that has a learned bias for that pol
 hour) or ``mean`` (the mean over the learned stations). In the Beijing hindcast each withheld
 station has an assimilated neighbour 5-20 km away.
 
+Form (``--form``): ``additive`` (default; the method above) or ``multiplicative``: the same
+filter on the logarithmic error ``y = ln((forecast + c) / (observed + c))`` and the corrected
+forecast ``(forecast + c) exp(-x) - c`` (floored at 0), with an offset ``c`` (:data:`LOG_OFFSET`,
+5 ug m-3, CO 0.05 mg m-3 [D]: the low end of the monitors' range, so that a near-zero
+observation does not make an unbounded error). The correction then scales with the forecast:
+a bias learned during an episode shrinks with the forecast when the episode ends, where the
+additive form keeps subtracting (or adding) its absolute value -- the error persistence across
+regime changes that Kang, Mathur & Rao (2010) describe, measured in the Beijing hindcast.
+(Multiplicative "ratio" adjustments are the other common form of air-quality forecast bias
+correction, e.g. McKeen et al. 2005, J. Geophys. Res. 110, D21307 [L].)
+
 State file (``bias_state.csv``, one row per station x pollutant x lead hour): ``station,
-pollutant, lead_hours, bias, p, n_updates, last_init, units, ratio``; ``p`` in units of
+pollutant, lead_hours, bias, p, n_updates, last_init, units, ratio[, form]``; ``bias`` in the
+reporting units (additive) or in ln units (multiplicative), ``p`` in units of
 ``sigma_eps^2``, ``last_init`` the naive local initial time of the last forecast whose error
-was used. Pass the previous cycle's file to ``--state`` to cycle daily.
+was used, ``form`` the form (a file without the column is additive). Pass the previous cycle's
+file to ``--state`` to cycle daily.
 """
 
 from __future__ import annotations
@@ -59,9 +72,9 @@ from ..io import InputFileError
 from ..observations.sampling import EARTH_RADIUS_KM
 from . import surface as _surf
 
-__all__ = ["DEFAULT_RATIO", "kf_update", "kf_series", "steady_gain", "empty_state", "learn",
-           "learning_pairs", "transfer", "apply_correction", "read_state", "write_state",
-           "bias_correct_run"]
+__all__ = ["DEFAULT_RATIO", "FORMS", "LOG_OFFSET", "forecast_error", "corrected_forecast",
+           "kf_update", "kf_series", "steady_gain", "empty_state", "learn", "learning_pairs",
+           "transfer", "apply_correction", "read_state", "write_state", "bias_correct_run"]
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +83,44 @@ DEFAULT_RATIO = 0.01
 #: initial bias (reporting units) and error variance (units of sigma_eps^2)
 X0, P0 = 0.0, 1.0
 STATE_COLUMNS = ["station", "pollutant", "lead_hours", "bias", "p", "n_updates", "last_init",
-                 "units", "ratio"]
+                 "units", "ratio", "form"]
+#: the error the filter learns: fcst - obs, or ln((fcst + c) / (obs + c)) (module docstring)
+FORMS = ("additive", "multiplicative")
+#: c of the multiplicative form, reporting units (ug m-3; CO mg m-3)
+LOG_OFFSET = {"CO": 0.05}
+LOG_OFFSET_DEFAULT = 5.0
+
+
+def _offset(pollutant) -> np.ndarray | float:
+    if isinstance(pollutant, str):
+        return LOG_OFFSET.get(pollutant, LOG_OFFSET_DEFAULT)
+    return np.array([LOG_OFFSET.get(str(q), LOG_OFFSET_DEFAULT) for q in pollutant], float)
+
+
+def _check_form(form: str) -> str:
+    if form not in FORMS:
+        raise ValueError(f"bias-correction form {form!r}: expected one of {', '.join(FORMS)}")
+    return form
+
+
+def forecast_error(fcst, obs, pollutant, form: str = "additive"):
+    """The error the filter learns: ``fcst - obs`` (additive) or ``ln((fcst + c) / (obs +
+    c))`` (multiplicative; negative values taken as 0), reporting units / ln units."""
+    fcst, obs = np.asarray(fcst, float), np.asarray(obs, float)
+    if _check_form(form) == "additive":
+        return fcst - obs
+    c = _offset(pollutant)
+    return np.log((np.maximum(fcst, 0.0) + c) / (np.maximum(obs, 0.0) + c))
+
+
+def corrected_forecast(fcst, bias, pollutant, form: str = "additive"):
+    """The forecast corrected by the learned ``bias`` (the inverse of :func:`forecast_error`
+    at the bias), floored at 0."""
+    fcst, bias = np.asarray(fcst, float), np.asarray(bias, float)
+    if _check_form(form) == "additive":
+        return np.maximum(fcst - bias, 0.0)
+    c = _offset(pollutant)
+    return np.maximum((np.maximum(fcst, 0.0) + c) * np.exp(-bias) - c, 0.0)
 KEY = ["station", "pollutant", "lead_hours"]
 
 
@@ -110,14 +160,15 @@ def steady_gain(ratio: float = DEFAULT_RATIO) -> float:
 def empty_state() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in
                          zip(STATE_COLUMNS, [str, str, int, float, float, int,
-                                             "datetime64[ns]", str, float])})
+                                             "datetime64[ns]", str, float, str])})
 
 
-def learning_pairs(paired: pd.DataFrame, withheld, before) -> pd.DataFrame:
+def learning_pairs(paired: pd.DataFrame, withheld, before,
+                   form: str = "additive") -> pd.DataFrame:
     """The pairs the filter may learn from: hourly pairs (columns station, time, lead_hours,
     pollutant, fcst, obs; ``paired.csv``) of stations not in ``withheld`` whose valid time is
-    before ``before`` (naive local), with ``init`` (forecast start) and ``error`` = fcst - obs,
-    one per key and initial time."""
+    before ``before`` (naive local), with ``init`` (forecast start) and ``error`` (of ``form``,
+    :func:`forecast_error`), one per key and initial time."""
     d = paired.copy()
     d["station"] = d["station"].astype(str)
     d = d[~d["station"].isin({str(s) for s in withheld})]
@@ -126,21 +177,25 @@ def learning_pairs(paired: pd.DataFrame, withheld, before) -> pd.DataFrame:
     d = d[np.isfinite(d["fcst"].astype(float)) & np.isfinite(d["obs"].astype(float))]
     d["lead_hours"] = np.rint(d["lead_hours"].astype(float)).astype(int)
     d["init"] = d["time"] - pd.to_timedelta(d["lead_hours"], unit="h")
-    d["error"] = d["fcst"].astype(float) - d["obs"].astype(float)
+    d["error"] = forecast_error(d["fcst"].astype(float), d["obs"].astype(float),
+                                d["pollutant"].astype(str), form)
     d = d.drop_duplicates(KEY + ["init"], keep="last")
     return d[KEY + ["init", "error"]].reset_index(drop=True)
 
 
 def learn(state: pd.DataFrame, pairs: pd.DataFrame, ratio: float = DEFAULT_RATIO,
-          withheld=()) -> pd.DataFrame:
+          withheld=(), form: str = "additive") -> pd.DataFrame:
     """Update the filter state with the pairs (as :func:`learning_pairs` returns them) newer
     than each key's ``last_init``, oldest first. Withheld stations are dropped again here, so
     no caller can make them learn. Returns the new state (keys without pairs kept as they
-    were)."""
+    were). ``form``: of the errors in ``pairs``; a state of another form is refused."""
     st = state.copy() if len(state) else empty_state()
     if len(st) and not np.allclose(st["ratio"].astype(float), ratio):
         raise InputFileError(f"bias state was made with ratio {st['ratio'].iloc[0]}, "
                              f"not {ratio}: start a new state or keep the ratio")
+    if len(st) and (st["form"].astype(str) != _check_form(form)).any():
+        raise InputFileError(f"bias state was made with the {st['form'].iloc[0]} form, not "
+                             f"{form}: start a new state or keep the form")
     pairs = pairs[~pairs["station"].astype(str).isin({str(s) for s in withheld})]
     st["station"] = st["station"].astype(str)
     st = st.set_index(KEY)
@@ -149,7 +204,8 @@ def learn(state: pd.DataFrame, pairs: pd.DataFrame, ratio: float = DEFAULT_RATIO
         r = rows.get(key)
         if r is None:
             r = {"bias": X0, "p": P0, "n_updates": 0, "last_init": pd.NaT,
-                 "units": _surf.REPORT_UNITS.get(key[1], ""), "ratio": ratio}
+                 "units": _surf.REPORT_UNITS.get(key[1], "") if form == "additive"
+                 else "ln", "ratio": ratio, "form": form}
         if pd.notna(r["last_init"]):
             g = g[g["init"] > pd.Timestamp(r["last_init"])]
         if g.empty:
@@ -214,9 +270,11 @@ def transfer(state: pd.DataFrame, stations: pd.DataFrame, withheld=(),
     return pd.DataFrame(out, columns=cols)
 
 
-def apply_correction(hourly: pd.DataFrame, init_local, biases: pd.DataFrame):
-    """Subtract the biases from the station forecast ``hourly`` (local hour-beginning index
-    ``time``, column station, one column per pollutant, reporting units); values floored at 0.
+def apply_correction(hourly: pd.DataFrame, init_local, biases: pd.DataFrame,
+                     form: str = "additive"):
+    """Correct the station forecast ``hourly`` (local hour-beginning index ``time``, column
+    station, one column per pollutant, reporting units) by the biases
+    (:func:`corrected_forecast` of ``form``); values floored at 0.
     Returns (the corrected table in the same layout, a long table station, time, lead_hours,
     pollutant, fcst_raw, bias, fcst, source)."""
     fc = hourly.reset_index()
@@ -229,7 +287,8 @@ def apply_correction(hourly: pd.DataFrame, init_local, biases: pd.DataFrame):
     long = long.merge(biases, on=KEY, how="left")
     long["bias"] = long["bias"].fillna(0.0)
     long["source"] = long["source"].fillna("")
-    long["fcst"] = np.maximum(long["fcst_raw"] - long["bias"], 0.0)
+    long["fcst"] = corrected_forecast(long["fcst_raw"], long["bias"],
+                                      long["pollutant"].astype(str), form)
     wide = long.pivot_table(index=["time", "station"], columns="pollutant", values="fcst",
                             dropna=False).reset_index()
     wide.columns.name = None
@@ -247,7 +306,7 @@ def read_state(path) -> pd.DataFrame:
         st = pd.read_csv(path, dtype={"station": str, "pollutant": str, "units": str})
     except (ValueError, pd.errors.ParserError) as e:
         raise InputFileError(f"{path}: not a readable CSV ({e})") from None
-    missing = [c for c in STATE_COLUMNS if c not in st]
+    missing = [c for c in STATE_COLUMNS if c not in st and c != "form"]
     if missing:
         raise InputFileError(f"{path}: bias state lacks column(s) {', '.join(missing)}")
     for col, convert in (("last_init", pd.to_datetime), ("lead_hours", lambda c: c.astype(int)),
@@ -259,6 +318,13 @@ def read_state(path) -> pd.DataFrame:
                                  f"{'ISO times' if col == 'last_init' else 'integers'} ({e})") \
                 from None
     st["units"] = st["units"].fillna("")
+    if "form" not in st:
+        st["form"] = "additive"  # files written before the multiplicative form
+    st["form"] = st["form"].fillna("additive").astype(str)
+    bad = sorted(set(st["form"]) - set(FORMS))
+    if bad:
+        raise InputFileError(f"{path}: column form: {', '.join(bad)}; expected "
+                             f"{' or '.join(FORMS)}")
     return st[STATE_COLUMNS]
 
 
@@ -273,12 +339,14 @@ def write_state(state: pd.DataFrame, path) -> Path:
 
 
 def bias_correct_run(cfg, run_dir, history, out_dir, state_path=None, obs_path=None,
-                     ratio: float = DEFAULT_RATIO, method: str = "nearest") -> list[Path]:
+                     ratio: float = DEFAULT_RATIO, method: str = "nearest",
+                     form: str = "additive") -> list[Path]:
     """The ``aqforecast bias-correct`` stage: learn the station biases from the verification
     directories ``history`` (``paired.csv`` of earlier cycles' ``aqforecast verify``; pairs
     valid before the run's start only, withheld stations never), starting from the state file
     ``state_path`` (the previous cycle's ``bias_state.csv``) if given, and correct the station
-    forecast of ``run_dir``. Writes in ``out_dir``: ``bias_state.csv``, ``corrected.csv``
+    forecast of ``run_dir`` (``form``: additive or multiplicative, module docstring). Writes
+    in ``out_dir``: ``bias_state.csv``, ``corrected.csv``
     (station, time, lead_hours, pollutant, fcst_raw, bias, fcst, source) and ``_SUCCESS``;
     with ``obs_path`` also ``verification/`` (as ``aqforecast verify`` writes it, for the
     corrected forecast)."""
@@ -288,6 +356,7 @@ def bias_correct_run(cfg, run_dir, history, out_dir, state_path=None, obs_path=N
     from .verify import read_obs, station_cities, station_forecast, write_scores
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
+    _check_form(form)
     local = cfg.time.local_time
     withheld = list(cfg.verification.withheld_stations or [])
     obs = read_obs(cfg, obs_path, local) if obs_path is not None else None
@@ -311,11 +380,11 @@ def bias_correct_run(cfg, run_dir, history, out_dir, state_path=None, obs_path=N
         p = pd.read_csv(f, dtype={"station": str})
         if len(p):
             parts.append(p)
-    pairs = (learning_pairs(pd.concat(parts, ignore_index=True), withheld, init_local)
+    pairs = (learning_pairs(pd.concat(parts, ignore_index=True), withheld, init_local, form)
              if parts else pd.DataFrame(columns=KEY + ["init", "error"]))
-    state = learn(state, pairs, ratio, withheld)
+    state = learn(state, pairs, ratio, withheld, form)
     biases = transfer(state, stations, withheld, method)
-    corrected, long = apply_correction(hourly, init_local, biases)
+    corrected, long = apply_correction(hourly, init_local, biases, form)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [write_state(state, out_dir / "bias_state.csv")]
     from ..io import atomic_path
@@ -324,9 +393,9 @@ def bias_correct_run(cfg, run_dir, history, out_dir, state_path=None, obs_path=N
         long.to_csv(tmp, index=False, float_format="%.6g")
     paths.append(out_dir / "corrected.csv")
     log.info("bias correction of %s: %d pairs learned from %d verification(s), state %d keys "
-             "(%d stations, withheld %s), ratio %g, transfer %s", run_dir, len(pairs),
+             "(%d stations, withheld %s), ratio %g, transfer %s, %s", run_dir, len(pairs),
              len(history), len(state), state["station"].nunique() if len(state) else 0,
-             ", ".join(withheld) or "none", ratio, method)
+             ", ".join(withheld) or "none", ratio, method, form)
     if obs is not None:
         write_scores(corrected, obs, init_local, station_cities(cfg), out_dir / "verification",
                      {"stage": "verify", "run": str(run_dir), "obs": str(obs_path),
@@ -336,5 +405,5 @@ def bias_correct_run(cfg, run_dir, history, out_dir, state_path=None, obs_path=N
     paths.append(write_success(out_dir, paths, {
         "stage": "bias-correct", "run": str(run_dir), "history": [str(h) for h in history],
         "state": None if state_path is None else str(state_path), "ratio": ratio,
-        "transfer": method, "withheld": withheld, "pairs_learned": int(len(pairs))}))
+        "transfer": method, "form": form, "withheld": withheld, "pairs_learned": int(len(pairs))}))
     return paths
