@@ -113,8 +113,10 @@ def prior_covariance(sigma_ln, region_xy_km, length_km: float, groups, *,
     diagonal, rho off it; positive definite for 0 <= rho < 1), so each sector's block is a
     principal submatrix of a Kronecker product of positive definite matrices -- positive
     definite; checked per sector. rho is the share of the inventory's error that is activity
-    data, common to a source's pollutants (Zhao et al. 2011, Atmos. Chem. Phys. 11, 2295, treat
-    activity and emission-factor uncertainties separately [L]).
+    data, common to a source's pollutants; for China's national inventory Zhao et al. (2011,
+    Atmos. Chem. Phys. 11, 2295-2308: Monte Carlo over activity and emission-factor
+    distributions) find that activity levels are *not* the main source of the uncertainty --
+    the emission factors are -- which argues for a small rho.
 
     Parameters
     ----------
