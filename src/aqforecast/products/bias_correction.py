@@ -49,8 +49,9 @@ observation does not make an unbounded error). The correction then scales with t
 a bias learned during an episode shrinks with the forecast when the episode ends, where the
 additive form keeps subtracting (or adding) its absolute value -- the error persistence across
 regime changes that Kang, Mathur & Rao (2010) describe, measured in the Beijing hindcast.
-(Multiplicative "ratio" adjustments are the other common form of air-quality forecast bias
-correction, e.g. McKeen et al. 2005, J. Geophys. Res. 110, D21307 [L].)
+(A correction proportional to the forecast is also what a Kalman-filter adaptive regression on
+the forecast gives: De Ridder, Kumar, Lauwaet, Blyth & Lefebvre 2012, "Kalman filter-based air
+quality forecast adjustment", pp. 381-384 [L: Atmos. Environ. 50 from memory].)
 
 State file (``bias_state.csv``, one row per station x pollutant x lead hour): ``station,
 pollutant, lead_hours, bias, p, n_updates, last_init, units, ratio[, form]``; ``bias`` in the
