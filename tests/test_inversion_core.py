@@ -308,6 +308,12 @@ def test_prior_covariance_pollutant_correlation():
         prior_covariance(sigma, xy, L, gid, pollutant_correlation=rho)
     with pytest.raises(ValueError, match="pollutant_correlation"):
         prior_covariance(sigma, xy, L, gid, sectors=sec, pollutant_correlation=1.0)
+    with pytest.raises(ValueError, match="spans two sectors"):   # groups must nest in sectors
+        prior_covariance(sigma[:2], xy[:2], L, [0, 0], sectors=["industry", "power"],
+                         pollutant_correlation=rho)
+    with pytest.raises(ValueError, match="sector 'industry'"):   # two NOx at one centroid
+        prior_covariance(sigma[:3], np.zeros((3, 2)), L, [0, 0, 1], sectors=["industry"] * 3,
+                         pollutant_correlation=rho)
 
 
 def test_unobserved_co_emitted_factor_follows_by_the_prior_regression():

@@ -124,7 +124,9 @@ def prior_covariance(sigma_ln, region_xy_km, length_km: float, groups, *,
         Prior standard deviation of ln(factor) (dimensionless, > 0).
     region_xy_km : (n, 2) float or None
         Projected centroid coordinates of each factor's region (km). ``None`` (or
-        ``length_km == 0``) gives a diagonal ``B`` (no spatial correlation).
+        ``length_km == 0``) gives a diagonal ``B`` (no spatial correlation) when
+        ``pollutant_correlation`` is 0; with it > 0 the centroids are needed (``None`` is
+        refused) and ``length_km == 0`` correlates only factors of one centroid.
     length_km : float
         E-folding distance ``L`` (km, >= 0).
     groups : (n,) int
@@ -162,13 +164,16 @@ def prior_covariance(sigma_ln, region_xy_km, length_km: float, groups, *,
     if not 0.0 <= rho < 1.0:
         raise ValueError(f"pollutant_correlation must be in [0, 1), got {rho}")
     same = g[:, None] == g[None, :]
-    blocks = g
+    blocks, names = g, None
     if rho > 0.0:
         if sectors is None or np.shape(sectors) != (n,):
             raise ValueError(f"pollutant_correlation > 0 needs sectors of shape ({n},)")
         sec = np.asarray(sectors)
+        if np.any(same & (sec[:, None] != sec[None, :])):
+            raise ValueError("pollutant_correlation > 0: a group spans two sectors (a group is "
+                             "one (sector, pollutant))")
         # group ids of the sectors, so that the check below runs per sector block
-        blocks = np.unique(sec, return_inverse=True)[1]
+        names, blocks = np.unique(sec, return_inverse=True)
         link = np.where(same, 1.0, rho * (sec[:, None] == sec[None, :]))
     else:
         link = same.astype(float)
@@ -180,8 +185,9 @@ def prior_covariance(sigma_ln, region_xy_km, length_km: float, groups, *,
             continue
         lam = np.linalg.eigvalsh(corr[np.ix_(idx, idx)])
         if lam[0] <= min_eig_rel:
+            what = f"sector {str(names[gid])!r}" if rho > 0.0 else f"group {gid.item()!r}"
             raise ValueError(
-                f"prior correlation of group {gid.item()!r} is not positive definite (smallest "
+                f"prior correlation of {what} is not positive definite (smallest "
                 f"eigenvalue {lam[0]:.3g}): two factors of the group share a centroid, or "
                 f"length_km={length_km} is too long for the centroid spacing")
     B = corr * np.outer(s, s)
