@@ -159,10 +159,27 @@ def test_invert_takes_the_run_s_sectors_when_the_config_lists_none(twin, tmp_pat
     assert not (tmp_path / "never").exists()
 
 
+def test_run_tag_sectors_leaves_out_the_special_tags(tmp_path):
+    """The sectors of a tag file in their order, without the initial / boundary tags or the
+    one background tag (``tags.initial_and_boundary_tags: false``)."""
+    import xarray as xr
+
+    from aqforecast.inversion.invert import run_tag_sectors
+
+    labels = [("Hangzhou", "power"), ("outside", "power"), ("Hangzhou", "industry"),
+              ("initial", "ic"), ("boundary", "bc"), ("background", "icbc")]
+    xr.Dataset(coords={"tag_region": ("tag", [r for r, _ in labels]),
+                       "tag_sector": ("tag", [s for _, s in labels])}).to_netcdf(
+        tmp_path / "tags_d02.nc")
+    assert run_tag_sectors(tmp_path, {"d01": None, "d02": None}) == ["power", "industry"]
+    assert run_tag_sectors(tmp_path, {"d01": None}) == []
+
+
 def test_invert_co_emitted_pollutants_follow_their_sector(twin, tmp_path):
     """inversion.pollutant_correlation + co_emitted: NMVOC and CO (no observed quantity feeds
-    them) and NH3 (where its tags give it no sensitivity) get a posterior for every region x sector with an observed factor, moved the way
-    the observed pollutants of that source moved, with a smaller sigma than the prior's; the
+    them) and NH3 (where its tags give it no sensitivity) get a posterior for every region x
+    sector with an observed factor, moved the way the observed pollutants of that source
+    moved, with a smaller sigma than the prior's; the
     observed factors still recover the twin's truth; co_emitted without a correlation is
     refused by the config."""
     import yaml

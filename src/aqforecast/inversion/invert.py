@@ -42,7 +42,7 @@ from ..grid import grids_from_config
 from ..io import InputFileError, atomic_path, write_dataset
 from ..io.rundir import require_success, write_success
 from ..forecast import run_scaling_table
-from ..tagging.tagset import BOUNDARY, INITIAL
+from ..tagging.tagset import BACKGROUND, BOUNDARY, INITIAL
 from .jacobian import TagForwardModel, build_observation_system, finite_difference_jacobian
 from .kalman import (BiasMonitor, cost_preview, cycle_prior, gauss_newton_update,
                      prior_covariance)
@@ -218,17 +218,17 @@ def _hotspots(cfg, keys, x_prior, x_post, n: int = 20) -> pd.DataFrame:
 
 def run_tag_sectors(run: Path, grids) -> list[str]:
     """The emission sectors of a tagged run's tags (``tags_<domain>.nc`` of the first domain
-    that has one; the initial- and boundary-condition tags left out), in their order: the
-    inversion's sectors when the config's ``tags.sectors`` lists none (the model then tags
-    every sector of the inventory)."""
+    that has one; the initial- and boundary-condition or background tags left out), in their
+    order: the inversion's sectors when the config's ``tags.sectors`` lists none (the model
+    then tags every sector of the inventory)."""
     for dom in grids:
         path = Path(run) / f"tags_{dom}.nc"
         if path.exists():
             with xr.open_dataset(path) as tags:
                 pairs = zip(tags["tag_region"].values.astype(str),
                             tags["tag_sector"].values.astype(str))
-                return list(dict.fromkeys(s for r, s in pairs if (r, s) not in (INITIAL,
-                                                                                  BOUNDARY)))
+                special = (INITIAL, BOUNDARY, BACKGROUND)
+                return list(dict.fromkeys(s for r, s in pairs if (r, s) not in special))
     return []
 
 
