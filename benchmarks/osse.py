@@ -634,6 +634,13 @@ def main(argv=None) -> int:
                     help="with --inversion-hours: override inversion.KEY (YAML value), e.g. "
                          "pollutant_correlation=0.5")
     args = ap.parse_args(argv)
+    if args.inversion_hours < 0 or (args.inversion_hours and args.case == "small"):
+        ap.error(f"--inversion-hours {args.inversion_hours}: expected > 0 hours, sample or "
+                 f"regional case")
+    if args.inversion_set and not args.inversion_hours:
+        ap.error("--inversion-set needs --inversion-hours")
+    if any("=" not in a for a in args.inversion_set):
+        ap.error(f"--inversion-set {args.inversion_set}: expected KEY=VALUE")
     if args.case == "small":
         table = run(args.days or 2, args.spinup or 6, args.work)
         hourly = None
