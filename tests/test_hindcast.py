@@ -426,7 +426,7 @@ def test_driver_start_moves_the_spinup_and_the_cycles(tmp_path, monkeypatch, sta
     drv = _driver_script()
     case = _small_case(tmp_path, emissions=False)
     real = drv.run_cycles
-    monkeypatch.setattr(drv, "run_cycles", lambda *a: real(*a[:-1], "echo"))
+    monkeypatch.setattr(drv, "run_cycles", lambda *a, **k: real(*a[:-1], "echo", **k))
     seen = {}
 
     def fake_daily(out, experiments, cycles, withheld, utc_offset_h=8.0):

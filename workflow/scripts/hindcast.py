@@ -430,7 +430,7 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     if not a.score_only:
         runner = run_cycles(a.config, cfg, a.out, a.cycles, a.lead_hours, run_experiments, exe,
-                            a.bias_form)
+                            bias_form=a.bias_form)
         rows = pd.DataFrame(runner.rows)
         old = a.out / "timings.csv"
         if old.exists():   # a resumed run: keep the steps timed before
