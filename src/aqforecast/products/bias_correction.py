@@ -346,8 +346,9 @@ def bias_correct_run(cfg, run_dir, history, out_dir, state_path=None, obs_path=N
     directories ``history`` (``paired.csv`` of earlier cycles' ``aqforecast verify``; pairs
     valid before the run's start only, withheld stations never), starting from the state file
     ``state_path`` (the previous cycle's ``bias_state.csv``) if given, and correct the station
-    forecast of ``run_dir`` (``form``: additive or multiplicative, module docstring). Writes
-    in ``out_dir``: ``bias_state.csv``, ``corrected.csv``
+    forecast of ``run_dir`` (``form``: additive or multiplicative, module docstring; the
+    ``bias`` column of ``corrected.csv`` is then in the state's units: reporting units or ln).
+    Writes in ``out_dir``: ``bias_state.csv``, ``corrected.csv``
     (station, time, lead_hours, pollutant, fcst_raw, bias, fcst, source) and ``_SUCCESS``;
     with ``obs_path`` also ``verification/`` (as ``aqforecast verify`` writes it, for the
     corrected forecast)."""
