@@ -345,6 +345,30 @@ def test_unobserved_co_emitted_factor_follows_by_the_prior_regression():
     assert res.averaging_kernel[1, 1] == pytest.approx(0.0, abs=1e-12)
 
 
+def test_correlated_growth_keeps_the_base_prior_stationary():
+    """cycle_prior with the base prior's correlation as the growth's and q = sigma sqrt(1 -
+    rho^2): B is a fixed point (correlations included); with the diagonal growth the
+    correlations fade by rho^2 a cycle; a malformed correlation is refused."""
+    rng = np.random.default_rng(7)
+    n = 8
+    xy = np.repeat(rng.uniform(0, 200, size=(4, 2)), 2, axis=0)
+    sec = ["industry", "residential"] * 4
+    gid = np.arange(n) % 2            # one pollutant per sector here: groups = sectors
+    sigma = rng.uniform(0.3, 0.6, size=n)
+    B = prior_covariance(sigma, xy, 80.0, gid, sectors=sec)
+    C = B / np.outer(sigma, sigma)
+    rho = 0.7
+    q = sigma * np.sqrt(1 - rho ** 2)
+    _, cov = cycle_prior(np.zeros(n), B, 0.0, rho, q, growth_correlation=C)
+    np.testing.assert_allclose(cov, B, rtol=1e-12, atol=1e-15)
+    _, cov_d = cycle_prior(np.zeros(n), B, 0.0, rho, q)
+    off = ~np.eye(n, dtype=bool)
+    np.testing.assert_allclose(cov_d[off], rho ** 2 * B[off], rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(np.diag(cov_d), np.diag(B), rtol=1e-12)
+    with pytest.raises(ValueError, match="growth_correlation"):
+        cycle_prior(np.zeros(n), B, 0.0, rho, q, growth_correlation=2 * C)
+
+
 def test_bias_monitor_alarm_and_roundtrip(tmp_path):
     import pandas as pd
 

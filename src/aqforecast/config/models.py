@@ -650,6 +650,13 @@ class InversionConfig(_Model):
                     "pollutant_correlation (it must be > 0): their factors follow the observed "
                     "pollutants' by the prior regression, with a posterior sigma_ln")
 
+    growth_correlated: bool = Field(
+        default=False,
+        description="the daily error growth of the cycled prior correlated like the base prior "
+                    "(regions, pollutant_correlation), so that the cycled prior keeps those "
+                    "correlations; false: uncorrelated growth, under which they fade by "
+                    "relaxation^2 a cycle")
+
     @model_validator(mode="after")
     def _co_emitted_needs_correlation(self):
         if self.co_emitted and self.pollutant_correlation <= 0.0:

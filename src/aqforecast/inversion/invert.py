@@ -117,7 +117,8 @@ def _prior(cfg, keys, prior_path):
         post_cov[np.ix_(have, have)] = cov_have
         post_cov[np.ix_(miss, miss)] = (corr * np.outer(post_sig, post_sig))[np.ix_(miss, miss)]
     q = growth_sigma(inv, sig)
-    mean, cov = cycle_prior(post, post_cov, base, inv.relaxation, q)
+    mean, cov = cycle_prior(post, post_cov, base, inv.relaxation, q,
+                            corr if inv.growth_correlated else None)
     return mean, cov, (f"{prior_path} (relaxed x{inv.relaxation:g}, growth "
                        f"{', '.join(f'{v:.3g}' for v in sorted(set(np.round(q, 4))))})")
 

@@ -194,7 +194,8 @@ def prior_covariance(sigma_ln, region_xy_km, length_km: float, groups, *,
     return 0.5 * (B + B.T)
 
 
-def cycle_prior(post_mean, post_cov, base_mean, relaxation: float, q_sigma_ln):
+def cycle_prior(post_mean, post_cov, base_mean, relaxation: float, q_sigma_ln,
+                growth_correlation=None):
     """Next day's prior from today's posterior (the Kalman forecast step of the dynamic inventory).
 
     The ln-factors persist as a first-order auto-regressive process relaxing toward the base
@@ -212,6 +213,12 @@ def cycle_prior(post_mean, post_cov, base_mean, relaxation: float, q_sigma_ln):
     and the filter would stop learning. The stationary variance of the process is
     ``q^2 / (1 - rho^2)``; choosing ``q = sigma_base sqrt(1 - rho^2)`` keeps the long-run prior
     spread at the base inventory's ``sigma_base``.
+
+    ``growth_correlation`` (n, n), optional: a correlation matrix for the growth,
+    ``Q = (q q^T) * C`` (elementwise) instead of ``diag(q^2)`` -- with C the base prior's
+    correlation (regions, a source's pollutants) and ``q = sigma_base sqrt(1 - rho^2)`` the
+    process is stationary at the base prior itself, correlations included; with a diagonal Q
+    they fade by ``rho^2`` a cycle.
 
     Parameters
     ----------
@@ -240,7 +247,15 @@ def cycle_prior(post_mean, post_cov, base_mean, relaxation: float, q_sigma_ln):
     if not np.all(np.isfinite(q)) or np.any(q < 0.0):
         raise ValueError("q_sigma_ln must be finite and >= 0")
     mean = base + rho * (xa - base)
-    cov = rho * rho * Pa + np.diag(q * q)
+    if growth_correlation is None:
+        Q = np.diag(q * q)
+    else:
+        C = np.asarray(growth_correlation, dtype=float)
+        if C.shape != (n, n) or not np.allclose(np.diag(C), 1.0) or not np.allclose(C, C.T):
+            raise ValueError(f"growth_correlation must be a symmetric ({n}, {n}) matrix with a "
+                             f"unit diagonal")
+        Q = np.outer(q, q) * C
+    cov = rho * rho * Pa + Q
     return mean, 0.5 * (cov + cov.T)
 
 
