@@ -72,20 +72,21 @@ def _stations(case, step: int = 3):
     return [f"S{k}" for k in range(lon.size)], lon, lat
 
 
-def _obs(case, run, start, path, rng, step: int = 3, noise: bool = True):
-    """Hourly NO2 / SO2 / PM2.5 at a station lattice of d01 from a run's surface (the
-    inversion's own operator) plus Gaussian noise of the observation error (the inversion's
-    error model: the grid spacing of the domain that samples the station) -> a generic CSV."""
-    from aqforecast.config import load_config
+def write_station_obs(cfg, run, names, lon, lat, start, hours: int, path, rng,
+                      noise: bool = True) -> int:
+    """Hourly NO2 / SO2 / PM2.5 of ``run`` at the stations (``names``, ``lon``, ``lat``) for
+    ``hours`` hours from ``start`` (hour beginning, UTC), by the inversion's own operator, plus
+    Gaussian noise of the observation error (the inversion's error model: the grid spacing of
+    the domain that samples the station), floored at 0 -> a generic CSV at ``path``; returns
+    the number of observations written."""
     from aqforecast.grid import grids_from_config
     from aqforecast.inversion.jacobian import build_observation_system
     from aqforecast.observations.operator import observation_error
 
-    cfg = load_config(case)
     grids = grids_from_config(cfg)
-    names, lon, lat = _stations(case, step)
-    times = pd.date_range(pd.Timestamp(start), periods=24, freq="h")
-    frame = pd.DataFrame({"station": np.tile(names, len(times)),
+    times = pd.date_range(pd.Timestamp(start), periods=hours, freq="h")
+    lon, lat = np.asarray(lon, float), np.asarray(lat, float)
+    frame = pd.DataFrame({"station": np.tile(np.asarray(names), len(times)),
                           "lon": np.tile(lon, len(times)), "lat": np.tile(lat, len(times)),
                           "time": np.repeat(times, lon.size)})
     for q in ("NO2", "SO2", "PM25"):
@@ -102,6 +103,15 @@ def _obs(case, run, start, path, rng, step: int = 3, noise: bool = True):
                   "species": sysm.meta["quantity"].replace({"PM25": "PM2.5"}),
                   "value": value, "units": "ug m-3", "lon": sysm.meta["lon"],
                   "lat": sysm.meta["lat"]}).to_csv(path, index=False)
+    return len(value)
+
+
+def _obs(case, run, start, path, rng, step: int = 3, noise: bool = True):
+    """:func:`write_station_obs` of 24 hours at a station lattice of d01."""
+    from aqforecast.config import load_config
+
+    names, lon, lat = _stations(case, step)
+    write_station_obs(load_config(case), run, names, lon, lat, start, 24, path, rng, noise)
 
 
 def _rmse(a, b):

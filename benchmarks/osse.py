@@ -248,6 +248,21 @@ def _done(run: Path) -> bool:
     return (run / "_SUCCESS").exists()
 
 
+def _config_copy(config: Path, dest: Path, **sections) -> Path:
+    """A copy of the config at ``dest`` with its ``base_dir`` made absolute and each of
+    ``sections`` (name -> dict) merged into that section; returns ``dest``."""
+    import yaml
+
+    from aqforecast.config import read_yaml
+
+    raw = read_yaml(config)
+    raw["base_dir"] = str((config.parent / raw.get("base_dir", ".")).resolve())
+    for name, values in sections.items():
+        raw[name] = {**(raw.get(name) or {}), **values}
+    dest.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return dest
+
+
 def _inversion_runs(config: Path, work: Path, stamp: str, hours: int, st, slon, slat,
                     withheld, seed: int, reuse: bool, walls: dict, label: str = "",
                     overrides: dict | None = None, log=print) -> Path:
@@ -263,13 +278,10 @@ def _inversion_runs(config: Path, work: Path, stamp: str, hours: int, st, slon, 
     Gaussian noise of the observation error, and ``aqforecast invert`` (the config's
     ``inversion`` section with ``overrides``, the base inventory as prior) into
     ``WORK/inversion<label>``."""
-    import yaml
+    from inversion_osse import write_station_obs
 
     from aqforecast.cli import main
-    from aqforecast.config import load_config, read_yaml
-    from aqforecast.grid import grids_from_config
-    from aqforecast.inversion.jacobian import build_observation_system
-    from aqforecast.observations.operator import observation_error
+    from aqforecast.config import load_config
 
     out = work / f"inversion{label}"
     if reuse and not overrides and (out / "scaling.csv").exists():
@@ -279,14 +291,8 @@ def _inversion_runs(config: Path, work: Path, stamp: str, hours: int, st, slon, 
     if not init_w.is_dir():
         raise ValueError(f"--inversion-hours {hours}: no spin-up restart at {t_w} "
                          f"({init_w}); make it a multiple of outputs.restart_every_hours")
-    raw = read_yaml(config)
-    raw["base_dir"] = str((config.parent / raw.get("base_dir", ".")).resolve())
-    raw["tags"] = {**(raw.get("tags") or {}), "enabled": True}
-    tagged = work / "config_tags.yaml"
-    if overrides:
-        raw["inversion"] = {**(raw.get("inversion") or {}), **overrides}
-        tagged = work / f"config_tags{label}.yaml"
-    tagged.write_text(yaml.safe_dump(raw, sort_keys=False))
+    tagged = _config_copy(config, work / f"config_tags{label if overrides else ''}.yaml",
+                          tags={"enabled": True}, inversion=overrides or {})
     truth_csv = work / "truth_scaling.csv"
     common = ["--start", t_w, "--lead-hours", str(hours), "--initial", str(init_w),
               "--no-progress", "--overwrite"]
@@ -299,32 +305,11 @@ def _inversion_runs(config: Path, work: Path, stamp: str, hours: int, st, slon, 
         assert main(["forecast", str(cfg_path), *common, *extra, "--out",
                      str(work / name)]) == 0
         walls[name] = time.perf_counter() - tic
-    cfg = load_config(tagged)
-    grids = grids_from_config(cfg)
     keep = ~np.asarray(withheld)
-    times = pd.date_range(pd.Timestamp(t_w), periods=hours, freq="h")
-    n = int(keep.sum())
-    frame = pd.DataFrame({"station": np.tile(st["station"].to_numpy()[keep], len(times)),
-                          "lon": np.tile(slon[keep], len(times)),
-                          "lat": np.tile(slat[keep], len(times)),
-                          "time": np.repeat(times, n)})
-    quantities = ["NO2", "SO2", "PM25"]
-    for q in quantities:
-        frame[q] = 1.0
-    sysm = build_observation_system(work / "inv_truth", frame, grids, quantities,
-                                    [r.name for r in cfg.regions], list(cfg.tags.sectors),
-                                    with_jacobian=False)
-    dx = {d: float(np.sqrt(np.mean(grids[d].cell_area)) / 1000.0) for d in grids}
-    sig = np.array([observation_error(q, v, dx[d]) for q, v, d in
-                    zip(sysm.meta["quantity"], sysm.y_prior, sysm.meta["domain"])])
-    rng = np.random.default_rng(seed + 1)
-    value = np.maximum(sysm.y_prior + rng.normal(0.0, sig), 0.0)
     obs = work / "obs_window.csv"
-    pd.DataFrame({"station": sysm.meta["station"],
-                  "time": pd.to_datetime(sysm.meta["time"]).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                  "species": sysm.meta["quantity"].replace({"PM25": "PM2.5"}),
-                  "value": value, "units": "ug m-3", "lon": sysm.meta["lon"],
-                  "lat": sysm.meta["lat"]}).to_csv(obs, index=False)
+    n_obs = write_station_obs(load_config(tagged), work / "inv_truth",
+                              st["station"].to_numpy()[keep], slon[keep], slat[keep], t_w,
+                              hours, obs, np.random.default_rng(seed + 1))
     if out.exists():
         shutil.rmtree(out)
     tic = time.perf_counter()
@@ -332,7 +317,7 @@ def _inversion_runs(config: Path, work: Path, stamp: str, hours: int, st, slon, 
                  "--out", str(out)]) == 0
     walls["invert"] = time.perf_counter() - tic
     factors = pd.read_csv(out / "scaling.csv")
-    log(f"inversion over {t_w} .. {stamp} ({n} stations x {hours} h, {len(sysm.y_prior)} "
+    log(f"inversion over {t_w} .. {stamp} ({int(keep.sum())} stations x {hours} h, {n_obs} "
         f"observations):\n{factors.to_string(index=False)}")
     return out / "scaling.csv"
 
@@ -452,16 +437,9 @@ def run_sample(days: int = 3, spinup: int = 24, work: Path | None = None, seed: 
     pd.DataFrame(rows).to_csv(obs, index=False)
 
     acfg_path = config
-    if assim:  # a copy of the config with assimilation options changed (paths absolute)
-        import yaml
-
-        from aqforecast.config import read_yaml
-
-        raw = read_yaml(config)
-        raw["base_dir"] = str((config.parent / raw.get("base_dir", ".")).resolve())
-        raw.setdefault("assimilation", {}).update(assim)
-        acfg_path = work / f"config_{method}{label}.yaml"
-        acfg_path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    if assim:  # a copy of the config with assimilation options changed
+        acfg_path = _config_copy(config, work / f"config_{method}{label}.yaml",
+                                 assimilation=assim)
     background = work / "spinup"
     if method == "letkf" and ic_sigma is not None:
         if not 1 <= window < spinup:
